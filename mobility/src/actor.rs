@@ -1,0 +1,133 @@
+//! The traits `#[mobile]` implements: what a mobile type is and what an actor
+//! is made of. Users never implement these by hand.
+
+use std::future::Future;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::context::Context;
+use crate::handle::{Calls, MessageSink};
+use crate::reply::ReplyTo;
+
+/// A value that can travel with an actor: serializable both ways, `Send` and
+/// owning its data.
+///
+/// Every field of a `#[mobile]` type and every handler argument and reply must
+/// be `Migratable`. It is implemented for every type that qualifies; the
+/// attribute checks it at compile time, at the span of the offending field.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot migrate with a mobile actor",
+    label = "this type is not migratable",
+    note = "a migrating value must be serializable (serde Serialize + Deserialize), `Send` and own its data",
+    note = "mark the field `#[mobile(skip)]` to rebuild it on arrival, or make the type serializable (for your own types: put `#[mobile]` on them)"
+)]
+pub trait Migratable: Serialize + DeserializeOwned + Send + 'static {}
+
+impl<T: Serialize + DeserializeOwned + Send + 'static> Migratable for T {}
+
+/// A type whose values can migrate: the state of an actor, or data inside it.
+///
+/// Implemented by `#[mobile]` on a struct or enum.
+pub trait Mobile: Migratable {
+    /// Fingerprint of the type's shape (field names and types, in order).
+    /// Two builds that disagree on it refuse to exchange the type.
+    const FINGERPRINT: u64;
+}
+
+/// A mobile actor: state plus handlers. Implemented by `#[mobile]` on the
+/// type's impl block.
+pub trait Actor: Mobile + Sized {
+    /// The message enum: one variant per public handler.
+    type Msg: Migratable;
+    /// The typed request/reply methods, reached through `Deref` on
+    /// [`Handle<Self>`](crate::Handle).
+    type Calls: Calls<Self>;
+    /// The typed fire-and-forget methods, over any message sink
+    /// ([`Handle::tell`](crate::Handle::tell), timers of a [`Context`]).
+    type Tell<S: MessageSink<Self>>;
+
+    /// Stable tag naming the type on the wire (the module path and type name
+    /// unless the user chose one with `#[mobile(tag = "...")]`).
+    const TYPE_TAG: &'static str;
+    /// Fingerprint of the state and of the message set: a destination whose
+    /// build disagrees refuses the actor.
+    const SCHEMA: u64;
+
+    /// Wraps a sink into the typed fire-and-forget methods.
+    fn tell_with<S: MessageSink<Self>>(sink: S) -> Self::Tell<S>;
+
+    /// Runs the handler named by `msg` and sends its return value to `reply`.
+    fn dispatch(
+        &mut self,
+        msg: Self::Msg,
+        ctx: &mut Context<Self>,
+        reply: ReplyTo,
+    ) -> impl Future<Output = ()> + Send;
+
+    /// Hook: runs once, before the first message, on the node that spawned
+    /// the actor.
+    fn on_start(&mut self, ctx: &mut Context<Self>) -> impl Future<Output = ()> + Send {
+        let _ = ctx;
+        async {}
+    }
+
+    /// Hook: runs at the source just before the state is captured for a
+    /// migration.
+    fn on_depart(&mut self, ctx: &mut Context<Self>) -> impl Future<Output = ()> + Send {
+        let _ = ctx;
+        async {}
+    }
+
+    /// Hook: runs at the destination after the state is restored and before
+    /// the migration commits. Skipped fields hold their `Default` here; an
+    /// error aborts the migration and the actor stays at the source.
+    fn on_arrive(
+        &mut self,
+        ctx: &mut Context<Self>,
+    ) -> impl Future<Output = Result<(), String>> + Send {
+        let _ = ctx;
+        async { Ok(()) }
+    }
+
+    /// Hook: runs when the actor stops for any reason but a panic.
+    fn on_stop(&mut self, ctx: &mut Context<Self>) -> impl Future<Output = ()> + Send {
+        let _ = ctx;
+        async {}
+    }
+}
+
+/// Mixes two fingerprints (used to combine the state's and the messages').
+pub const fn mix_fingerprints(a: u64, b: u64) -> u64 {
+    // FNV-1a over the 16 bytes of both: order-sensitive and const.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let bytes_a = a.to_le_bytes();
+    let bytes_b = b.to_le_bytes();
+    let mut i = 0;
+    while i < 8 {
+        hash ^= bytes_a[i] as u64;
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+        i += 1;
+    }
+    i = 0;
+    while i < 8 {
+        hash ^= bytes_b[i] as u64;
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+        i += 1;
+    }
+    hash
+}
+
+/// FNV-1a of a string, usable in constants (the macro fingerprints shapes
+/// with it).
+pub const fn fingerprint_str(text: &str) -> u64 {
+    let bytes = text.as_bytes();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u64;
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+        i += 1;
+    }
+    hash
+}

@@ -1,0 +1,1018 @@
+//! The cell: the one task that reads a node's mailbox for one actor, for the
+//! node's lifetime. It is in one of five modes:
+//!
+//! - `Hosting`: the actor lives here; messages are put in order by the
+//!   sequence tracker and handled one at a time.
+//! - `Migrating`: frozen at a message boundary, snapshot sent, waiting for
+//!   the destination's answer; new messages wait aside.
+//! - `Prepared`: (destination side) the actor is restored but paused until
+//!   the source commits; new messages wait aside.
+//! - `Forwarding`: the actor is elsewhere; messages are numbered (if local)
+//!   and sent on to where it lives, and senders that came through here are
+//!   told the newer location.
+//! - `Stopped`: the actor ended; the cell finishes.
+
+use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use tokio::sync::mpsc;
+
+use crate::actor::Actor;
+use crate::context::Context;
+use crate::entry::{Entry, Envelope, LocalBody, Route};
+use crate::error::{Error, ExitReason};
+use crate::handle::Handle;
+use crate::id::{ActorId, Destination, NodeId};
+use crate::migration::{MigrationFailure, MigrationPhase, MigrationReport, QueuedWire, Snapshot};
+use crate::node::Node;
+use crate::reply::{ReplySender, ReplyTo};
+use crate::sequence::{Accepted, Tracker};
+use crate::timers::Timers;
+use crate::wire::{Origin, PeerMsg, WireBody, WireEnvelope};
+
+/// Control messages from the node's links (untyped).
+#[derive(Debug)]
+pub(crate) enum NetControl {
+    PrepareAck {
+        epoch: u64,
+        result: Result<u64, MigrationFailure>,
+    },
+    Commit {
+        epoch: u64,
+    },
+    Committed {
+        epoch: u64,
+    },
+    Abort {
+        epoch: u64,
+    },
+    Moved {
+        node: NodeId,
+        epoch: u64,
+    },
+    Shutdown,
+}
+
+/// Control messages to a cell: from links, or a decoded arriving actor.
+pub(crate) enum Control<A: Actor> {
+    Net(NetControl),
+    Prepare {
+        from: NodeId,
+        epoch: u64,
+        snapshot: Box<Snapshot<A>>,
+        started: Instant,
+    },
+}
+
+/// How a new cell begins.
+pub(crate) enum Start<A: Actor> {
+    /// A freshly spawned actor.
+    Host { state: A, name: Option<String> },
+    /// A slot for an actor that lives elsewhere (route in the entry).
+    Forward,
+}
+
+/// A message with its place in its stream.
+struct Numbered<A: Actor> {
+    origin: Origin,
+    seq: u64,
+    item: Item<A>,
+}
+
+enum Item<A: Actor> {
+    Local {
+        body: LocalBody<A::Msg>,
+        reply: Option<ReplySender>,
+    },
+    Wire {
+        body: WireBody,
+        reply: Option<u64>,
+    },
+}
+
+/// A message ready to be handled.
+enum Queued<A: Actor> {
+    Numbered(Numbered<A>),
+    Timer(Vec<u8>),
+}
+
+impl<A: Actor> Numbered<A> {
+    fn from_wire(envelope: WireEnvelope) -> Self {
+        Numbered {
+            origin: envelope.origin,
+            seq: envelope.seq,
+            item: Item::Wire {
+                body: envelope.body,
+                reply: envelope.reply,
+            },
+        }
+    }
+
+    /// The portable form; local reply channels move into the node's table of
+    /// pending replies. A message that cannot be encoded is answered with the
+    /// error and travels as a no-op, so its number is not lost.
+    fn into_wire(self, node: &Node) -> WireEnvelope {
+        let (body, reply) = match self.item {
+            Item::Wire { body, reply } => (body, reply),
+            Item::Local { body, reply } => {
+                let body = match body {
+                    LocalBody::User(msg) => match mobility_net::encode(&msg) {
+                        Ok(bytes) => WireBody::User(bytes),
+                        Err(e) => {
+                            if let Some(reply) = reply {
+                                let _ = reply.send(Err(Error::from(e)));
+                            }
+                            return WireEnvelope {
+                                origin: self.origin,
+                                seq: self.seq,
+                                body: WireBody::Noop,
+                                reply: None,
+                            };
+                        }
+                    },
+                    LocalBody::Stop => WireBody::Stop,
+                    LocalBody::Monitor(id) => WireBody::Monitor(id),
+                    LocalBody::Migrate(dest) => WireBody::Migrate(dest),
+                };
+                (body, reply.map(|sender| node.register_pending(sender)))
+            }
+        };
+        WireEnvelope {
+            origin: self.origin,
+            seq: self.seq,
+            body,
+            reply,
+        }
+    }
+
+    /// Answers this message with `reason` without handling it.
+    fn reject(self, node: &Node, actor: ActorId, reason: &ExitReason) {
+        match self.item {
+            Item::Local { body, reply } => {
+                if let LocalBody::Monitor(id) = body {
+                    node.send_down(node.id(), id, actor, reason.clone());
+                }
+                if let Some(reply) = reply {
+                    let _ = reply.send(Err(Error::ActorDown {
+                        actor,
+                        reason: reason.clone(),
+                    }));
+                }
+            }
+            Item::Wire { body, reply } => node.reject(
+                WireEnvelope {
+                    origin: self.origin,
+                    seq: self.seq,
+                    body,
+                    reply,
+                },
+                actor,
+                reason.clone(),
+            ),
+        }
+    }
+}
+
+impl<A: Actor> Queued<A> {
+    fn into_wire(self, node: &Node) -> QueuedWire {
+        match self {
+            Queued::Numbered(n) => QueuedWire::Numbered(n.into_wire(node)),
+            Queued::Timer(bytes) => QueuedWire::Timer(bytes),
+        }
+    }
+
+    fn from_wire(wire: QueuedWire) -> Self {
+        match wire {
+            QueuedWire::Numbered(envelope) => Queued::Numbered(Numbered::from_wire(envelope)),
+            QueuedWire::Timer(bytes) => Queued::Timer(bytes),
+        }
+    }
+}
+
+/// An actor living on this node (active or paused).
+struct Hosted<A: Actor> {
+    state: A,
+    ctx: Context<A>,
+    tracker: Tracker<Origin, Queued<A>>,
+    queue: VecDeque<Queued<A>>,
+    monitors: Vec<(NodeId, u64)>,
+    name: Option<String>,
+    epoch: u64,
+}
+
+impl<A: Actor> Hosted<A> {
+    /// Puts a numbered message in order; duplicates are dropped.
+    fn accept(&mut self, numbered: Numbered<A>) {
+        let origin = numbered.origin.clone();
+        let seq = numbered.seq;
+        if let Accepted::Duplicate(_) = self.tracker.accept(&origin, seq, Queued::Numbered(numbered), &mut self.queue) {
+            tracing::debug!(actor = %self.ctx.id(), node = %origin.node, seq, "duplicate message dropped");
+        }
+    }
+
+    fn pending_messages(&self) -> usize {
+        self.queue.len()
+    }
+}
+
+/// Source side of a migration in progress.
+struct Migrating<A: Actor> {
+    hosted: Box<Hosted<A>>,
+    dest: NodeId,
+    epoch: u64,
+    captured_queue: Vec<QueuedWire>,
+    captured_held: Vec<(Origin, u64, QueuedWire)>,
+    arrived: Vec<Numbered<A>>,
+    reply: ReplyTo,
+    started: Instant,
+    capture: Duration,
+    prepare_sent: Instant,
+    deadline: tokio::time::Instant,
+    state_bytes: u64,
+    snapshot_bytes: u64,
+    queued_messages: u64,
+    timers: u64,
+}
+
+/// Destination side: restored, paused until commit.
+struct Prepared<A: Actor> {
+    hosted: Box<Hosted<A>>,
+    source: NodeId,
+    epoch: u64,
+    arrived: Vec<Numbered<A>>,
+    previous: Route,
+    name_reserved: bool,
+}
+
+/// Source side after commit, until the destination acknowledges it.
+struct CommitWait {
+    report: MigrationReport,
+    reply: ReplyTo,
+    started: Instant,
+    commit_sent: Instant,
+    deadline: tokio::time::Instant,
+}
+
+enum Mode<A: Actor> {
+    Hosting(Box<Hosted<A>>),
+    Migrating(Box<Migrating<A>>),
+    Prepared(Box<Prepared<A>>),
+    Forwarding(Route),
+    Stopped,
+}
+
+pub(crate) struct Cell<A: Actor> {
+    node: Node,
+    entry: Arc<Entry<A>>,
+    rx: mpsc::UnboundedReceiver<Envelope<A>>,
+    control: mpsc::UnboundedReceiver<Control<A>>,
+    stream: Origin,
+    next_seq: u64,
+    mode: Mode<A>,
+    starting: Option<(A, Option<String>)>,
+    commit_wait: Option<CommitWait>,
+}
+
+fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(text) = panic.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a panic without message".to_owned()
+    }
+}
+
+impl<A: Actor> Cell<A> {
+    pub(crate) fn new(
+        node: Node,
+        entry: Arc<Entry<A>>,
+        rx: mpsc::UnboundedReceiver<Envelope<A>>,
+        control: mpsc::UnboundedReceiver<Control<A>>,
+        start: Start<A>,
+    ) -> Self {
+        let stream = Origin {
+            node: node.id().clone(),
+            stream: crate::id::random_u64(),
+        };
+        let (mode, starting) = match start {
+            Start::Host { state, name } => (Mode::Stopped, Some((state, name))),
+            Start::Forward => (Mode::Forwarding(entry.route()), None),
+        };
+        Cell {
+            node,
+            entry,
+            rx,
+            control,
+            stream,
+            next_seq: 0,
+            mode,
+            starting,
+            commit_wait: None,
+        }
+    }
+
+    fn id(&self) -> ActorId {
+        self.entry.id
+    }
+
+    fn new_context(&self, timers: Timers) -> Context<A> {
+        Context::new(self.node.clone(), Handle::from_entry(self.entry.clone()), timers)
+    }
+
+    pub(crate) async fn run(mut self) {
+        if let Some((state, name)) = self.starting.take() {
+            let ctx = self.new_context(Timers::default());
+            let mut hosted = Box::new(Hosted {
+                state,
+                ctx,
+                tracker: Tracker::default(),
+                queue: VecDeque::new(),
+                monitors: Vec::new(),
+                name,
+                epoch: 0,
+            });
+            let started = AssertUnwindSafe(hosted.state.on_start(&mut hosted.ctx)).catch_unwind().await;
+            match started {
+                Ok(()) => {
+                    self.mode = Mode::Hosting(hosted);
+                    self.after_handler().await;
+                }
+                Err(panic) => self.exit(hosted, ExitReason::Panicked(panic_message(panic)), None).await,
+            }
+        }
+        loop {
+            while let Ok(control) = self.control.try_recv() {
+                self.on_control(control).await;
+            }
+            if matches!(self.mode, Mode::Stopped) {
+                break;
+            }
+            if let Mode::Hosting(hosted) = &mut self.mode {
+                if let Some(item) = hosted.queue.pop_front() {
+                    self.handle(item).await;
+                    continue;
+                }
+            }
+            if let Ok(envelope) = self.rx.try_recv() {
+                self.on_envelope(envelope);
+                continue;
+            }
+            let wakeup = self.next_wakeup();
+            tokio::select! {
+                biased;
+                Some(control) = self.control.recv() => self.on_control(control).await,
+                Some(envelope) = self.rx.recv() => self.on_envelope(envelope),
+                () = tokio::time::sleep_until(wakeup.unwrap_or_else(far_future)), if wakeup.is_some() => {
+                    self.on_wakeup().await;
+                }
+            }
+        }
+        self.finish();
+    }
+
+    /// Closes the mailbox and answers whatever is left in it.
+    fn finish(mut self) {
+        let reason = self.entry.exit.get().cloned().unwrap_or(ExitReason::NoSuchActor);
+        self.rx.close();
+        while let Ok(envelope) = self.rx.try_recv() {
+            let numbered = self.number(envelope);
+            numbered.reject(&self.node, self.entry.id, &reason);
+        }
+        if let Some(wait) = self.commit_wait.take() {
+            wait.reply.send(Ok::<_, Error>(wait.report));
+        }
+        self.node.cell_finished(self.entry.id);
+    }
+
+    fn next_wakeup(&self) -> Option<tokio::time::Instant> {
+        let mode = match &self.mode {
+            Mode::Hosting(hosted) => hosted.ctx.timers.next_deadline(),
+            Mode::Migrating(migrating) => Some(migrating.deadline),
+            _ => None,
+        };
+        let commit = self.commit_wait.as_ref().map(|w| w.deadline);
+        match (mode, commit) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    async fn on_wakeup(&mut self) {
+        let now = tokio::time::Instant::now();
+        if self.commit_wait.as_ref().is_some_and(|w| w.deadline <= now) {
+            if let Some(wait) = self.commit_wait.take() {
+                tracing::warn!(actor = %self.id(), to = %wait.report.to, "commit not acknowledged in time; the actor was handed over");
+                wait.reply.send(Ok::<_, Error>(wait.report));
+            }
+        }
+        match &mut self.mode {
+            Mode::Hosting(hosted) => {
+                for msg in hosted.ctx.timers.pop_due(now) {
+                    hosted.queue.push_back(Queued::Timer(msg));
+                }
+            }
+            Mode::Migrating(migrating) if migrating.deadline <= now => {
+                let timeout = self.node.migration_timeout();
+                self.abort_migration(MigrationPhase::Prepare, MigrationFailure::Timeout(timeout), true);
+            }
+            _ => {}
+        }
+    }
+
+    /// Gives a local message its number in this node's stream.
+    fn number(&mut self, envelope: Envelope<A>) -> Numbered<A> {
+        match envelope {
+            Envelope::Local { body, reply, counted } => {
+                if counted {
+                    self.entry.queued.fetch_sub(1, Ordering::AcqRel);
+                }
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                Numbered {
+                    origin: self.stream.clone(),
+                    seq,
+                    item: Item::Local { body, reply },
+                }
+            }
+            Envelope::Wire(envelope) => Numbered::from_wire(envelope),
+        }
+    }
+
+    fn on_envelope(&mut self, envelope: Envelope<A>) {
+        let numbered = self.number(envelope);
+        match &mut self.mode {
+            Mode::Hosting(hosted) => hosted.accept(numbered),
+            Mode::Migrating(migrating) => migrating.arrived.push(numbered),
+            Mode::Prepared(prepared) => prepared.arrived.push(numbered),
+            Mode::Forwarding(route) => {
+                let route = route.clone();
+                self.forward(&route, numbered);
+            }
+            Mode::Stopped => {
+                let reason = self.entry.exit.get().cloned().unwrap_or(ExitReason::NoSuchActor);
+                numbered.reject(&self.node, self.entry.id, &reason);
+            }
+        }
+    }
+
+    /// Sends a message on toward where the actor lives, and tells a remote
+    /// sender that came through here where that is.
+    fn forward(&self, route: &Route, numbered: Numbered<A>) {
+        let envelope = numbered.into_wire(&self.node);
+        let origin = envelope.origin.node.clone();
+        if origin != *self.node.id() && origin != route.node {
+            let moved = PeerMsg::Moved {
+                actor: self.id(),
+                node: route.node.clone(),
+                epoch: route.epoch,
+            };
+            let _ = self.node.send_peer(&origin, &moved);
+        }
+        let deliver = PeerMsg::Deliver {
+            actor: self.id(),
+            type_tag: A::TYPE_TAG.to_owned(),
+            envelope,
+        };
+        if let Err(error) = self.node.send_peer(&route.node, &deliver) {
+            tracing::warn!(actor = %self.id(), to = %route.node, %error, "message could not be forwarded");
+            if let PeerMsg::Deliver { envelope, .. } = deliver {
+                if let Some(request) = envelope.reply {
+                    self.node.send_reply(&envelope.origin.node, request, Err(error));
+                }
+            }
+        }
+    }
+
+    /// Handles one ready message (only called while hosting).
+    async fn handle(&mut self, item: Queued<A>) {
+        let Mode::Hosting(hosted) = &mut self.mode else { return };
+        let actor = hosted.ctx.id();
+        let (body, reply) = match item {
+            Queued::Timer(bytes) => match crate::codec::decode_on::<A::Msg>(Some(&self.node), &bytes) {
+                Ok(msg) => (LocalBody::User(msg), ReplyTo::nobody(actor)),
+                Err(error) => {
+                    tracing::error!(%actor, %error, "a timer message did not decode");
+                    return;
+                }
+            },
+            Queued::Numbered(numbered) => match numbered.item {
+                Item::Local { body, reply } => (body, ReplyTo::local(actor, reply)),
+                Item::Wire { body, reply } => {
+                    let reply = ReplyTo::remote(actor, self.node.clone(), numbered.origin.node.clone(), reply);
+                    let body = match body {
+                        WireBody::User(bytes) => match crate::codec::decode_on::<A::Msg>(Some(&self.node), &bytes) {
+                            Ok(msg) => LocalBody::User(msg),
+                            Err(error) => {
+                                tracing::warn!(%actor, %error, "a message did not decode; refused");
+                                reply.fail(error);
+                                return;
+                            }
+                        },
+                        WireBody::Stop => LocalBody::Stop,
+                        WireBody::Monitor(id) => {
+                            hosted.monitors.push((numbered.origin.node, id));
+                            return;
+                        }
+                        WireBody::Migrate(dest) => LocalBody::Migrate(dest),
+                        WireBody::Noop => return,
+                    };
+                    (body, reply)
+                }
+            },
+        };
+        match body {
+            LocalBody::User(msg) => {
+                let run = AssertUnwindSafe(hosted.state.dispatch(msg, &mut hosted.ctx, reply));
+                if let Err(panic) = run.catch_unwind().await {
+                    let reason = ExitReason::Panicked(panic_message(panic));
+                    tracing::error!(%actor, %reason, "handler panicked; the actor is down");
+                    let Mode::Hosting(hosted) = std::mem::replace(&mut self.mode, Mode::Stopped) else { return };
+                    self.exit(hosted, reason, None).await;
+                    return;
+                }
+                self.after_handler().await;
+            }
+            LocalBody::Monitor(id) => hosted.monitors.push((self.node.id().clone(), id)),
+            LocalBody::Stop => {
+                let Mode::Hosting(hosted) = std::mem::replace(&mut self.mode, Mode::Stopped) else { return };
+                self.exit(hosted, ExitReason::Stopped, Some(reply)).await;
+            }
+            LocalBody::Migrate(dest) => self.start_migration(dest, reply).await,
+        }
+    }
+
+    /// Carries out what the handler asked of its context.
+    async fn after_handler(&mut self) {
+        let Mode::Hosting(hosted) = &mut self.mode else { return };
+        if hosted.ctx.stop_requested {
+            let Mode::Hosting(hosted) = std::mem::replace(&mut self.mode, Mode::Stopped) else { return };
+            self.exit(hosted, ExitReason::Stopped, None).await;
+        } else if let Some(dest) = hosted.ctx.migrate_requested.take() {
+            let actor = hosted.ctx.id();
+            self.start_migration(dest, ReplyTo::nobody(actor)).await;
+        }
+    }
+
+    /// Ends the actor: hooks, monitors, name, and every waiting message.
+    async fn exit(&mut self, mut hosted: Box<Hosted<A>>, reason: ExitReason, stop_reply: Option<ReplyTo>) {
+        let actor = self.id();
+        if !matches!(reason, ExitReason::Panicked(_)) {
+            let stopped = AssertUnwindSafe(hosted.state.on_stop(&mut hosted.ctx)).catch_unwind().await;
+            if let Err(panic) = stopped {
+                tracing::error!(%actor, panic = %panic_message(panic), "on_stop panicked");
+            }
+        }
+        let _ = self.entry.exit.set(reason.clone());
+        self.entry.hosting.store(false, Ordering::Release);
+        if let Some(name) = &hosted.name {
+            self.node.release_name(name, actor);
+        }
+        for (node, monitor) in hosted.monitors.drain(..) {
+            self.node.send_down(&node, monitor, actor, reason.clone());
+        }
+        let queue: Vec<Queued<A>> = hosted.queue.drain(..).collect();
+        let held = hosted.tracker.take_held().into_iter().map(|(_, _, item)| item);
+        for item in queue.into_iter().chain(held) {
+            if let Queued::Numbered(numbered) = item {
+                numbered.reject(&self.node, actor, &reason);
+            }
+        }
+        if let Some(reply) = stop_reply {
+            reply.send(());
+        }
+        tracing::debug!(%actor, node = %self.node.id(), %reason, "actor ended");
+        self.mode = Mode::Stopped;
+    }
+
+    // ---- migration, source side -------------------------------------------
+
+    async fn start_migration(&mut self, dest: Destination, reply: ReplyTo) {
+        let actor = self.id();
+        let fail = |phase, failure| Error::Migration { actor, phase, failure };
+        let dest = match dest {
+            Destination::Node(node) => node,
+            Destination::Tcp { .. } => {
+                let failure = MigrationFailure::Unreachable(format!(
+                    "{dest}: this node has no TCP connector (connect nodes with Node::connect_in_process)"
+                ));
+                reply.send(Err::<MigrationReport, _>(fail(MigrationPhase::Validate, failure)));
+                return;
+            }
+        };
+        if dest == *self.node.id() {
+            let failure = MigrationFailure::AlreadyThere(dest);
+            reply.send(Err::<MigrationReport, _>(fail(MigrationPhase::Validate, failure)));
+            return;
+        }
+        if !self.node.has_peer(&dest) {
+            let failure = MigrationFailure::Unreachable(dest.to_string());
+            reply.send(Err::<MigrationReport, _>(fail(MigrationPhase::Validate, failure)));
+            return;
+        }
+        let Mode::Hosting(mut hosted) = std::mem::replace(&mut self.mode, Mode::Stopped) else { return };
+        let departed = AssertUnwindSafe(hosted.state.on_depart(&mut hosted.ctx)).catch_unwind().await;
+        if let Err(panic) = departed {
+            let reason = ExitReason::Panicked(panic_message(panic));
+            reply.send(Err::<MigrationReport, _>(fail(MigrationPhase::Capture, MigrationFailure::Stopped)));
+            self.exit(hosted, reason, None).await;
+            return;
+        }
+
+        // Freeze: from here on, nothing is handled until commit or abort.
+        let started = Instant::now();
+        let now = tokio::time::Instant::now();
+        let queue: Vec<QueuedWire> = hosted.queue.drain(..).map(|q| q.into_wire(&self.node)).collect();
+        let held: Vec<(Origin, u64, QueuedWire)> = hosted
+            .tracker
+            .take_held()
+            .into_iter()
+            .map(|(origin, seq, item)| (origin, seq, item.into_wire(&self.node)))
+            .collect();
+        let mut tracker: Tracker<Origin, WireEnvelope> = hosted.tracker.clone_expected();
+        let mut scratch = VecDeque::new();
+        for (origin, seq, item) in &held {
+            if let QueuedWire::Numbered(envelope) = item {
+                tracker.accept(origin, *seq, envelope.clone(), &mut scratch);
+            }
+        }
+        let (timers, next_timer) = hosted.ctx.timers.snapshot(now);
+        let queued_messages = (queue.len() + held.len()) as u64;
+        let timer_count = timers.len() as u64;
+        let snapshot = Snapshot {
+            state: &hosted.state,
+            from: self.node.id().clone(),
+            name: hosted.name.clone(),
+            queue,
+            tracker,
+            timers,
+            next_timer,
+            monitors: hosted.monitors.clone(),
+        };
+        let encoded = mobility_net::encode(&snapshot);
+        // Measure the state alone: the same snapshot with a unit state (1 byte).
+        let Snapshot {
+            from,
+            name,
+            queue,
+            tracker,
+            timers,
+            next_timer,
+            monitors,
+            ..
+        } = snapshot;
+        let meta = Snapshot {
+            state: (),
+            from,
+            name,
+            queue,
+            tracker,
+            timers,
+            next_timer,
+            monitors,
+        };
+        let meta_bytes = mobility_net::encode(&meta).map_or(0, |b| b.len() as u64);
+        let captured_queue = meta.queue;
+        let bytes = match encoded {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                tracing::warn!(%actor, %error, "snapshot does not encode; migration abandoned");
+                self.resume(hosted, captured_queue, held, Vec::new());
+                reply.send(Err::<MigrationReport, _>(fail(
+                    MigrationPhase::Capture,
+                    MigrationFailure::Codec(error.to_string()),
+                )));
+                return;
+            }
+        };
+        let capture = started.elapsed();
+        let epoch = hosted.epoch + 1;
+        let snapshot_bytes = bytes.len() as u64;
+        let prepare = PeerMsg::Prepare {
+            actor,
+            type_tag: A::TYPE_TAG.to_owned(),
+            schema: A::SCHEMA,
+            epoch,
+            snapshot: serde_bytes::ByteBuf::from(bytes),
+        };
+        let prepare_sent = Instant::now();
+        if let Err(error) = self.node.send_peer(&dest, &prepare) {
+            tracing::warn!(%actor, to = %dest, %error, "prepare could not be sent");
+            self.resume(hosted, captured_queue, held, Vec::new());
+            reply.send(Err::<MigrationReport, _>(fail(MigrationPhase::Prepare, MigrationFailure::LinkDown)));
+            return;
+        }
+        tracing::debug!(%actor, to = %dest, epoch, snapshot_bytes, ?capture, "prepare sent");
+        self.mode = Mode::Migrating(Box::new(Migrating {
+            hosted,
+            dest,
+            epoch,
+            captured_queue,
+            captured_held: held,
+            arrived: Vec::new(),
+            reply,
+            started,
+            capture,
+            prepare_sent,
+            deadline: tokio::time::Instant::now() + self.node.migration_timeout(),
+            state_bytes: snapshot_bytes.saturating_sub(meta_bytes.saturating_sub(1)),
+            snapshot_bytes,
+            queued_messages,
+            timers: timer_count,
+        }));
+    }
+
+    /// Puts a frozen actor back to work after a failed migration: the
+    /// captured queue first, then held messages, then what arrived meanwhile.
+    fn resume(
+        &mut self,
+        mut hosted: Box<Hosted<A>>,
+        queue: Vec<QueuedWire>,
+        held: Vec<(Origin, u64, QueuedWire)>,
+        arrived: Vec<Numbered<A>>,
+    ) {
+        hosted.queue = queue.into_iter().map(Queued::from_wire).collect();
+        for (origin, seq, item) in held {
+            let _ = hosted.tracker.accept(&origin, seq, Queued::from_wire(item), &mut hosted.queue);
+        }
+        for numbered in arrived {
+            hosted.accept(numbered);
+        }
+        self.mode = Mode::Hosting(hosted);
+    }
+
+    fn abort_migration(&mut self, phase: MigrationPhase, failure: MigrationFailure, tell_destination: bool) {
+        let Mode::Migrating(migrating) = std::mem::replace(&mut self.mode, Mode::Stopped) else { return };
+        let migrating = *migrating;
+        let actor = self.id();
+        if tell_destination {
+            let abort = PeerMsg::Abort {
+                actor,
+                epoch: migrating.epoch,
+            };
+            let _ = self.node.send_peer(&migrating.dest, &abort);
+        }
+        tracing::warn!(%actor, to = %migrating.dest, %phase, %failure, "migration failed; the actor stays");
+        self.resume(
+            migrating.hosted,
+            migrating.captured_queue,
+            migrating.captured_held,
+            migrating.arrived,
+        );
+        migrating
+            .reply
+            .send(Err::<MigrationReport, _>(Error::Migration { actor, phase, failure }));
+    }
+
+    /// The destination holds the actor, paused: hand over and forward.
+    fn commit_migration(&mut self, restore: Duration) {
+        let Mode::Migrating(migrating) = std::mem::replace(&mut self.mode, Mode::Stopped) else { return };
+        let migrating = *migrating;
+        let actor = self.id();
+        let prepare = migrating.prepare_sent.elapsed();
+        let commit = PeerMsg::Commit {
+            actor,
+            epoch: migrating.epoch,
+        };
+        let commit_sent = Instant::now();
+        if self.node.send_peer(&migrating.dest, &commit).is_err() {
+            // Not committed: the destination never activates without it.
+            self.mode = Mode::Migrating(Box::new(migrating));
+            self.abort_migration(MigrationPhase::Commit, MigrationFailure::LinkDown, true);
+            return;
+        }
+        let route = Route {
+            node: migrating.dest.clone(),
+            epoch: migrating.epoch,
+        };
+        self.entry.set_route(route.clone());
+        self.entry.hosting.store(false, Ordering::Release);
+        let forwarded_messages = migrating.arrived.len() as u64;
+        for numbered in migrating.arrived {
+            self.forward(&route, numbered);
+        }
+        let report = MigrationReport {
+            actor,
+            type_tag: A::TYPE_TAG.to_owned(),
+            from: self.node.id().clone(),
+            to: migrating.dest,
+            epoch: migrating.epoch,
+            state_bytes: migrating.state_bytes,
+            snapshot_bytes: migrating.snapshot_bytes,
+            queued_messages: migrating.queued_messages,
+            timers: migrating.timers,
+            forwarded_messages,
+            capture: migrating.capture,
+            prepare,
+            restore,
+            commit: Duration::ZERO,
+            freeze: Duration::ZERO,
+        };
+        self.mode = Mode::Forwarding(route);
+        // The state stays only at the destination now; drop ours.
+        drop(migrating.hosted);
+        self.commit_wait = Some(CommitWait {
+            report,
+            reply: migrating.reply,
+            started: migrating.started,
+            commit_sent,
+            deadline: tokio::time::Instant::now() + self.node.migration_timeout(),
+        });
+    }
+
+    fn on_committed(&mut self, epoch: u64) {
+        let Some(wait) = self.commit_wait.take_if(|w| w.report.epoch == epoch) else {
+            tracing::debug!(actor = %self.id(), epoch, "stale commit acknowledgement");
+            return;
+        };
+        let mut report = wait.report;
+        report.commit = wait.commit_sent.elapsed();
+        report.freeze = wait.started.elapsed();
+        tracing::info!(
+            target: "mobility::migration",
+            actor = %report.actor,
+            from = %report.from,
+            to = %report.to,
+            epoch = report.epoch,
+            freeze_us = report.freeze.as_micros() as u64,
+            capture_us = report.capture.as_micros() as u64,
+            prepare_us = report.prepare.as_micros() as u64,
+            restore_us = report.restore.as_micros() as u64,
+            commit_us = report.commit.as_micros() as u64,
+            state_bytes = report.state_bytes,
+            snapshot_bytes = report.snapshot_bytes,
+            queued = report.queued_messages,
+            forwarded = report.forwarded_messages,
+            "actor migrated"
+        );
+        wait.reply.send(Ok::<_, Error>(report));
+    }
+
+    // ---- migration, destination side --------------------------------------
+
+    async fn on_prepare(&mut self, from: NodeId, epoch: u64, snapshot: Box<Snapshot<A>>, started: Instant) {
+        let actor = self.id();
+        let refuse = |node: &Node, failure: MigrationFailure| {
+            tracing::info!(%actor, %from, %failure, "refused an arriving actor");
+            let ack = PeerMsg::PrepareAck {
+                actor,
+                epoch,
+                result: Err(failure),
+            };
+            let _ = node.send_peer(&from, &ack);
+        };
+        let previous = match &self.mode {
+            Mode::Forwarding(route) if route.epoch < epoch => route.clone(),
+            _ => return refuse(&self.node, MigrationFailure::Busy),
+        };
+        let snapshot = *snapshot;
+        let name_reserved = match &snapshot.name {
+            Some(name) => match self.node.reserve_name(name, actor) {
+                Ok(newly) => newly,
+                Err(_) => return refuse(&self.node, MigrationFailure::NameTaken(name.clone())),
+            },
+            None => false,
+        };
+        let now = tokio::time::Instant::now();
+        let ctx = self.new_context(Timers::restore(snapshot.timers, snapshot.next_timer, now));
+        let mut hosted = Box::new(Hosted {
+            state: snapshot.state,
+            ctx,
+            tracker: snapshot.tracker.map(|envelope| Queued::Numbered(Numbered::from_wire(envelope))),
+            queue: snapshot.queue.into_iter().map(Queued::from_wire).collect(),
+            monitors: snapshot.monitors,
+            name: snapshot.name,
+            epoch,
+        });
+        let arrived = AssertUnwindSafe(hosted.state.on_arrive(&mut hosted.ctx)).catch_unwind().await;
+        let failure = match arrived {
+            Ok(Ok(())) => None,
+            Ok(Err(reason)) => Some(reason),
+            Err(panic) => Some(format!("on_arrive panicked: {}", panic_message(panic))),
+        };
+        if let Some(reason) = failure {
+            if name_reserved {
+                if let Some(name) = &hosted.name {
+                    self.node.release_name(name, actor);
+                }
+            }
+            return refuse(&self.node, MigrationFailure::ArriveFailed(reason));
+        }
+        let restore = started.elapsed();
+        tracing::debug!(%actor, %from, epoch, queued = hosted.pending_messages(), ?restore, "actor restored, paused");
+        self.mode = Mode::Prepared(Box::new(Prepared {
+            hosted,
+            source: from.clone(),
+            epoch,
+            arrived: Vec::new(),
+            previous,
+            name_reserved,
+        }));
+        let ack = PeerMsg::PrepareAck {
+            actor,
+            epoch,
+            result: Ok(restore.as_nanos() as u64),
+        };
+        if self.node.send_peer(&from, &ack).is_err() {
+            // The source cannot hear us, so it will not commit: undo.
+            self.on_abort(epoch);
+        }
+    }
+
+    fn on_commit(&mut self, epoch: u64) {
+        let Mode::Prepared(prepared) = &self.mode else {
+            tracing::warn!(actor = %self.id(), epoch, "commit without a prepared actor ignored");
+            return;
+        };
+        if prepared.epoch != epoch {
+            tracing::warn!(actor = %self.id(), epoch, prepared = prepared.epoch, "commit for another epoch ignored");
+            return;
+        }
+        let Mode::Prepared(prepared) = std::mem::replace(&mut self.mode, Mode::Stopped) else { return };
+        let prepared = *prepared;
+        let mut hosted = prepared.hosted;
+        for numbered in prepared.arrived {
+            hosted.accept(numbered);
+        }
+        self.entry.set_route(Route {
+            node: self.node.id().clone(),
+            epoch,
+        });
+        self.entry.hosting.store(true, Ordering::Release);
+        self.mode = Mode::Hosting(hosted);
+        let committed = PeerMsg::Committed { actor: self.id(), epoch };
+        let _ = self.node.send_peer(&prepared.source, &committed);
+        tracing::debug!(actor = %self.id(), node = %self.node.id(), epoch, "actor active after migration");
+    }
+
+    fn on_abort(&mut self, epoch: u64) {
+        let Mode::Prepared(prepared) = &self.mode else { return };
+        if prepared.epoch != epoch {
+            return;
+        }
+        let Mode::Prepared(prepared) = std::mem::replace(&mut self.mode, Mode::Stopped) else { return };
+        let prepared = *prepared;
+        if prepared.name_reserved {
+            if let Some(name) = &prepared.hosted.name {
+                self.node.release_name(name, self.id());
+            }
+        }
+        tracing::info!(actor = %self.id(), epoch, "prepared actor dropped: the source keeps it");
+        let route = prepared.previous;
+        for numbered in prepared.arrived {
+            self.forward(&route, numbered);
+        }
+        self.mode = Mode::Forwarding(route);
+    }
+
+    async fn on_control(&mut self, control: Control<A>) {
+        match control {
+            Control::Prepare {
+                from,
+                epoch,
+                snapshot,
+                started,
+            } => self.on_prepare(from, epoch, snapshot, started).await,
+            Control::Net(NetControl::PrepareAck { epoch, result }) => {
+                let current = matches!(&self.mode, Mode::Migrating(m) if m.epoch == epoch);
+                if !current {
+                    tracing::debug!(actor = %self.id(), epoch, "stale prepare answer ignored");
+                    return;
+                }
+                match result {
+                    Ok(restore_nanos) => self.commit_migration(Duration::from_nanos(restore_nanos)),
+                    Err(failure) => self.abort_migration(MigrationPhase::Prepare, failure, false),
+                }
+            }
+            Control::Net(NetControl::Commit { epoch }) => self.on_commit(epoch),
+            Control::Net(NetControl::Committed { epoch }) => self.on_committed(epoch),
+            Control::Net(NetControl::Abort { epoch }) => self.on_abort(epoch),
+            Control::Net(NetControl::Moved { node, epoch }) => {
+                if let Mode::Forwarding(route) = &mut self.mode {
+                    if epoch > route.epoch && node != *self.node.id() {
+                        *route = Route { node, epoch };
+                        self.entry.set_route(route.clone());
+                    }
+                }
+            }
+            Control::Net(NetControl::Shutdown) => {
+                let reason = ExitReason::NodeDown(self.node.id().clone());
+                match std::mem::replace(&mut self.mode, Mode::Stopped) {
+                    Mode::Hosting(hosted) => self.exit(hosted, reason, None).await,
+                    Mode::Migrating(migrating) => self.exit(migrating.hosted, reason, None).await,
+                    _ => {
+                        let _ = self.entry.exit.set(reason);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn far_future() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(86_400 * 365)
+}

@@ -1,0 +1,154 @@
+//! A node's slot for one actor: the mailbox every handle on this node sends
+//! into, whether the actor lives here or elsewhere.
+//!
+//! One cell task reads the mailbox for the node's lifetime: it hosts the actor
+//! while it is here, and forwards to wherever it is otherwise. Local senders
+//! therefore keep one FIFO channel across every move.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::actor::Actor;
+use crate::cell::Control;
+use crate::error::{Error, ExitReason};
+use crate::id::{ActorId, Destination, NodeId};
+use crate::node::{Node, NodeShared};
+use crate::reply::ReplySender;
+use crate::wire::WireEnvelope;
+
+/// What a local sender asks of the actor.
+#[derive(Debug)]
+pub(crate) enum LocalBody<M> {
+    User(M),
+    Stop,
+    Monitor(u64),
+    Migrate(Destination),
+}
+
+/// What travels in a node's mailbox for one actor.
+pub(crate) enum Envelope<A: Actor> {
+    /// From a handle on this node: typed, not numbered yet.
+    Local {
+        body: LocalBody<A::Msg>,
+        reply: Option<ReplySender>,
+        counted: bool,
+    },
+    /// From another node: numbered and encoded.
+    Wire(WireEnvelope),
+}
+
+/// The node's current idea of where the actor lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Route {
+    pub(crate) node: NodeId,
+    pub(crate) epoch: u64,
+}
+
+/// A node's mailbox slot for actor `id` of type `A`.
+pub(crate) struct Entry<A: Actor> {
+    pub(crate) id: ActorId,
+    pub(crate) node_id: NodeId,
+    pub(crate) timeout: Duration,
+    pub(crate) capacity: Option<usize>,
+    pub(crate) queued: AtomicUsize,
+    pub(crate) exit: OnceLock<ExitReason>,
+    pub(crate) route: Mutex<Route>,
+    /// Whether the actor is active on this node right now.
+    pub(crate) hosting: AtomicBool,
+    pub(crate) tx: mpsc::UnboundedSender<Envelope<A>>,
+    pub(crate) control: mpsc::UnboundedSender<Control<A>>,
+    pub(crate) node: Weak<NodeShared>,
+}
+
+impl<A: Actor> Entry<A> {
+    /// Queues a message from a handle of this node. `counted` messages obey
+    /// the mailbox bound; system messages do not.
+    pub(crate) fn send_local(
+        &self,
+        body: LocalBody<A::Msg>,
+        reply: Option<ReplySender>,
+        counted: bool,
+    ) -> Result<(), Error> {
+        let counted = counted && self.capacity.is_some();
+        if counted {
+            let capacity = self.capacity.unwrap_or(usize::MAX);
+            if self.queued.fetch_add(1, Ordering::AcqRel) >= capacity {
+                self.queued.fetch_sub(1, Ordering::AcqRel);
+                return Err(Error::MailboxFull { actor: self.id, capacity });
+            }
+        }
+        self.tx
+            .send(Envelope::Local { body, reply, counted })
+            .map_err(|_| self.down_error())
+    }
+
+    /// The error a sender gets once the mailbox is closed.
+    pub(crate) fn down_error(&self) -> Error {
+        let reason = self
+            .exit
+            .get()
+            .cloned()
+            .unwrap_or_else(|| ExitReason::NodeDown(self.node_id.clone()));
+        Error::ActorDown { actor: self.id, reason }
+    }
+
+    /// The node this entry belongs to, if it still runs.
+    pub(crate) fn node(&self) -> Option<Node> {
+        self.node.upgrade().map(Node::from_shared)
+    }
+
+    pub(crate) fn route(&self) -> Route {
+        self.route.lock().map(|r| r.clone()).unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    pub(crate) fn set_route(&self, route: Route) {
+        match self.route.lock() {
+            Ok(mut r) => *r = route,
+            Err(p) => *p.into_inner() = route,
+        }
+    }
+}
+
+/// The untyped face of an entry, for the node's tables and its links.
+pub(crate) trait ErasedEntry: Send + Sync {
+    fn type_tag(&self) -> &'static str;
+    fn deliver(&self, envelope: WireEnvelope) -> Result<(), WireEnvelope>;
+    fn control(&self, control: crate::cell::NetControl);
+    fn exit_reason(&self) -> Option<ExitReason>;
+    fn is_hosting(&self) -> bool;
+    fn as_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync>;
+}
+
+impl<A: Actor> ErasedEntry for Entry<A> {
+    fn type_tag(&self) -> &'static str {
+        A::TYPE_TAG
+    }
+
+    fn deliver(&self, envelope: WireEnvelope) -> Result<(), WireEnvelope> {
+        match self.tx.send(Envelope::Wire(envelope)) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::SendError(Envelope::Wire(envelope))) => Err(envelope),
+            // We sent a `Wire` envelope, so that is what comes back.
+            Err(mpsc::error::SendError(Envelope::Local { .. })) => Ok(()),
+        }
+    }
+
+    fn control(&self, control: crate::cell::NetControl) {
+        let _ = self.control.send(Control::Net(control));
+    }
+
+    fn exit_reason(&self) -> Option<ExitReason> {
+        self.exit.get().cloned()
+    }
+
+    fn is_hosting(&self) -> bool {
+        self.hosting.load(Ordering::Acquire)
+    }
+
+    fn as_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
+        self
+    }
+}

@@ -1,0 +1,125 @@
+//! The one error type of the runtime, and why an actor ended.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::id::{ActorId, NodeId};
+use crate::migration::MigrationFailure;
+use crate::migration::MigrationPhase;
+
+/// Why an actor ended. Reported to callers and monitors.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ExitReason {
+    /// The actor was asked to stop (`Handle::stop`, `Context::stop`).
+    #[error("stopped")]
+    Stopped,
+    /// A handler or hook panicked; the text is the panic message.
+    #[error("panicked: {0}")]
+    Panicked(String),
+    /// The node that hosted it shut down.
+    #[error("its node {0} shut down")]
+    NodeDown(NodeId),
+    /// No actor with this id is known where the message arrived.
+    #[error("no such actor")]
+    NoSuchActor,
+}
+
+/// Everything that can go wrong in mobility.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The actor has ended; the message was not handled.
+    #[error("actor {actor} is down: {reason}")]
+    ActorDown {
+        /// The actor.
+        actor: ActorId,
+        /// Why it ended.
+        reason: ExitReason,
+    },
+    /// No reply came within the request's timeout. The request may still be
+    /// handled.
+    #[error("actor {actor} did not reply within {after:?}")]
+    Timeout {
+        /// The actor.
+        actor: ActorId,
+        /// The timeout that expired.
+        after: Duration,
+    },
+    /// The actor's bounded mailbox is full; the message was not queued.
+    #[error("mailbox of actor {actor} is full ({capacity} messages queued)")]
+    MailboxFull {
+        /// The actor.
+        actor: ActorId,
+        /// The mailbox bound.
+        capacity: usize,
+    },
+    /// A name is already registered on this node.
+    #[error("the name {name:?} is already taken by actor {owner}")]
+    NameTaken {
+        /// The name.
+        name: String,
+        /// The actor that holds it.
+        owner: ActorId,
+    },
+    /// No actor is registered under this name.
+    #[error("no actor is named {name:?}")]
+    NameNotFound {
+        /// The name.
+        name: String,
+    },
+    /// The actor under this name (or id) has another type than the one asked.
+    #[error("{what} is a `{found}`, not a `{expected}`")]
+    WrongType {
+        /// The name or id looked up.
+        what: String,
+        /// The type asked for (its tag).
+        expected: String,
+        /// The type it has (its tag).
+        found: String,
+    },
+    /// The node is not linked to this node.
+    #[error("node {node} is not connected to node {from}")]
+    UnknownNode {
+        /// The node asked for.
+        node: NodeId,
+        /// This node.
+        from: NodeId,
+    },
+    /// Two actor types of this binary share a type tag.
+    #[error("type tag {tag:?} is used by several actor types: {types:?}; give one of them #[mobile(tag = \"...\")]")]
+    DuplicateTypeTag {
+        /// The tag.
+        tag: String,
+        /// The Rust names of the types that use it.
+        types: Vec<String>,
+    },
+    /// A migration failed; the actor runs where it was, state unchanged.
+    #[error("migration of actor {actor} failed at {phase}: {failure}")]
+    Migration {
+        /// The actor.
+        actor: ActorId,
+        /// The step that failed.
+        phase: MigrationPhase,
+        /// What failed.
+        failure: MigrationFailure,
+    },
+    /// A value could not be encoded or decoded.
+    #[error("{0}")]
+    Codec(String),
+    /// A handle was decoded outside any node, or its node is gone.
+    #[error("this handle is not bound to a running node")]
+    Detached,
+    /// The node is shut down.
+    #[error("node {0} is shut down")]
+    NodeStopped(NodeId),
+    /// A node configuration value is invalid.
+    #[error("invalid node configuration: {0}")]
+    Config(String),
+}
+
+impl From<mobility_net::CodecError> for Error {
+    fn from(e: mobility_net::CodecError) -> Self {
+        Error::Codec(e.to_string())
+    }
+}

@@ -1,0 +1,191 @@
+//! What a migration moves, what it reports, and how it can fail.
+//!
+//! A migration is a two-phase hand-over coordinated by the source:
+//! 1. *capture*: at a message boundary the actor freezes; its state, queued
+//!    messages, timers (remaining time), monitors, name and id are encoded;
+//! 2. *prepare*: the snapshot goes to the destination, which rebuilds the
+//!    actor from its type registry, runs `on_arrive` and keeps it paused;
+//! 3. *commit*: the source becomes a forwarder and tells the destination to
+//!    activate; or *abort*: the destination drops its copy and the source
+//!    resumes with the state it never gave up.
+//!
+//! There is never a moment with two active copies: the destination activates
+//! only on commit, and the source commits only after the destination is ready.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::id::{ActorId, NodeId};
+use crate::sequence::Tracker;
+use crate::wire::{Origin, WireEnvelope};
+
+/// The steps of a migration, named in reports and errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum MigrationPhase {
+    /// Checking the request (destination known, actor free to move).
+    Validate,
+    /// Freezing the actor and encoding its snapshot.
+    Capture,
+    /// Sending the snapshot and having it restored (paused) at the
+    /// destination.
+    Prepare,
+    /// Activating the actor at the destination.
+    Commit,
+}
+
+impl fmt::Display for MigrationPhase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MigrationPhase::Validate => "validate",
+            MigrationPhase::Capture => "capture",
+            MigrationPhase::Prepare => "prepare",
+            MigrationPhase::Commit => "commit",
+        })
+    }
+}
+
+/// Why a migration failed. The actor stays where it was, state unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum MigrationFailure {
+    /// The destination is this node's own address or id.
+    #[error("the actor is already on node {0}")]
+    AlreadyThere(NodeId),
+    /// The destination is not reachable from the actor's node.
+    #[error("destination {0} is not reachable")]
+    Unreachable(String),
+    /// The destination does not have the actor type compiled in.
+    #[error("destination does not know actor type {tag:?} (it knows: {known:?})")]
+    UnknownType {
+        /// The type tag.
+        tag: String,
+        /// The tags the destination knows.
+        known: Vec<String>,
+    },
+    /// The destination's build has another shape of the type.
+    #[error("destination has another schema of actor type {tag:?} (ours {ours:016x}, theirs {theirs:016x})")]
+    SchemaMismatch {
+        /// The type tag.
+        tag: String,
+        /// The fingerprint sent.
+        ours: u64,
+        /// The destination's fingerprint.
+        theirs: u64,
+    },
+    /// The actor's name belongs to another actor at the destination.
+    #[error("the name {0:?} is taken at the destination")]
+    NameTaken(String),
+    /// `on_arrive` returned an error at the destination.
+    #[error("on_arrive failed at the destination: {0}")]
+    ArriveFailed(String),
+    /// The snapshot could not be encoded or decoded.
+    #[error("snapshot codec error: {0}")]
+    Codec(String),
+    /// The destination is already holding this actor (another migration).
+    #[error("the destination is busy with another migration of this actor")]
+    Busy,
+    /// The destination did not answer in time.
+    #[error("no answer from the destination within {0:?}")]
+    Timeout(Duration),
+    /// The link to the destination went down.
+    #[error("the link to the destination went down")]
+    LinkDown,
+    /// The actor stopped before it could move.
+    #[error("the actor stopped before it could move")]
+    Stopped,
+}
+
+/// What a successful migration did. Returned by `Node::migrate` and emitted
+/// as a `tracing` event (target `mobility::migration`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MigrationReport {
+    /// The actor.
+    pub actor: ActorId,
+    /// Its type tag.
+    pub type_tag: String,
+    /// The node it left.
+    pub from: NodeId,
+    /// The node it lives on now.
+    pub to: NodeId,
+    /// Its epoch after the move.
+    pub epoch: u64,
+    /// Size of the encoded state alone.
+    pub state_bytes: u64,
+    /// Size of the whole snapshot sent (state, queue, timers, ...).
+    pub snapshot_bytes: u64,
+    /// Messages that moved in the mailbox (queued or held for order).
+    pub queued_messages: u64,
+    /// Timers that moved.
+    pub timers: u64,
+    /// Messages that arrived during the freeze and were forwarded after it.
+    pub forwarded_messages: u64,
+    /// Time to freeze and encode the snapshot at the source.
+    pub capture: Duration,
+    /// Time from sending the snapshot to the destination's acceptance.
+    pub prepare: Duration,
+    /// Part of `prepare` the destination spent decoding and running
+    /// `on_arrive`.
+    pub restore: Duration,
+    /// Time from sending the commit to its acknowledgement.
+    pub commit: Duration,
+    /// Time the actor handled no message: from freeze to activation at the
+    /// destination (measured to the commit acknowledgement, an upper bound).
+    pub freeze: Duration,
+}
+
+impl fmt::Display for MigrationReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} -> {} epoch {}: freeze {:?} (capture {:?}, prepare {:?} incl. restore {:?}, commit {:?}), {} state bytes, {} snapshot bytes, {} queued, {} timers, {} forwarded",
+            self.from,
+            self.to,
+            self.epoch,
+            self.freeze,
+            self.capture,
+            self.prepare,
+            self.restore,
+            self.commit,
+            self.state_bytes,
+            self.snapshot_bytes,
+            self.queued_messages,
+            self.timers,
+            self.forwarded_messages
+        )
+    }
+}
+
+/// A message waiting in the actor's queue, in its portable form.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum QueuedWire {
+    /// A numbered message from some stream.
+    Numbered(WireEnvelope),
+    /// A timer that fired: the encoded message to itself.
+    Timer(#[serde(with = "serde_bytes")] Vec<u8>),
+}
+
+/// A pending timer with the time it had left at capture.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct TimerSnapshot {
+    pub(crate) id: u64,
+    pub(crate) remaining: Duration,
+    pub(crate) interval: Option<Duration>,
+    #[serde(with = "serde_bytes")]
+    pub(crate) msg: Vec<u8>,
+}
+
+/// Everything that moves with an actor, generic over how the state is held
+/// (`&A` to encode, `A` to decode).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Snapshot<S> {
+    pub(crate) state: S,
+    pub(crate) from: NodeId,
+    pub(crate) name: Option<String>,
+    pub(crate) queue: Vec<QueuedWire>,
+    pub(crate) tracker: Tracker<Origin, WireEnvelope>,
+    pub(crate) timers: Vec<TimerSnapshot>,
+    pub(crate) next_timer: u64,
+    pub(crate) monitors: Vec<(NodeId, u64)>,
+}
