@@ -26,7 +26,7 @@ pub use context::{Context, TimerId};
 pub use error::{Error, ExitReason};
 pub use handle::{Handle, Monitor};
 pub use id::{ActorId, Destination, NodeId, ParseDestinationError};
-pub use migration::{MigrationPhase, MigrationReport};
+pub use migration::{MigrationFailure, MigrationPhase, MigrationReport};
 pub use mobility_macros::mobile;
 pub use node::{Node, NodeBuilder};
 pub use reply::ReplyTo;
