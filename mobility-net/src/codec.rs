@@ -65,8 +65,11 @@ mod tests {
         let bytes = encode(&(1u32, "two".to_string())).expect("encodes");
         let back: (u32, String) = decode(&bytes).expect("decodes");
         assert_eq!(back, (1, "two".to_string()));
-        assert!(decode::<(u32, String)>(&bytes[..bytes.len() - 1]).is_err(), "truncated");
-        let mut longer = bytes.clone();
+        assert!(
+            decode::<(u32, String)>(&bytes[..bytes.len() - 1]).is_err(),
+            "truncated"
+        );
+        let mut longer = bytes;
         longer.push(0);
         assert!(decode::<(u32, String)>(&longer).is_err(), "trailing bytes");
         assert!(decode::<u64>(&[0xff, 0x00, 0x13]).is_err(), "garbage");

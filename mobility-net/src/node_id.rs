@@ -29,7 +29,9 @@ impl NodeId {
         if valid {
             Ok(NodeId(Arc::from(text)))
         } else {
-            Err(NodeIdError { text: text.to_owned() })
+            Err(NodeIdError {
+                text: text.to_owned(),
+            })
         }
     }
 
@@ -77,11 +79,15 @@ mod tests {
 
     #[test]
     fn accepts_names_and_rejects_garbage() {
-        assert_eq!(NodeId::new("node-a.1_x").map(|n| n.to_string()), Ok("node-a.1_x".into()));
+        assert_eq!(
+            NodeId::new("node-a.1_x").map(|n| n.to_string()),
+            Ok("node-a.1_x".into())
+        );
         assert!(NodeId::new("").is_err());
         assert!(NodeId::new("a b").is_err());
         assert!(NodeId::new(&"x".repeat(65)).is_err());
-        let decoded: Result<NodeId, _> = crate::decode(&crate::encode(&"bad name").unwrap_or_default());
+        let decoded: Result<NodeId, _> =
+            crate::decode(&crate::encode(&"bad name").unwrap_or_default());
         assert!(decoded.is_err(), "a bad node id on the wire is refused");
     }
 }

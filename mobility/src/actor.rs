@@ -20,11 +20,27 @@ use crate::reply::ReplyTo;
     message = "`{Self}` cannot migrate with a mobile actor",
     label = "this type is not migratable",
     note = "a migrating value must be serializable (serde Serialize + Deserialize), `Send` and own its data",
-    note = "mark the field `#[mobile(skip)]` to rebuild it on arrival, or make the type serializable (for your own types: put `#[mobile]` on them)"
+    note = "mark the field `#[mobile(skip)]` to rebuild it on arrival, or make the type serializable (for your own types: put `#[mobile]` on them)",
+    note = "for a generic parameter `T`, add the bound `T: mobility::Migratable`"
 )]
 pub trait Migratable: Serialize + DeserializeOwned + Send + 'static {}
 
+// `do_not_recommend`: report "not migratable" with the note above, instead of
+// one error per unmet part (Serialize, Deserialize, Send).
+#[diagnostic::do_not_recommend]
 impl<T: Serialize + DeserializeOwned + Send + 'static> Migratable for T {}
+
+/// A field marked `#[mobile(skip)]`: it stays behind and is rebuilt with
+/// `Default` on arrival, yet it is part of the actor, so it must be `Send`.
+#[diagnostic::on_unimplemented(
+    message = "the skipped field's type `{Self}` must implement `Default` and `Send`",
+    label = "a `#[mobile(skip)]` field is rebuilt with `Default` when the actor arrives",
+    note = "wrap it in `Option<...>` (rebuilt as `None`, then set it in `#[mobile(on_arrive)]`), or implement `Default` for it"
+)]
+pub trait Skippable: Default + Send + 'static {}
+
+#[diagnostic::do_not_recommend]
+impl<T: Default + Send + 'static> Skippable for T {}
 
 /// A type whose values can migrate: the state of an actor, or data inside it.
 ///

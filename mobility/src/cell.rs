@@ -164,7 +164,7 @@ impl<A: Actor> Numbered<A> {
                 }
             }
             Item::Wire { body, reply } => node.reject(
-                WireEnvelope {
+                &WireEnvelope {
                     origin: self.origin,
                     seq: self.seq,
                     body,
@@ -209,7 +209,10 @@ impl<A: Actor> Hosted<A> {
     fn accept(&mut self, numbered: Numbered<A>) {
         let origin = numbered.origin.clone();
         let seq = numbered.seq;
-        if let Accepted::Duplicate(_) = self.tracker.accept(&origin, seq, Queued::Numbered(numbered), &mut self.queue) {
+        if let Accepted::Duplicate(_) =
+            self.tracker
+                .accept(&origin, seq, Queued::Numbered(numbered), &mut self.queue)
+        {
             tracing::debug!(actor = %self.ctx.id(), node = %origin.node, seq, "duplicate message dropped");
         }
     }
@@ -277,7 +280,7 @@ pub(crate) struct Cell<A: Actor> {
     commit_wait: Option<CommitWait>,
 }
 
-fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     if let Some(text) = panic.downcast_ref::<&str>() {
         (*text).to_owned()
     } else if let Some(text) = panic.downcast_ref::<String>() {
@@ -321,7 +324,11 @@ impl<A: Actor> Cell<A> {
     }
 
     fn new_context(&self, timers: Timers) -> Context<A> {
-        Context::new(self.node.clone(), Handle::from_entry(self.entry.clone()), timers)
+        Context::new(
+            self.node.clone(),
+            Handle::from_entry(self.entry.clone()),
+            timers,
+        )
     }
 
     pub(crate) async fn run(mut self) {
@@ -336,13 +343,18 @@ impl<A: Actor> Cell<A> {
                 name,
                 epoch: 0,
             });
-            let started = AssertUnwindSafe(hosted.state.on_start(&mut hosted.ctx)).catch_unwind().await;
+            let started = AssertUnwindSafe(hosted.state.on_start(&mut hosted.ctx))
+                .catch_unwind()
+                .await;
             match started {
                 Ok(()) => {
                     self.mode = Mode::Hosting(hosted);
                     self.after_handler().await;
                 }
-                Err(panic) => self.exit(hosted, ExitReason::Panicked(panic_message(panic)), None).await,
+                Err(panic) => {
+                    self.exit(hosted, ExitReason::Panicked(panic_message(&*panic)), None)
+                        .await
+                }
             }
         }
         loop {
@@ -377,7 +389,12 @@ impl<A: Actor> Cell<A> {
 
     /// Closes the mailbox and answers whatever is left in it.
     fn finish(mut self) {
-        let reason = self.entry.exit.get().cloned().unwrap_or(ExitReason::NoSuchActor);
+        let reason = self
+            .entry
+            .exit
+            .get()
+            .cloned()
+            .unwrap_or(ExitReason::NoSuchActor);
         self.rx.close();
         while let Ok(envelope) = self.rx.try_recv() {
             let numbered = self.number(envelope);
@@ -418,7 +435,11 @@ impl<A: Actor> Cell<A> {
             }
             Mode::Migrating(migrating) if migrating.deadline <= now => {
                 let timeout = self.node.migration_timeout();
-                self.abort_migration(MigrationPhase::Prepare, MigrationFailure::Timeout(timeout), true);
+                self.abort_migration(
+                    MigrationPhase::Prepare,
+                    MigrationFailure::Timeout(timeout),
+                    true,
+                );
             }
             _ => {}
         }
@@ -427,7 +448,11 @@ impl<A: Actor> Cell<A> {
     /// Gives a local message its number in this node's stream.
     fn number(&mut self, envelope: Envelope<A>) -> Numbered<A> {
         match envelope {
-            Envelope::Local { body, reply, counted } => {
+            Envelope::Local {
+                body,
+                reply,
+                counted,
+            } => {
                 if counted {
                     self.entry.queued.fetch_sub(1, Ordering::AcqRel);
                 }
@@ -454,7 +479,12 @@ impl<A: Actor> Cell<A> {
                 self.forward(&route, numbered);
             }
             Mode::Stopped => {
-                let reason = self.entry.exit.get().cloned().unwrap_or(ExitReason::NoSuchActor);
+                let reason = self
+                    .entry
+                    .exit
+                    .get()
+                    .cloned()
+                    .unwrap_or(ExitReason::NoSuchActor);
                 numbered.reject(&self.node, self.entry.id, &reason);
             }
         }
@@ -482,7 +512,8 @@ impl<A: Actor> Cell<A> {
             tracing::warn!(actor = %self.id(), to = %route.node, %error, "message could not be forwarded");
             if let PeerMsg::Deliver { envelope, .. } = deliver {
                 if let Some(request) = envelope.reply {
-                    self.node.send_reply(&envelope.origin.node, request, Err(error));
+                    self.node
+                        .send_reply(&envelope.origin.node, request, Err(error));
                 }
             }
         }
@@ -490,29 +521,40 @@ impl<A: Actor> Cell<A> {
 
     /// Handles one ready message (only called while hosting).
     async fn handle(&mut self, item: Queued<A>) {
-        let Mode::Hosting(hosted) = &mut self.mode else { return };
+        let Mode::Hosting(hosted) = &mut self.mode else {
+            return;
+        };
         let actor = hosted.ctx.id();
         let (body, reply) = match item {
-            Queued::Timer(bytes) => match crate::codec::decode_on::<A::Msg>(Some(&self.node), &bytes) {
-                Ok(msg) => (LocalBody::User(msg), ReplyTo::nobody(actor)),
-                Err(error) => {
-                    tracing::error!(%actor, %error, "a timer message did not decode");
-                    return;
+            Queued::Timer(bytes) => {
+                match crate::codec::decode_on::<A::Msg>(Some(&self.node), &bytes) {
+                    Ok(msg) => (LocalBody::User(msg), ReplyTo::nobody(actor)),
+                    Err(error) => {
+                        tracing::error!(%actor, %error, "a timer message did not decode");
+                        return;
+                    }
                 }
-            },
+            }
             Queued::Numbered(numbered) => match numbered.item {
                 Item::Local { body, reply } => (body, ReplyTo::local(actor, reply)),
                 Item::Wire { body, reply } => {
-                    let reply = ReplyTo::remote(actor, self.node.clone(), numbered.origin.node.clone(), reply);
+                    let reply = ReplyTo::remote(
+                        actor,
+                        self.node.clone(),
+                        numbered.origin.node.clone(),
+                        reply,
+                    );
                     let body = match body {
-                        WireBody::User(bytes) => match crate::codec::decode_on::<A::Msg>(Some(&self.node), &bytes) {
-                            Ok(msg) => LocalBody::User(msg),
-                            Err(error) => {
-                                tracing::warn!(%actor, %error, "a message did not decode; refused");
-                                reply.fail(error);
-                                return;
+                        WireBody::User(bytes) => {
+                            match crate::codec::decode_on::<A::Msg>(Some(&self.node), &bytes) {
+                                Ok(msg) => LocalBody::User(msg),
+                                Err(error) => {
+                                    tracing::warn!(%actor, %error, "a message did not decode; refused");
+                                    reply.fail(error);
+                                    return;
+                                }
                             }
-                        },
+                        }
                         WireBody::Stop => LocalBody::Stop,
                         WireBody::Monitor(id) => {
                             hosted.monitors.push((numbered.origin.node, id));
@@ -529,9 +571,12 @@ impl<A: Actor> Cell<A> {
             LocalBody::User(msg) => {
                 let run = AssertUnwindSafe(hosted.state.dispatch(msg, &mut hosted.ctx, reply));
                 if let Err(panic) = run.catch_unwind().await {
-                    let reason = ExitReason::Panicked(panic_message(panic));
+                    let reason = ExitReason::Panicked(panic_message(&*panic));
                     tracing::error!(%actor, %reason, "handler panicked; the actor is down");
-                    let Mode::Hosting(hosted) = std::mem::replace(&mut self.mode, Mode::Stopped) else { return };
+                    let Mode::Hosting(hosted) = std::mem::replace(&mut self.mode, Mode::Stopped)
+                    else {
+                        return;
+                    };
                     self.exit(hosted, reason, None).await;
                     return;
                 }
@@ -539,7 +584,9 @@ impl<A: Actor> Cell<A> {
             }
             LocalBody::Monitor(id) => hosted.monitors.push((self.node.id().clone(), id)),
             LocalBody::Stop => {
-                let Mode::Hosting(hosted) = std::mem::replace(&mut self.mode, Mode::Stopped) else { return };
+                let Mode::Hosting(hosted) = std::mem::replace(&mut self.mode, Mode::Stopped) else {
+                    return;
+                };
                 self.exit(hosted, ExitReason::Stopped, Some(reply)).await;
             }
             LocalBody::Migrate(dest) => self.start_migration(dest, reply).await,
@@ -548,9 +595,13 @@ impl<A: Actor> Cell<A> {
 
     /// Carries out what the handler asked of its context.
     async fn after_handler(&mut self) {
-        let Mode::Hosting(hosted) = &mut self.mode else { return };
+        let Mode::Hosting(hosted) = &mut self.mode else {
+            return;
+        };
         if hosted.ctx.stop_requested {
-            let Mode::Hosting(hosted) = std::mem::replace(&mut self.mode, Mode::Stopped) else { return };
+            let Mode::Hosting(hosted) = std::mem::replace(&mut self.mode, Mode::Stopped) else {
+                return;
+            };
             self.exit(hosted, ExitReason::Stopped, None).await;
         } else if let Some(dest) = hosted.ctx.migrate_requested.take() {
             let actor = hosted.ctx.id();
@@ -559,12 +610,19 @@ impl<A: Actor> Cell<A> {
     }
 
     /// Ends the actor: hooks, monitors, name, and every waiting message.
-    async fn exit(&mut self, mut hosted: Box<Hosted<A>>, reason: ExitReason, stop_reply: Option<ReplyTo>) {
+    async fn exit(
+        &mut self,
+        mut hosted: Box<Hosted<A>>,
+        reason: ExitReason,
+        stop_reply: Option<ReplyTo>,
+    ) {
         let actor = self.id();
         if !matches!(reason, ExitReason::Panicked(_)) {
-            let stopped = AssertUnwindSafe(hosted.state.on_stop(&mut hosted.ctx)).catch_unwind().await;
+            let stopped = AssertUnwindSafe(hosted.state.on_stop(&mut hosted.ctx))
+                .catch_unwind()
+                .await;
             if let Err(panic) = stopped {
-                tracing::error!(%actor, panic = %panic_message(panic), "on_stop panicked");
+                tracing::error!(%actor, panic = %panic_message(&*panic), "on_stop panicked");
             }
         }
         let _ = self.entry.exit.set(reason.clone());
@@ -576,7 +634,11 @@ impl<A: Actor> Cell<A> {
             self.node.send_down(&node, monitor, actor, reason.clone());
         }
         let queue: Vec<Queued<A>> = hosted.queue.drain(..).collect();
-        let held = hosted.tracker.take_held().into_iter().map(|(_, _, item)| item);
+        let held = hosted
+            .tracker
+            .take_held()
+            .into_iter()
+            .map(|(_, _, item)| item);
         for item in queue.into_iter().chain(held) {
             if let Queued::Numbered(numbered) = item {
                 numbered.reject(&self.node, actor, &reason);
@@ -593,40 +655,69 @@ impl<A: Actor> Cell<A> {
 
     async fn start_migration(&mut self, dest: Destination, reply: ReplyTo) {
         let actor = self.id();
-        let fail = |phase, failure| Error::Migration { actor, phase, failure };
+        let fail = |phase, failure| Error::Migration {
+            actor,
+            phase,
+            failure,
+        };
         let dest = match dest {
             Destination::Node(node) => node,
             Destination::Tcp { .. } => {
                 let failure = MigrationFailure::Unreachable(format!(
                     "{dest}: this node has no TCP connector (connect nodes with Node::connect_in_process)"
                 ));
-                reply.send(Err::<MigrationReport, _>(fail(MigrationPhase::Validate, failure)));
+                reply.send(Err::<MigrationReport, _>(fail(
+                    MigrationPhase::Validate,
+                    failure,
+                )));
                 return;
             }
         };
         if dest == *self.node.id() {
             let failure = MigrationFailure::AlreadyThere(dest);
-            reply.send(Err::<MigrationReport, _>(fail(MigrationPhase::Validate, failure)));
+            reply.send(Err::<MigrationReport, _>(fail(
+                MigrationPhase::Validate,
+                failure,
+            )));
             return;
         }
         if !self.node.has_peer(&dest) {
             let failure = MigrationFailure::Unreachable(dest.to_string());
-            reply.send(Err::<MigrationReport, _>(fail(MigrationPhase::Validate, failure)));
+            reply.send(Err::<MigrationReport, _>(fail(
+                MigrationPhase::Validate,
+                failure,
+            )));
             return;
         }
-        let Mode::Hosting(mut hosted) = std::mem::replace(&mut self.mode, Mode::Stopped) else { return };
-        let departed = AssertUnwindSafe(hosted.state.on_depart(&mut hosted.ctx)).catch_unwind().await;
+        let Mode::Hosting(mut hosted) = std::mem::replace(&mut self.mode, Mode::Stopped) else {
+            return;
+        };
+        let departed = AssertUnwindSafe(hosted.state.on_depart(&mut hosted.ctx))
+            .catch_unwind()
+            .await;
         if let Err(panic) = departed {
-            let reason = ExitReason::Panicked(panic_message(panic));
-            reply.send(Err::<MigrationReport, _>(fail(MigrationPhase::Capture, MigrationFailure::Stopped)));
+            let reason = ExitReason::Panicked(panic_message(&*panic));
+            reply.send(Err::<MigrationReport, _>(fail(
+                MigrationPhase::Capture,
+                MigrationFailure::Stopped,
+            )));
             self.exit(hosted, reason, None).await;
             return;
         }
 
         // Freeze: from here on, nothing is handled until commit or abort.
         let started = Instant::now();
+        // The mailbox moves too: take in what is already queued for us.
+        while let Ok(envelope) = self.rx.try_recv() {
+            let numbered = self.number(envelope);
+            hosted.accept(numbered);
+        }
         let now = tokio::time::Instant::now();
-        let queue: Vec<QueuedWire> = hosted.queue.drain(..).map(|q| q.into_wire(&self.node)).collect();
+        let queue: Vec<QueuedWire> = hosted
+            .queue
+            .drain(..)
+            .map(|q| q.into_wire(&self.node))
+            .collect();
         let held: Vec<(Origin, u64, QueuedWire)> = hosted
             .tracker
             .take_held()
@@ -703,7 +794,10 @@ impl<A: Actor> Cell<A> {
         if let Err(error) = self.node.send_peer(&dest, &prepare) {
             tracing::warn!(%actor, to = %dest, %error, "prepare could not be sent");
             self.resume(hosted, captured_queue, held, Vec::new());
-            reply.send(Err::<MigrationReport, _>(fail(MigrationPhase::Prepare, MigrationFailure::LinkDown)));
+            reply.send(Err::<MigrationReport, _>(fail(
+                MigrationPhase::Prepare,
+                MigrationFailure::LinkDown,
+            )));
             return;
         }
         tracing::debug!(%actor, to = %dest, epoch, snapshot_bytes, ?capture, "prepare sent");
@@ -737,7 +831,9 @@ impl<A: Actor> Cell<A> {
     ) {
         hosted.queue = queue.into_iter().map(Queued::from_wire).collect();
         for (origin, seq, item) in held {
-            let _ = hosted.tracker.accept(&origin, seq, Queued::from_wire(item), &mut hosted.queue);
+            let _ = hosted
+                .tracker
+                .accept(&origin, seq, Queued::from_wire(item), &mut hosted.queue);
         }
         for numbered in arrived {
             hosted.accept(numbered);
@@ -745,8 +841,15 @@ impl<A: Actor> Cell<A> {
         self.mode = Mode::Hosting(hosted);
     }
 
-    fn abort_migration(&mut self, phase: MigrationPhase, failure: MigrationFailure, tell_destination: bool) {
-        let Mode::Migrating(migrating) = std::mem::replace(&mut self.mode, Mode::Stopped) else { return };
+    fn abort_migration(
+        &mut self,
+        phase: MigrationPhase,
+        failure: MigrationFailure,
+        tell_destination: bool,
+    ) {
+        let Mode::Migrating(migrating) = std::mem::replace(&mut self.mode, Mode::Stopped) else {
+            return;
+        };
         let migrating = *migrating;
         let actor = self.id();
         if tell_destination {
@@ -765,12 +868,18 @@ impl<A: Actor> Cell<A> {
         );
         migrating
             .reply
-            .send(Err::<MigrationReport, _>(Error::Migration { actor, phase, failure }));
+            .send(Err::<MigrationReport, _>(Error::Migration {
+                actor,
+                phase,
+                failure,
+            }));
     }
 
     /// The destination holds the actor, paused: hand over and forward.
     fn commit_migration(&mut self, restore: Duration) {
-        let Mode::Migrating(migrating) = std::mem::replace(&mut self.mode, Mode::Stopped) else { return };
+        let Mode::Migrating(migrating) = std::mem::replace(&mut self.mode, Mode::Stopped) else {
+            return;
+        };
         let migrating = *migrating;
         let actor = self.id();
         let prepare = migrating.prepare_sent.elapsed();
@@ -854,7 +963,13 @@ impl<A: Actor> Cell<A> {
 
     // ---- migration, destination side --------------------------------------
 
-    async fn on_prepare(&mut self, from: NodeId, epoch: u64, snapshot: Box<Snapshot<A>>, started: Instant) {
+    async fn on_prepare(
+        &mut self,
+        from: NodeId,
+        epoch: u64,
+        snapshot: Box<Snapshot<A>>,
+        started: Instant,
+    ) {
         let actor = self.id();
         let refuse = |node: &Node, failure: MigrationFailure| {
             tracing::info!(%actor, %from, %failure, "refused an arriving actor");
@@ -882,17 +997,21 @@ impl<A: Actor> Cell<A> {
         let mut hosted = Box::new(Hosted {
             state: snapshot.state,
             ctx,
-            tracker: snapshot.tracker.map(|envelope| Queued::Numbered(Numbered::from_wire(envelope))),
+            tracker: snapshot
+                .tracker
+                .map(|envelope| Queued::Numbered(Numbered::from_wire(envelope))),
             queue: snapshot.queue.into_iter().map(Queued::from_wire).collect(),
             monitors: snapshot.monitors,
             name: snapshot.name,
             epoch,
         });
-        let arrived = AssertUnwindSafe(hosted.state.on_arrive(&mut hosted.ctx)).catch_unwind().await;
+        let arrived = AssertUnwindSafe(hosted.state.on_arrive(&mut hosted.ctx))
+            .catch_unwind()
+            .await;
         let failure = match arrived {
             Ok(Ok(())) => None,
             Ok(Err(reason)) => Some(reason),
-            Err(panic) => Some(format!("on_arrive panicked: {}", panic_message(panic))),
+            Err(panic) => Some(format!("on_arrive panicked: {}", panic_message(&*panic))),
         };
         if let Some(reason) = failure {
             if name_reserved {
@@ -932,7 +1051,9 @@ impl<A: Actor> Cell<A> {
             tracing::warn!(actor = %self.id(), epoch, prepared = prepared.epoch, "commit for another epoch ignored");
             return;
         }
-        let Mode::Prepared(prepared) = std::mem::replace(&mut self.mode, Mode::Stopped) else { return };
+        let Mode::Prepared(prepared) = std::mem::replace(&mut self.mode, Mode::Stopped) else {
+            return;
+        };
         let prepared = *prepared;
         let mut hosted = prepared.hosted;
         for numbered in prepared.arrived {
@@ -944,17 +1065,24 @@ impl<A: Actor> Cell<A> {
         });
         self.entry.hosting.store(true, Ordering::Release);
         self.mode = Mode::Hosting(hosted);
-        let committed = PeerMsg::Committed { actor: self.id(), epoch };
+        let committed = PeerMsg::Committed {
+            actor: self.id(),
+            epoch,
+        };
         let _ = self.node.send_peer(&prepared.source, &committed);
         tracing::debug!(actor = %self.id(), node = %self.node.id(), epoch, "actor active after migration");
     }
 
     fn on_abort(&mut self, epoch: u64) {
-        let Mode::Prepared(prepared) = &self.mode else { return };
+        let Mode::Prepared(prepared) = &self.mode else {
+            return;
+        };
         if prepared.epoch != epoch {
             return;
         }
-        let Mode::Prepared(prepared) = std::mem::replace(&mut self.mode, Mode::Stopped) else { return };
+        let Mode::Prepared(prepared) = std::mem::replace(&mut self.mode, Mode::Stopped) else {
+            return;
+        };
         let prepared = *prepared;
         if prepared.name_reserved {
             if let Some(name) = &prepared.hosted.name {

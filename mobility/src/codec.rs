@@ -13,7 +13,10 @@ thread_local! {
 }
 
 /// Decodes `bytes` with `node` as the node that handles inside bind to.
-pub(crate) fn decode_on<T: DeserializeOwned>(node: Option<&Node>, bytes: &[u8]) -> Result<T, Error> {
+pub(crate) fn decode_on<T: DeserializeOwned>(
+    node: Option<&Node>,
+    bytes: &[u8],
+) -> Result<T, Error> {
     let previous = DECODING_NODE.with(|slot| slot.replace(node.cloned()));
     let result = mobility_net::decode(bytes).map_err(Error::from);
     DECODING_NODE.with(|slot| *slot.borrow_mut() = previous);

@@ -120,7 +120,10 @@ pub struct TimerSink<'a, A: Actor> {
 
 impl<A: Actor> fmt::Debug for TimerSink<'_, A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TimerSink").field("after", &self.after).field("interval", &self.interval).finish()
+        f.debug_struct("TimerSink")
+            .field("after", &self.after)
+            .field("interval", &self.interval)
+            .finish()
     }
 }
 

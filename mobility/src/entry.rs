@@ -77,11 +77,18 @@ impl<A: Actor> Entry<A> {
             let capacity = self.capacity.unwrap_or(usize::MAX);
             if self.queued.fetch_add(1, Ordering::AcqRel) >= capacity {
                 self.queued.fetch_sub(1, Ordering::AcqRel);
-                return Err(Error::MailboxFull { actor: self.id, capacity });
+                return Err(Error::MailboxFull {
+                    actor: self.id,
+                    capacity,
+                });
             }
         }
         self.tx
-            .send(Envelope::Local { body, reply, counted })
+            .send(Envelope::Local {
+                body,
+                reply,
+                counted,
+            })
             .map_err(|_| self.down_error())
     }
 
@@ -92,7 +99,10 @@ impl<A: Actor> Entry<A> {
             .get()
             .cloned()
             .unwrap_or_else(|| ExitReason::NodeDown(self.node_id.clone()));
-        Error::ActorDown { actor: self.id, reason }
+        Error::ActorDown {
+            actor: self.id,
+            reason,
+        }
     }
 
     /// The node this entry belongs to, if it still runs.
@@ -101,7 +111,10 @@ impl<A: Actor> Entry<A> {
     }
 
     pub(crate) fn route(&self) -> Route {
-        self.route.lock().map(|r| r.clone()).unwrap_or_else(|p| p.into_inner().clone())
+        self.route
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
     }
 
     pub(crate) fn set_route(&self, route: Route) {

@@ -63,9 +63,16 @@ impl<A: Actor> fmt::Debug for HandleCore<A> {
 
 impl<A: Actor> HandleCore<A> {
     /// Sends `msg` and waits for the handler's return value.
-    pub fn request<R: Migratable>(&self, msg: A::Msg) -> impl Future<Output = Result<R, Error>> + Send + '_ {
+    pub fn request<R: Migratable>(
+        &self,
+        msg: A::Msg,
+    ) -> impl Future<Output = Result<R, Error>> + Send + '_ {
         let sent = self.send_with_reply(LocalBody::User(msg), true);
-        async move { self.wait(sent?).await.and_then(|value| open_reply(self.entry.node().as_ref(), value)) }
+        async move {
+            self.wait(sent?)
+                .await
+                .and_then(|value| open_reply(self.entry.node().as_ref(), value))
+        }
     }
 
     fn send_with_reply(
@@ -81,7 +88,10 @@ impl<A: Actor> HandleCore<A> {
     async fn wait(&self, rx: oneshot::Receiver<ReplyResult>) -> ReplyResult {
         let after = self.timeout.unwrap_or(self.entry.timeout);
         match tokio::time::timeout(after, rx).await {
-            Err(_) => Err(Error::Timeout { actor: self.entry.id, after }),
+            Err(_) => Err(Error::Timeout {
+                actor: self.entry.id,
+                after,
+            }),
             Ok(Err(_)) => Err(self.entry.down_error()),
             Ok(Ok(result)) => result,
         }
@@ -90,7 +100,9 @@ impl<A: Actor> HandleCore<A> {
     /// Sends a system request and waits for its reply.
     pub(crate) async fn system<R: Migratable>(&self, body: LocalBody<A::Msg>) -> Result<R, Error> {
         let rx = self.send_with_reply(body, false)?;
-        self.wait(rx).await.and_then(|value| open_reply(self.entry.node().as_ref(), value))
+        self.wait(rx)
+            .await
+            .and_then(|value| open_reply(self.entry.node().as_ref(), value))
     }
 }
 
@@ -105,7 +117,10 @@ pub struct Handle<A: Actor> {
 impl<A: Actor> Handle<A> {
     pub(crate) fn from_entry(entry: Arc<Entry<A>>) -> Self {
         Handle {
-            calls: A::Calls::from_core(HandleCore { entry, timeout: None }),
+            calls: A::Calls::from_core(HandleCore {
+                entry,
+                timeout: None,
+            }),
         }
     }
 
@@ -126,6 +141,10 @@ impl<A: Actor> Handle<A> {
     /// Where this handle's node believes the actor lives now.
     pub fn location(&self) -> NodeId {
         self.core().entry.route().node
+    }
+
+    pub(crate) fn route(&self) -> crate::entry::Route {
+        self.core().entry.route()
     }
 
     /// The same handle with another request timeout (instead of the node's
@@ -155,7 +174,8 @@ impl<A: Actor> Handle<A> {
     /// is the same call.
     pub async fn migrate(&self, dest: Destination) -> Result<MigrationReport, Error> {
         let core = self.core().clone().with_migration_timeout();
-        core.system::<Result<MigrationReport, Error>>(LocalBody::Migrate(dest)).await?
+        core.system::<Result<MigrationReport, Error>>(LocalBody::Migrate(dest))
+            .await?
     }
 
     /// Watches the actor: the returned [`Monitor`] resolves with the reason
@@ -166,7 +186,10 @@ impl<A: Actor> Handle<A> {
             return Monitor::ready(ExitReason::NodeDown(entry.node_id.clone()));
         };
         let (id, rx) = node.register_monitor();
-        if entry.send_local(LocalBody::Monitor(id), None, false).is_err() {
+        if entry
+            .send_local(LocalBody::Monitor(id), None, false)
+            .is_err()
+        {
             node.forget_monitor(id);
             return Monitor::ready(entry.exit.get().cloned().unwrap_or(ExitReason::NoSuchActor));
         }
@@ -180,9 +203,17 @@ impl<A: Actor> Handle<A> {
 
 impl<A: Actor> HandleCore<A> {
     fn with_migration_timeout(mut self) -> Self {
-        let migration = self.entry.node().map(|n| n.migration_timeout()).unwrap_or_default();
+        let migration = self
+            .entry
+            .node()
+            .map(|n| n.migration_timeout())
+            .unwrap_or_default();
         // Prepare and commit each get the migration timeout; leave room for both.
-        self.timeout = Some(self.timeout.unwrap_or(self.entry.timeout).max(migration * 3));
+        self.timeout = Some(
+            self.timeout
+                .unwrap_or(self.entry.timeout)
+                .max(migration * 3),
+        );
         self
     }
 }
@@ -255,7 +286,8 @@ impl<'de, A: Actor> Deserialize<'de> for Handle<A> {
                 found: wire.type_tag,
             }));
         }
-        let node = crate::codec::decoding_node().ok_or_else(|| D::Error::custom(Error::Detached))?;
+        let node =
+            crate::codec::decoding_node().ok_or_else(|| D::Error::custom(Error::Detached))?;
         node.entry_for::<A>(wire.actor, wire.node, wire.epoch)
             .map(Handle::from_entry)
             .map_err(D::Error::custom)

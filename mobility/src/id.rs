@@ -113,21 +113,30 @@ impl FromStr for Destination {
             reason: reason.to_owned(),
         };
         if let Some(rest) = text.strip_prefix("tcp://") {
-            let (host, port) = rest.rsplit_once(':').ok_or_else(|| fail("missing `:port`"))?;
+            let (host, port) = rest
+                .rsplit_once(':')
+                .ok_or_else(|| fail("missing `:port`"))?;
             let host = host.trim_start_matches('[').trim_end_matches(']');
             if host.is_empty() {
                 return Err(fail("missing host"));
             }
-            let port: u16 = port.parse().map_err(|_| fail("port is not a number from 1 to 65535"))?;
+            let port: u16 = port
+                .parse()
+                .map_err(|_| fail("port is not a number from 1 to 65535"))?;
             if port == 0 {
                 return Err(fail("port 0 is not a destination"));
             }
-            return Ok(Destination::Tcp { host: host.to_owned(), port });
+            return Ok(Destination::Tcp {
+                host: host.to_owned(),
+                port,
+            });
         }
         if text.contains("://") {
             return Err(fail("unknown scheme; only tcp:// is supported"));
         }
-        NodeId::new(text).map(Destination::Node).map_err(|e| fail(&e.to_string()))
+        NodeId::new(text)
+            .map(Destination::Node)
+            .map_err(|e| fail(&e.to_string()))
     }
 }
 
@@ -135,7 +144,9 @@ impl fmt::Display for Destination {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Destination::Node(id) => write!(f, "{id}"),
-            Destination::Tcp { host, port } if host.contains(':') => write!(f, "tcp://[{host}]:{port}"),
+            Destination::Tcp { host, port } if host.contains(':') => {
+                write!(f, "tcp://[{host}]:{port}")
+            }
             Destination::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
         }
     }
@@ -147,12 +158,28 @@ mod tests {
 
     #[test]
     fn destinations_parse_and_print() {
-        for text in ["node-b", "tcp://10.0.0.7:1806", "tcp://localhost:1", "tcp://[::1]:80"] {
+        for text in [
+            "node-b",
+            "tcp://10.0.0.7:1806",
+            "tcp://localhost:1",
+            "tcp://[::1]:80",
+        ] {
             let dest: Destination = text.parse().expect(text);
             assert_eq!(dest.to_string(), text);
         }
-        for bad in ["", "tcp://host", "tcp://:80", "tcp://h:0", "tcp://h:99999", "udp://h:1", "a b"] {
-            assert!(bad.parse::<Destination>().is_err(), "{bad:?} must be refused");
+        for bad in [
+            "",
+            "tcp://host",
+            "tcp://:80",
+            "tcp://h:0",
+            "tcp://h:99999",
+            "udp://h:1",
+            "a b",
+        ] {
+            assert!(
+                bad.parse::<Destination>().is_err(),
+                "{bad:?} must be refused"
+            );
         }
     }
 

@@ -8,8 +8,8 @@ extern crate self as mobility;
 pub mod actor;
 mod cell;
 mod codec;
-mod entry;
 pub mod context;
+mod entry;
 mod error;
 pub mod handle;
 mod id;
@@ -34,8 +34,8 @@ pub use reply::ReplyTo;
 /// Everything a user of mobility needs: `use mobility::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        mobile, Actor, ActorId, Context, Destination, Error, ExitReason, Handle, MigrationReport,
-        Migratable, Mobile, Node, NodeId, TimerId,
+        mobile, Actor, ActorId, Context, Destination, Error, ExitReason, Handle, Migratable,
+        MigrationFailure, MigrationPhase, MigrationReport, Mobile, Node, NodeId, TimerId,
     };
 }
 
@@ -53,4 +53,7 @@ pub mod __private {
     /// Compile-time check that `T` can migrate; the macro calls it once per
     /// field, argument and reply type, spanned at that type.
     pub const fn assert_migratable<T: crate::Migratable>() {}
+
+    /// Compile-time check that a `#[mobile(skip)]` field can be rebuilt.
+    pub const fn assert_skippable<T: crate::actor::Skippable>() {}
 }

@@ -78,7 +78,9 @@ impl NodeBuilder {
             return Err(Error::Config("timeouts must be longer than zero".into()));
         }
         if self.config.mailbox_capacity == Some(0) {
-            return Err(Error::Config("a mailbox capacity must be at least 1".into()));
+            return Err(Error::Config(
+                "a mailbox capacity must be at least 1".into(),
+            ));
         }
         let registry = Registry::global()?;
         tracing::debug!(node = %id, types = ?registry.tags(), "node started");
@@ -172,7 +174,11 @@ impl Node {
 
     /// Starts `actor` under a name unique on this node, so that
     /// [`Node::lookup`] finds it. Fails if the name is taken.
-    pub async fn spawn_named<A: Actor>(&self, name: impl Into<String>, actor: A) -> Result<Handle<A>, Error> {
+    pub async fn spawn_named<A: Actor>(
+        &self,
+        name: impl Into<String>,
+        actor: A,
+    ) -> Result<Handle<A>, Error> {
         self.spawn_inner(Some(name.into()), actor)
     }
 
@@ -181,10 +187,16 @@ impl Node {
         let id = ActorId::fresh();
         if let Some(name) = &name {
             if let Err(owner) = self.reserve_name(name, id) {
-                return Err(Error::NameTaken { name: name.clone(), owner });
+                return Err(Error::NameTaken {
+                    name: name.clone(),
+                    owner,
+                });
             }
         }
-        let route = Route { node: self.id().clone(), epoch: 0 };
+        let route = Route {
+            node: self.id().clone(),
+            epoch: 0,
+        };
         let entry = self.create_entry::<A>(id, route, Start::Host { state: actor, name });
         Ok(Handle::from_entry(entry))
     }
@@ -192,15 +204,33 @@ impl Node {
     /// The actor registered here under `name`, as a handle of type `A`.
     /// Another type under that name is an error, not a panic.
     pub fn lookup<A: Actor>(&self, name: &str) -> Result<Handle<A>, Error> {
-        let id = lock(&self.shared.names)
-            .get(name)
-            .copied()
-            .ok_or_else(|| Error::NameNotFound { name: name.to_owned() })?;
+        let id =
+            lock(&self.shared.names)
+                .get(name)
+                .copied()
+                .ok_or_else(|| Error::NameNotFound {
+                    name: name.to_owned(),
+                })?;
         let entry = read(&self.shared.entries)
             .get(&id)
             .cloned()
-            .ok_or_else(|| Error::NameNotFound { name: name.to_owned() })?;
+            .ok_or_else(|| Error::NameNotFound {
+                name: name.to_owned(),
+            })?;
         Self::downcast::<A>(entry, || format!("the actor named {name:?}")).map(Handle::from_entry)
+    }
+
+    /// The same actor as `handle`, sending from this node: what a handle
+    /// becomes when it arrives here inside a message. Messages sent through
+    /// it go from this node straight to wherever the actor lives.
+    pub fn bind<A: Actor>(&self, handle: &Handle<A>) -> Result<Handle<A>, Error> {
+        if handle.node_id() == self.id() {
+            return Ok(handle.clone());
+        }
+        self.check_running()?;
+        let route = handle.route();
+        self.entry_for::<A>(handle.id(), route.node, route.epoch)
+            .map(Handle::from_entry)
     }
 
     /// Migrates the actor to `dest` (after the messages this node sent it
@@ -212,19 +242,17 @@ impl Node {
         handle: &Handle<A>,
         dest: impl Into<Destination>,
     ) -> Result<MigrationReport, Error> {
-        if handle.node_id() == self.id() {
-            handle.migrate(dest.into()).await
-        } else {
-            let local = self.entry_for::<A>(handle.id(), handle.location(), 0)?;
-            Handle::from_entry(local).migrate(dest.into()).await
-        }
+        self.bind(handle)?.migrate(dest.into()).await
     }
 
     /// Links this node with another node of the same process (both ways), so
     /// that actors can move between them and handles work across them.
     pub fn connect_in_process(&self, other: &Node) -> Result<(), Error> {
         if other.id() == self.id() {
-            return Err(Error::Config(format!("cannot link node {} to itself", self.id())));
+            return Err(Error::Config(format!(
+                "cannot link node {} to itself",
+                self.id()
+            )));
         }
         self.check_running()?;
         other.check_running()?;
@@ -245,7 +273,9 @@ impl Node {
         while let Some(frame) = receiver.recv().await {
             match mobility_net::decode::<PeerMsg>(&frame) {
                 Ok(msg) => self.on_peer_msg(&peer, msg),
-                Err(e) => tracing::warn!(node = %self.id(), %peer, error = %e, "dropped an undecodable frame"),
+                Err(e) => {
+                    tracing::warn!(node = %self.id(), %peer, error = %e, "dropped an undecodable frame")
+                }
             }
         }
         write(&self.shared.peers).remove(&peer);
@@ -261,7 +291,9 @@ impl Node {
 
     /// Whether actor `id` is active on this node right now.
     pub fn hosts(&self, id: ActorId) -> bool {
-        read(&self.shared.entries).get(&id).is_some_and(|e| e.is_hosting())
+        read(&self.shared.entries)
+            .get(&id)
+            .is_some_and(|e| e.is_hosting())
     }
 
     /// The actors active on this node right now.
@@ -279,7 +311,8 @@ impl Node {
         if self.shared.stopped.swap(true, Ordering::AcqRel) {
             return;
         }
-        let entries: Vec<Arc<dyn ErasedEntry>> = read(&self.shared.entries).values().cloned().collect();
+        let entries: Vec<Arc<dyn ErasedEntry>> =
+            read(&self.shared.entries).values().cloned().collect();
         for entry in &entries {
             entry.control(NetControl::Shutdown);
         }
@@ -331,13 +364,19 @@ impl Node {
         self.shared.live_cells.fetch_sub(1, Ordering::AcqRel);
     }
 
-    fn downcast<A: Actor>(entry: Arc<dyn ErasedEntry>, what: impl FnOnce() -> String) -> Result<Arc<Entry<A>>, Error> {
+    fn downcast<A: Actor>(
+        entry: Arc<dyn ErasedEntry>,
+        what: impl FnOnce() -> String,
+    ) -> Result<Arc<Entry<A>>, Error> {
         let found = entry.type_tag();
-        entry.as_any().downcast::<Entry<A>>().map_err(|_| Error::WrongType {
-            what: what(),
-            expected: A::TYPE_TAG.to_owned(),
-            found: found.to_owned(),
-        })
+        entry
+            .as_any()
+            .downcast::<Entry<A>>()
+            .map_err(|_| Error::WrongType {
+                what: what(),
+                expected: A::TYPE_TAG.to_owned(),
+                found: found.to_owned(),
+            })
     }
 
     fn create_entry<A: Actor>(&self, id: ActorId, route: Route, start: Start<A>) -> Arc<Entry<A>> {
@@ -366,7 +405,12 @@ impl Node {
 
     /// This node's slot for actor `id` of type `A`; created as a forwarder to
     /// `node` (where the actor was last seen) if the node has none yet.
-    pub(crate) fn entry_for<A: Actor>(&self, id: ActorId, node: NodeId, epoch: u64) -> Result<Arc<Entry<A>>, Error> {
+    pub(crate) fn entry_for<A: Actor>(
+        &self,
+        id: ActorId,
+        node: NodeId,
+        epoch: u64,
+    ) -> Result<Arc<Entry<A>>, Error> {
         let what = || format!("actor {id}");
         if let Some(entry) = read(&self.shared.entries).get(&id).cloned() {
             return Self::downcast::<A>(entry, what);
@@ -414,7 +458,12 @@ impl Node {
             .map_err(|e| MigrationFailure::Codec(e.to_string()))?;
         entry
             .control
-            .send(Control::Prepare { from, epoch, snapshot, started })
+            .send(Control::Prepare {
+                from,
+                epoch,
+                snapshot,
+                started,
+            })
             .map_err(|_| MigrationFailure::Stopped)
     }
 
@@ -467,7 +516,10 @@ impl Node {
             node: to.clone(),
             from: self.id().clone(),
         };
-        let link = read(&self.shared.peers).get(to).cloned().ok_or_else(unknown)?;
+        let link = read(&self.shared.peers)
+            .get(to)
+            .cloned()
+            .ok_or_else(unknown)?;
         let frame = mobility_net::encode(msg)?;
         link.send(Bytes::from(frame)).map_err(|_| unknown())
     }
@@ -497,18 +549,29 @@ impl Node {
             }
             return;
         }
-        if let Err(e) = self.send_peer(to, &PeerMsg::Down { monitor, actor, reason }) {
+        if let Err(e) = self.send_peer(
+            to,
+            &PeerMsg::Down {
+                monitor,
+                actor,
+                reason,
+            },
+        ) {
             tracing::warn!(node = %self.id(), %to, error = %e, "a monitor report could not be sent");
         }
     }
 
     /// Answers a message that cannot reach its actor.
-    pub(crate) fn reject(&self, envelope: WireEnvelope, actor: ActorId, reason: ExitReason) {
+    pub(crate) fn reject(&self, envelope: &WireEnvelope, actor: ActorId, reason: ExitReason) {
         if let WireBody::Monitor(monitor) = envelope.body {
             self.send_down(&envelope.origin.node, monitor, actor, reason.clone());
         }
         if let Some(request) = envelope.reply {
-            self.send_reply(&envelope.origin.node, request, Err(Error::ActorDown { actor, reason }));
+            self.send_reply(
+                &envelope.origin.node,
+                request,
+                Err(Error::ActorDown { actor, reason }),
+            );
         }
     }
 
@@ -519,33 +582,41 @@ impl Node {
     fn control(&self, actor: &ActorId, control: NetControl) {
         match self.entry(actor) {
             Some(entry) => entry.control(control),
-            None => tracing::debug!(node = %self.id(), %actor, ?control, "control for an unknown actor dropped"),
+            None => {
+                tracing::debug!(node = %self.id(), %actor, ?control, "control for an unknown actor dropped")
+            }
         }
     }
 
     /// Handles one frame from linked node `from`.
     fn on_peer_msg(&self, from: &NodeId, msg: PeerMsg) {
         match msg {
-            PeerMsg::Deliver { actor, envelope, .. } => match self.entry(&actor) {
+            PeerMsg::Deliver {
+                actor, envelope, ..
+            } => match self.entry(&actor) {
                 Some(entry) => {
                     if let Err(envelope) = entry.deliver(envelope) {
                         let reason = entry.exit_reason().unwrap_or(ExitReason::NoSuchActor);
-                        self.reject(envelope, actor, reason);
+                        self.reject(&envelope, actor, reason);
                     }
                 }
-                None => self.reject(envelope, actor, ExitReason::NoSuchActor),
+                None => self.reject(&envelope, actor, ExitReason::NoSuchActor),
             },
             PeerMsg::Reply { request, result } => {
                 if let Some(waiter) = lock(&self.shared.pending).remove(&request) {
                     let _ = waiter.send(result.map(|bytes| ReplyValue::Encoded(bytes.into_vec())));
                 }
             }
-            PeerMsg::Down { monitor, reason, .. } => {
+            PeerMsg::Down {
+                monitor, reason, ..
+            } => {
                 if let Some(waiter) = lock(&self.shared.monitors).remove(&monitor) {
                     let _ = waiter.send(reason);
                 }
             }
-            PeerMsg::Moved { actor, node, epoch } => self.control(&actor, NetControl::Moved { node, epoch }),
+            PeerMsg::Moved { actor, node, epoch } => {
+                self.control(&actor, NetControl::Moved { node, epoch })
+            }
             PeerMsg::Prepare {
                 actor,
                 type_tag,
@@ -586,11 +657,15 @@ impl Node {
                     }
                 }
             }
-            PeerMsg::PrepareAck { actor, epoch, result } => {
-                self.control(&actor, NetControl::PrepareAck { epoch, result })
-            }
+            PeerMsg::PrepareAck {
+                actor,
+                epoch,
+                result,
+            } => self.control(&actor, NetControl::PrepareAck { epoch, result }),
             PeerMsg::Commit { actor, epoch } => self.control(&actor, NetControl::Commit { epoch }),
-            PeerMsg::Committed { actor, epoch } => self.control(&actor, NetControl::Committed { epoch }),
+            PeerMsg::Committed { actor, epoch } => {
+                self.control(&actor, NetControl::Committed { epoch })
+            }
             PeerMsg::Abort { actor, epoch } => self.control(&actor, NetControl::Abort { epoch }),
         }
     }

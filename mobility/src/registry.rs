@@ -46,7 +46,11 @@ impl ActorType {
         self.schema
     }
 
-    pub(crate) fn prepare(&self, node: &Node, args: PrepareArgs<'_>) -> Result<(), MigrationFailure> {
+    pub(crate) fn prepare(
+        &self,
+        node: &Node,
+        args: PrepareArgs<'_>,
+    ) -> Result<(), MigrationFailure> {
         (self.prepare)(node, args)
     }
 }
@@ -68,7 +72,13 @@ fn prepare<A: Actor>(node: &Node, args: PrepareArgs<'_>) -> Result<(), Migration
     let started = Instant::now();
     let snapshot: Snapshot<A> = crate::codec::decode_on(Some(node), args.snapshot)
         .map_err(|e| MigrationFailure::Codec(e.to_string()))?;
-    node.arrive::<A>(args.from, args.actor, args.epoch, Box::new(snapshot), started)
+    node.arrive::<A>(
+        args.from,
+        args.actor,
+        args.epoch,
+        Box::new(snapshot),
+        started,
+    )
 }
 
 /// The types of this binary, by tag.
@@ -87,7 +97,9 @@ impl Registry {
             .map_err(Clone::clone)
     }
 
-    pub(crate) fn build<'a>(types: impl IntoIterator<Item = &'a ActorType>) -> Result<Registry, Error>
+    pub(crate) fn build<'a>(
+        types: impl IntoIterator<Item = &'a ActorType>,
+    ) -> Result<Registry, Error>
     where
         'a: 'static,
     {
@@ -95,12 +107,17 @@ impl Registry {
         let mut duplicates: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
         for ty in types {
             if let Some(first) = by_tag.insert(ty.tag, ty) {
-                let names = duplicates.entry(ty.tag).or_insert_with(|| vec![first.rust_name.to_owned()]);
+                let names = duplicates
+                    .entry(ty.tag)
+                    .or_insert_with(|| vec![first.rust_name.to_owned()]);
                 names.push(ty.rust_name.to_owned());
             }
         }
         match duplicates.into_iter().next() {
-            Some((tag, types)) => Err(Error::DuplicateTypeTag { tag: tag.to_owned(), types }),
+            Some((tag, types)) => Err(Error::DuplicateTypeTag {
+                tag: tag.to_owned(),
+                types,
+            }),
             None => Ok(Registry { by_tag }),
         }
     }

@@ -63,7 +63,11 @@ impl ReplyTo {
         ReplyTo {
             actor,
             target: match request {
-                Some(request) => Target::Remote { node, origin, request },
+                Some(request) => Target::Remote {
+                    node,
+                    origin,
+                    request,
+                },
                 None => Target::Nobody,
             },
         }
@@ -76,7 +80,11 @@ impl ReplyTo {
             Target::Local(sender) => {
                 let _ = sender.send(Ok(ReplyValue::Local(Box::new(value))));
             }
-            Target::Remote { node, origin, request } => {
+            Target::Remote {
+                node,
+                origin,
+                request,
+            } => {
                 let result = mobility_net::encode(&value).map_err(Error::from);
                 node.send_reply(&origin, request, result);
             }
@@ -94,7 +102,11 @@ impl ReplyTo {
             Target::Local(sender) => {
                 let _ = sender.send(Err(error));
             }
-            Target::Remote { node, origin, request } => node.send_reply(&origin, request, Err(error)),
+            Target::Remote {
+                node,
+                origin,
+                request,
+            } => node.send_reply(&origin, request, Err(error)),
         }
     }
 }
@@ -116,18 +128,27 @@ impl fmt::Debug for ReplyTo {
         let target = match &self.target {
             Target::Nobody => "nobody".to_string(),
             Target::Local(_) => "local caller".to_string(),
-            Target::Remote { origin, request, .. } => format!("request {request} of node {origin}"),
+            Target::Remote {
+                origin, request, ..
+            } => format!("request {request} of node {origin}"),
         };
-        f.debug_struct("ReplyTo").field("actor", &self.actor).field("to", &target).finish()
+        f.debug_struct("ReplyTo")
+            .field("actor", &self.actor)
+            .field("to", &target)
+            .finish()
     }
 }
 
 /// Turns what a caller received into the reply type it expects.
-pub(crate) fn open_reply<R: Migratable>(node: Option<&Node>, value: ReplyValue) -> Result<R, Error> {
+pub(crate) fn open_reply<R: Migratable>(
+    node: Option<&Node>,
+    value: ReplyValue,
+) -> Result<R, Error> {
     match value {
-        ReplyValue::Local(boxed) => boxed.downcast::<R>().map(|b| *b).map_err(|_| {
-            Error::Codec(format!("reply is not a `{}`", std::any::type_name::<R>()))
-        }),
+        ReplyValue::Local(boxed) => boxed
+            .downcast::<R>()
+            .map(|b| *b)
+            .map_err(|_| Error::Codec(format!("reply is not a `{}`", std::any::type_name::<R>()))),
         ReplyValue::Encoded(bytes) => crate::codec::decode_on(node, &bytes),
     }
 }

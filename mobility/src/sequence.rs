@@ -92,7 +92,10 @@ impl<S: Clone + Eq + Hash, T> Tracker<S, T> {
     pub(crate) fn take_held(&mut self) -> Vec<(S, u64, T)> {
         let mut out = Vec::new();
         for (stream, held) in self.held.drain() {
-            out.extend(held.into_iter().map(|(seq, item)| (stream.clone(), seq, item)));
+            out.extend(
+                held.into_iter()
+                    .map(|(seq, item)| (stream.clone(), seq, item)),
+            );
         }
         out
     }

@@ -35,7 +35,14 @@ impl Timers {
 
     fn insert(&mut self, id: u64, deadline: Instant, interval: Option<Duration>, msg: Vec<u8>) {
         self.by_deadline.insert((deadline, id));
-        self.items.insert(id, Timer { deadline, interval, msg });
+        self.items.insert(
+            id,
+            Timer {
+                deadline,
+                interval,
+                msg,
+            },
+        );
     }
 
     /// Cancels a timer; false if it already fired (one-shot) or never was.
@@ -63,7 +70,9 @@ impl Timers {
                 break;
             }
             self.by_deadline.pop_first();
-            let Some(timer) = self.items.remove(&id) else { continue };
+            let Some(timer) = self.items.remove(&id) else {
+                continue;
+            };
             match timer.interval {
                 Some(every) => {
                     // Skip missed periods rather than firing a burst.
@@ -99,7 +108,10 @@ impl Timers {
 
     /// Re-arms migrated timers relative to `now`.
     pub(crate) fn restore(snapshots: Vec<TimerSnapshot>, next_id: u64, now: Instant) -> Self {
-        let mut timers = Timers { next_id, ..Timers::default() };
+        let mut timers = Timers {
+            next_id,
+            ..Timers::default()
+        };
         for t in snapshots {
             timers.insert(t.id, now + t.remaining, t.interval, t.msg);
         }
@@ -120,14 +132,24 @@ mod tests {
     async fn one_shot_interval_cancel_and_move() {
         let mut timers = Timers::default();
         let once = timers.add(Duration::from_secs(2), None, vec![1]);
-        let _every = timers.add(Duration::from_secs(1), Some(Duration::from_secs(1)), vec![2]);
+        let _every = timers.add(
+            Duration::from_secs(1),
+            Some(Duration::from_secs(1)),
+            vec![2],
+        );
         let cancelled = timers.add(Duration::from_secs(1), None, vec![3]);
         assert!(timers.cancel(cancelled));
         assert!(!timers.cancel(cancelled));
         let start = Instant::now();
         assert_eq!(timers.pop_due(start), Vec::<Vec<u8>>::new());
-        assert_eq!(timers.pop_due(start + Duration::from_secs(1)), vec![vec![2]]);
-        assert_eq!(timers.pop_due(start + Duration::from_secs(2)), vec![vec![1], vec![2]]);
+        assert_eq!(
+            timers.pop_due(start + Duration::from_secs(1)),
+            vec![vec![2]]
+        );
+        assert_eq!(
+            timers.pop_due(start + Duration::from_secs(2)),
+            vec![vec![1], vec![2]]
+        );
         assert!(!timers.cancel(once), "fired one-shot is gone");
         // Move with 0.5 s left on the interval timer.
         let (snap, next) = timers.snapshot(start + Duration::from_millis(2500));
@@ -135,8 +157,18 @@ mod tests {
         assert_eq!(snap[0].remaining, Duration::from_millis(500));
         let later = start + Duration::from_secs(100);
         let mut moved = Timers::restore(snap, next, later);
-        assert_eq!(moved.next_deadline(), Some(later + Duration::from_millis(500)));
-        assert_eq!(moved.pop_due(later + Duration::from_millis(500)), vec![vec![2]]);
-        assert_ne!(moved.add(Duration::ZERO, None, vec![]), 0, "ids keep counting after a move");
+        assert_eq!(
+            moved.next_deadline(),
+            Some(later + Duration::from_millis(500))
+        );
+        assert_eq!(
+            moved.pop_due(later + Duration::from_millis(500)),
+            vec![vec![2]]
+        );
+        assert_ne!(
+            moved.add(Duration::ZERO, None, vec![]),
+            0,
+            "ids keep counting after a move"
+        );
     }
 }

@@ -90,7 +90,11 @@ impl Actor for Counter {
                 let expected = self.last.map_or(0, |l| l + 1);
                 self.last = Some(n);
                 self.count += 1;
-                reply.send(if n == expected { Ok(n) } else { Err(format!("got {n}, expected {expected}")) })
+                reply.send(if n == expected {
+                    Ok(n)
+                } else {
+                    Err(format!("got {n}, expected {expected}"))
+                })
             }
             CounterMsg::Get {} => reply.send(self.count),
             CounterMsg::Boom {} => panic!("boom"),
@@ -131,13 +135,25 @@ async fn request_reply_and_tell() {
 #[tokio::test]
 async fn migrate_and_back_keeps_state_and_handle() {
     let (a, b) = two_nodes().await;
-    let counter = a.spawn_named("counter", Counter::default()).await.expect("spawn");
+    let counter = a
+        .spawn_named("counter", Counter::default())
+        .await
+        .expect("spawn");
     counter.add(5).await.expect("add");
     let report = a.migrate(&counter, b.id()).await.expect("migrate to b");
-    assert_eq!((report.from.as_str(), report.to.as_str(), report.epoch), ("a", "b", 1));
+    assert_eq!(
+        (report.from.as_str(), report.to.as_str(), report.epoch),
+        ("a", "b", 1)
+    );
     assert!(b.hosts(counter.id()) && !a.hosts(counter.id()));
-    assert_eq!(counter.add(1).await, Ok(6), "the old handle works through a's forwarder");
-    let on_b = b.lookup::<Counter>("counter").expect("name registered at b");
+    assert_eq!(
+        counter.add(1).await,
+        Ok(6),
+        "the old handle works through a's forwarder"
+    );
+    let on_b = b
+        .lookup::<Counter>("counter")
+        .expect("name registered at b");
     assert_eq!(on_b.get().await, Ok(6));
     a.migrate(&counter, a.id()).await.expect("back to a");
     assert!(a.hosts(counter.id()) && !b.hosts(counter.id()));
@@ -149,7 +165,10 @@ async fn failed_arrival_leaves_the_actor_home() {
     let (a, b) = two_nodes().await;
     let counter = a.spawn(Counter::default()).await.expect("spawn");
     counter.add(666).await.expect("add");
-    let err = a.migrate(&counter, b.id()).await.expect_err("on_arrive refuses");
+    let err = a
+        .migrate(&counter, b.id())
+        .await
+        .expect_err("on_arrive refuses");
     assert!(err.to_string().contains("number of the beast"), "{err}");
     assert!(a.hosts(counter.id()) && !b.hosts(counter.id()));
     assert_eq!(counter.add(1).await, Ok(667));
@@ -163,7 +182,13 @@ async fn panic_ends_only_that_actor() {
     let monitor = bad.monitor();
     assert!(matches!(bad.boom().await, Err(Error::ActorDown { .. })));
     assert_eq!(monitor.await, ExitReason::Panicked("boom".into()));
-    assert!(matches!(bad.get().await, Err(Error::ActorDown { reason: ExitReason::Panicked(_), .. })));
+    assert!(matches!(
+        bad.get().await,
+        Err(Error::ActorDown {
+            reason: ExitReason::Panicked(_),
+            ..
+        })
+    ));
     assert_eq!(good.add(1).await, Ok(1));
 }
 
@@ -175,7 +200,10 @@ async fn timers_move_with_the_actor() {
     a.migrate(&counter, b.id()).await.expect("migrate");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while counter.get().await != Ok(10) {
-        assert!(tokio::time::Instant::now() < deadline, "timer never fired at b");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timer never fired at b"
+        );
         tokio::task::yield_now().await;
     }
 }
@@ -203,12 +231,21 @@ async fn thousand_round_trips_under_load() {
     });
     for i in 0..1000 {
         let dest = if i % 2 == 0 { b.id() } else { a.id() };
-        a.migrate(&counter, dest).await.unwrap_or_else(|e| panic!("move {i}: {e}"));
+        a.migrate(&counter, dest)
+            .await
+            .unwrap_or_else(|e| panic!("move {i}: {e}"));
     }
     stop.store(true, Ordering::Relaxed);
     let sent = load.await.expect("sender finished cleanly");
-    assert_eq!(counter.get().await, Ok(sent), "every request handled exactly once");
-    assert!(sent > 100, "the sender ran during the migrations ({sent} requests)");
+    assert_eq!(
+        counter.get().await,
+        Ok(sent),
+        "every request handled exactly once"
+    );
+    assert!(
+        sent > 100,
+        "the sender ran during the migrations ({sent} requests)"
+    );
 }
 
 /// A type this binary never registers: no destination can rebuild it.
@@ -261,17 +298,31 @@ macro_rules! plain_actor {
     };
 }
 
-plain_actor!(Unregistered, UnregisteredCalls, "handwritten::Unregistered", 1);
+plain_actor!(
+    Unregistered,
+    UnregisteredCalls,
+    "handwritten::Unregistered",
+    1
+);
 plain_actor!(CounterV2, CounterV2Calls, "handwritten::Counter", 2);
 
 #[tokio::test]
 async fn unknown_type_is_refused_and_the_actor_stays() {
     let (a, b) = two_nodes().await;
     let actor = a.spawn(Unregistered { value: 7 }).await.expect("spawn");
-    let err = a.migrate(&actor, b.id()).await.expect_err("b cannot rebuild it");
+    let err = a
+        .migrate(&actor, b.id())
+        .await
+        .expect_err("b cannot rebuild it");
     let text = err.to_string();
-    assert!(text.contains("does not know actor type \"handwritten::Unregistered\""), "{text}");
-    assert!(text.contains("handwritten::Counter"), "lists the known types: {text}");
+    assert!(
+        text.contains("does not know actor type \"handwritten::Unregistered\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("handwritten::Counter"),
+        "lists the known types: {text}"
+    );
     assert!(a.hosts(actor.id()) && !b.hosts(actor.id()));
     assert_eq!(actor.get().await, Ok(1));
 }
@@ -281,11 +332,14 @@ async fn schema_mismatch_is_refused_and_the_actor_stays() {
     let (a, b) = two_nodes().await;
     let actor = a.spawn(CounterV2::default()).await.expect("spawn");
     let err = a.migrate(&actor, b.id()).await.expect_err("schemas differ");
-    assert!(matches!(
-        &err,
-        Error::Migration { failure: mobility::migration::MigrationFailure::SchemaMismatch { tag, .. }, .. }
-            if tag == "handwritten::Counter"
-    ), "{err}");
+    assert!(
+        matches!(
+            &err,
+            Error::Migration { failure: mobility::migration::MigrationFailure::SchemaMismatch { tag, .. }, .. }
+                if tag == "handwritten::Counter"
+        ),
+        "{err}"
+    );
     assert!(a.hosts(actor.id()) && !b.hosts(actor.id()));
     assert_eq!(actor.get().await, Ok(1));
 }
@@ -295,9 +349,23 @@ async fn migrating_to_an_unlinked_node_fails_cleanly() {
     let a = Node::builder().id("a").start().await.expect("a");
     let counter = a.spawn(Counter::default()).await.expect("spawn");
     counter.add(3).await.expect("add");
-    let err = a.migrate(&counter, "nowhere".parse::<mobility::NodeId>().expect("id")).await;
-    assert!(matches!(&err, Err(Error::Migration { phase: mobility::MigrationPhase::Validate, .. })), "{err:?}");
-    let err = a.migrate(&counter, a.id()).await.expect_err("already there");
+    let err = a
+        .migrate(&counter, "nowhere".parse::<mobility::NodeId>().expect("id"))
+        .await;
+    assert!(
+        matches!(
+            &err,
+            Err(Error::Migration {
+                phase: mobility::MigrationPhase::Validate,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    let err = a
+        .migrate(&counter, a.id())
+        .await
+        .expect_err("already there");
     assert!(err.to_string().contains("already on node a"), "{err}");
     assert_eq!(counter.get().await, Ok(3));
 }

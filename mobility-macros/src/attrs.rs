@@ -1,0 +1,155 @@
+//! The options of `#[mobile(...)]`, wherever it appears.
+
+use crate::ctxt::Ctxt;
+use syn::{Attribute, LitStr};
+
+/// A lifecycle hook.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Hook {
+    Start,
+    Depart,
+    Arrive,
+    Stop,
+}
+
+impl Hook {
+    pub(crate) fn option(self) -> &'static str {
+        match self {
+            Hook::Start => "on_start",
+            Hook::Depart => "on_depart",
+            Hook::Arrive => "on_arrive",
+            Hook::Stop => "on_stop",
+        }
+    }
+}
+
+/// Options found on a field, variant, method or argument.
+#[derive(Default)]
+pub(crate) struct ItemOpts {
+    /// `#[mobile(skip)]`.
+    pub(crate) skip: Option<proc_macro2::Span>,
+    /// `#[mobile(on_start)]` and friends, with the span of the option.
+    pub(crate) hook: Option<(Hook, proc_macro2::Span)>,
+}
+
+/// What a place accepts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Place {
+    Field,
+    Method,
+    Argument,
+    Variant,
+}
+
+/// Is this attribute ours?
+pub(crate) fn is_mobile(attr: &Attribute) -> bool {
+    attr.path().is_ident("mobile")
+}
+
+/// Removes our attributes from a list (they are inert once read).
+pub(crate) fn strip(attrs: &mut Vec<Attribute>) {
+    attrs.retain(|a| !is_mobile(a));
+}
+
+/// Reads the `#[mobile(...)]` attributes of one place.
+pub(crate) fn parse_item_opts(cx: &mut Ctxt, attrs: &[Attribute], place: Place) -> ItemOpts {
+    let mut opts = ItemOpts::default();
+    for attr in attrs.iter().filter(|a| is_mobile(a)) {
+        let res = attr.parse_nested_meta(|meta| {
+            let span = meta.path.get_ident().map(|i| i.span());
+            let name = meta
+                .path
+                .get_ident()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            match (name.as_str(), place) {
+                ("skip", Place::Field | Place::Method) => {
+                    if opts.skip.is_some() {
+                        return Err(meta.error("duplicate `skip` option"));
+                    }
+                    opts.skip = span;
+                    Ok(())
+                }
+                ("skip", Place::Argument) => Err(meta.error(
+                    "a handler argument cannot be skipped: every argument travels in the message; \
+                     remove the argument or `#[mobile(skip)]` the whole method",
+                )),
+                ("on_start" | "on_depart" | "on_arrive" | "on_stop", Place::Method) => {
+                    let hook = match name.as_str() {
+                        "on_start" => Hook::Start,
+                        "on_depart" => Hook::Depart,
+                        "on_arrive" => Hook::Arrive,
+                        _ => Hook::Stop,
+                    };
+                    if opts.hook.is_some() {
+                        return Err(meta.error("a method can be only one lifecycle hook"));
+                    }
+                    opts.hook = span.map(|s| (hook, s));
+                    Ok(())
+                }
+                _ => Err(meta.error(unknown_option_message(place))),
+            }
+        });
+        if let Err(e) = res {
+            cx.push(e);
+        }
+    }
+    opts
+}
+
+fn unknown_option_message(place: Place) -> &'static str {
+    match place {
+        Place::Field => "unknown `#[mobile]` option on a field: the only one is `#[mobile(skip)]`",
+        Place::Method => {
+            "unknown `#[mobile]` option on a method: expected `skip`, `on_start`, `on_depart`, \
+             `on_arrive` or `on_stop`"
+        }
+        Place::Argument => "`#[mobile]` takes no option on a handler argument",
+        Place::Variant => {
+            "`#[mobile]` takes no option on an enum variant (put `skip` on its fields)"
+        }
+    }
+}
+
+/// Options of `#[mobile(...)]` on the impl block.
+#[derive(Default)]
+pub(crate) struct ImplOpts {
+    /// `tag = "..."`: the type tag on the wire.
+    pub(crate) tag: Option<LitStr>,
+}
+
+/// Parses the arguments of the attribute on an impl block.
+pub(crate) fn parse_impl_opts(cx: &mut Ctxt, args: proc_macro2::TokenStream) -> ImplOpts {
+    let mut opts = ImplOpts::default();
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("tag") {
+            let lit: LitStr = meta.value()?.parse()?;
+            if lit.value().is_empty() {
+                return Err(syn::Error::new(lit.span(), "the type tag cannot be empty"));
+            }
+            if opts.tag.is_some() {
+                return Err(meta.error("duplicate `tag` option"));
+            }
+            opts.tag = Some(lit);
+            Ok(())
+        } else {
+            Err(meta.error(
+                "unknown `#[mobile]` option on an impl block: the only one is `tag = \"...\"`",
+            ))
+        }
+    });
+    if let Err(e) = syn::parse::Parser::parse2(parser, args) {
+        cx.push(e);
+    }
+    opts
+}
+
+/// The attribute on a struct or enum takes no option.
+pub(crate) fn parse_type_opts(cx: &mut Ctxt, args: proc_macro2::TokenStream) {
+    if !args.is_empty() {
+        cx.error_spanned(
+            args,
+            "`#[mobile]` on a struct or enum takes no option (`tag = \"...\"` goes on the impl block)",
+        );
+    }
+}

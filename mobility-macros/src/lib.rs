@@ -1,0 +1,113 @@
+//! The `#[mobile]` attribute of the mobility framework. Use it through
+//! `mobility` (`use mobility::prelude::*;`), which re-exports it; the
+//! generated code only names paths under `::mobility`.
+
+mod actor_gen;
+mod attrs;
+mod checks;
+mod ctxt;
+mod handlers;
+mod probe;
+mod state;
+mod util;
+
+use proc_macro::TokenStream;
+use quote::ToTokens;
+
+/// Makes a struct or enum migratable, or an impl block a mobile actor.
+///
+/// On a struct or enum: serde (de)serialization (byte vectors and arrays
+/// travel as byte strings), `Mobile`, and a compile-time check of every
+/// field; `#[mobile(skip)]` on a field leaves it out (rebuilt with
+/// `Default`).
+///
+/// On the inherent impl block of a non-generic type: every `pub fn` or
+/// `pub async fn` taking `&self` or `&mut self` becomes a handler (optional
+/// last parameter `ctx: &mut Context<Self>`); `#[mobile(skip)]` excludes one;
+/// `#[mobile(on_start)]`, `#[mobile(on_depart)]`, `#[mobile(on_arrive)]` and
+/// `#[mobile(on_stop)]` mark lifecycle hooks; `#[mobile(tag = "...")]` on the
+/// impl sets the type tag. Generates `{Type}Msg`, `{Type}Calls`,
+/// `{Type}Tell<S>`, `impl Actor` and the registration of the type.
+///
+/// Paths starting with `crate::`, `self::` or `super::` are never taken for
+/// the well-known non-migratable types (`Rc`, `File`, `Sender`, ...), so a
+/// user type of the same name can be named that way.
+#[proc_macro_attribute]
+pub fn mobile(args: TokenStream, input: TokenStream) -> TokenStream {
+    expand(args.into(), input.into()).into()
+}
+
+fn expand(
+    args: proc_macro2::TokenStream,
+    input: proc_macro2::TokenStream,
+) -> proc_macro2::TokenStream {
+    let item: syn::Item = match syn::parse2(input.clone()) {
+        Ok(item) => item,
+        Err(e) => {
+            let mut out = input;
+            out.extend(e.to_compile_error());
+            return out;
+        }
+    };
+    match item {
+        syn::Item::Struct(_) | syn::Item::Enum(_) => {
+            match syn::parse2::<syn::DeriveInput>(input.clone()) {
+                Ok(derive) => state::expand(args, derive),
+                Err(e) => {
+                    let mut out = input;
+                    out.extend(e.to_compile_error());
+                    out
+                }
+            }
+        }
+        syn::Item::Impl(mut imp) => {
+            let mut cx = ctxt::Ctxt::default();
+            let opts = attrs::parse_impl_opts(&mut cx, args);
+            let ir = handlers::parse(&mut cx, &mut imp, opts);
+            let mut out = imp.into_token_stream();
+            if let Some(ir) = ir {
+                out.extend(actor_gen::generate(&ir));
+            }
+            out.extend(cx.into_tokens());
+            out
+        }
+        other => {
+            let what = match &other {
+                syn::Item::Union(_) => {
+                    "a union (its fields overlap, so it cannot be serialized safely)"
+                }
+                syn::Item::Fn(_) => "a function",
+                syn::Item::Trait(_) => "a trait",
+                syn::Item::Mod(_) => "a module",
+                _ => "this item",
+            };
+            let msg = format!(
+                "`#[mobile]` cannot be applied to {what}: put it on a struct or enum (migratable \
+                 data, the state of an actor) and on the inherent impl block of an actor"
+            );
+            let mut out = other.to_token_stream();
+            out.extend(syn::Error::new_spanned(attr_target(&other), msg).to_compile_error());
+            out
+        }
+    }
+}
+
+/// The part of an item that errors about the attribute point at.
+fn attr_target(item: &syn::Item) -> proc_macro2::TokenStream {
+    use quote::quote;
+    match item {
+        syn::Item::Union(u) => {
+            let (t, i) = (&u.union_token, &u.ident);
+            quote!(#t #i)
+        }
+        syn::Item::Fn(f) => {
+            let (t, i) = (&f.sig.fn_token, &f.sig.ident);
+            quote!(#t #i)
+        }
+        syn::Item::Trait(t) => {
+            let (k, i) = (&t.trait_token, &t.ident);
+            quote!(#k #i)
+        }
+        other => other.to_token_stream(),
+    }
+}

@@ -1,0 +1,8 @@
+use mobility::prelude::*;
+
+#[mobile]
+pub struct Slot<T> {
+    value: Option<T>,
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use mobility::prelude::*;
+
+#[mobile]
+pub struct Buffer {
+    len: usize,
+    data: *const u8,
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use mobility::prelude::*;
+
+#[mobile]
+pub struct Client {
+    peer: String,
+    stream: std::net::TcpStream,
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use mobility::prelude::*;
+
+#[mobile]
+pub struct Counter {
+    #[mobile(transient)]
+    count: u64,
+}
+
+fn main() {}
