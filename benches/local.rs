@@ -4,7 +4,10 @@
 //!
 //! Groups:
 //! - `request_reply/{multi_thread,current_thread}`: one request awaited at a
-//!   time; `handle` is `Handle::add(1).await`, `raw` the baseline.
+//!   time; `handle` is `Handle::add(1).await`, `raw` the baseline. With
+//!   `to_async` the caller is criterion's `block_on` thread, so on the
+//!   multi-thread runtime every round trip wakes a parked OS thread;
+//!   `multi_thread_in_task` runs the caller as a task on a worker instead.
 //! - `tell/{multi_thread,current_thread}`: 1000 fire-and-forget sends and one
 //!   request to flush them, against 1000 raw sends and one raw round trip.
 //!
@@ -65,7 +68,11 @@ async fn raw_request(tx: &mpsc::UnboundedSender<RawRequest>, n: u64) -> u64 {
 /// A node with one counter, and the raw baseline, both on `rt`.
 fn setup(rt: &Runtime) -> (Node, Handle<Counter>, mpsc::UnboundedSender<RawRequest>) {
     let (node, handle) = rt.block_on(async {
-        let node = Node::builder().id("bench").start().await.expect("node starts");
+        let node = Node::builder()
+            .id("bench")
+            .start()
+            .await
+            .expect("node starts");
         let handle = node.spawn(Counter::default()).await.expect("spawn");
         (node, handle)
     });
@@ -100,6 +107,45 @@ fn request_reply(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("raw", flavor), |b| {
             b.to_async(&rt).iter(|| raw_request(&raw, 1))
         });
+        if flavor == "multi_thread" {
+            // The same, with the caller on a worker thread too (a spawned
+            // task) instead of criterion's `block_on` thread, so each round
+            // trip is not a wake-up of a parked OS thread.
+            let in_task = BenchmarkId::new("handle", "multi_thread_in_task");
+            group.bench_function(in_task, |b| {
+                b.iter_custom(|iters| {
+                    let handle = handle.clone();
+                    rt.block_on(async move {
+                        tokio::spawn(async move {
+                            let started = std::time::Instant::now();
+                            for _ in 0..iters {
+                                handle.add(1).await.expect("add");
+                            }
+                            started.elapsed()
+                        })
+                        .await
+                        .expect("caller task")
+                    })
+                })
+            });
+            let in_task = BenchmarkId::new("raw", "multi_thread_in_task");
+            group.bench_function(in_task, |b| {
+                b.iter_custom(|iters| {
+                    let raw = raw.clone();
+                    rt.block_on(async move {
+                        tokio::spawn(async move {
+                            let started = std::time::Instant::now();
+                            for _ in 0..iters {
+                                raw_request(&raw, 1).await;
+                            }
+                            started.elapsed()
+                        })
+                        .await
+                        .expect("caller task")
+                    })
+                })
+            });
+        }
         drop(raw);
         rt.block_on(node.shutdown());
     }

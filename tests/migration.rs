@@ -436,7 +436,10 @@ async fn migrate_from_any_node_and_errors_are_clear() {
     );
     let tcp: Destination = "tcp://127.0.0.1:1".parse().expect("parse");
     let err = a.migrate(&tally, tcp).await.expect_err("no TCP yet");
-    assert!(err.to_string().contains("tcp://127.0.0.1:1"), "{err}");
+    assert!(
+        err.to_string().contains("cannot reach 127.0.0.1:1"),
+        "{err}"
+    );
     assert!(c.hosts(tally.id()));
     assert!("tcp://nowhere".parse::<Destination>().is_err());
 }
@@ -455,4 +458,43 @@ async fn large_state_travels_as_bytes() {
     );
     assert!(report.freeze >= report.capture);
     assert_eq!(blob.checksum().await, Ok(expected));
+}
+
+#[tokio::test]
+async fn a_node_that_goes_away_is_reported_to_callers_and_monitors() {
+    let nodes = linked(&["a", "b"]).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let tally = a.spawn(Tally::default()).await.expect("spawn");
+    a.migrate(&tally, b.id()).await.expect("to b");
+    let monitor = tally.monitor();
+    // A request that will never be answered: b shuts down under it.
+    let blocked = {
+        let tally = tally.clone();
+        tokio::spawn(async move {
+            tally
+                .with_timeout(Duration::from_secs(60))
+                .wait_gate(1)
+                .await
+        })
+    };
+    eventually("the actor waits at the gate on b", || {
+        AT_GATE[1].load(Ordering::SeqCst)
+    })
+    .await;
+    b.shutdown().await;
+    assert_eq!(monitor.await, ExitReason::NodeDown(b.id().clone()));
+    let err = blocked.await.expect("join").expect_err("no answer");
+    assert!(matches!(err, Error::ActorDown { .. }), "{err}");
+    eventually("a forgets the link to b", || a.peers().is_empty()).await;
+    let err = tally.handled().await.expect_err("b is gone");
+    assert!(
+        matches!(
+            err,
+            Error::ActorDown {
+                reason: ExitReason::NodeDown(_),
+                ..
+            }
+        ),
+        "{err}"
+    );
 }

@@ -295,7 +295,7 @@ fn schema_text(live: &[&Handler]) -> String {
         for a in &h.args {
             text.push_str(&format!("{}:{},", a.name, util::canonical(&a.ty)));
         }
-        text.push_str(")->");
+        text.push_str(if h.deferred { ")->later " } else { ")->" });
         text.push_str(&util::canonical(&h.ret));
         text.push(';');
     }
@@ -343,13 +343,26 @@ fn actor_impl(ir: &ActorIr, names: &Names, live: &[&Handler]) -> TokenStream {
         let ctx = h.ctx.then(|| quote!(&mut *__mobility_ctx));
         let call_args = binds.iter().map(|b| quote!(#b)).chain(ctx);
         let awaited = h.is_async.then(|| quote!(.await));
+        let send = if h.deferred {
+            quote!(__mobility_send_later)
+        } else {
+            quote!(__mobility_send)
+        };
         quote! {
             #msg::#variant { #(#fields),* } => {
+                __mobility_ctx.__mobility_begin(__mobility_reply);
                 let value = self.#name(#(#call_args),*) #awaited;
+                let __mobility_reply = __mobility_ctx.__mobility_end();
                 (&&__MobilityReply::<#ret>(::core::marker::PhantomData))
-                    .__mobility_send(__mobility_reply, value);
+                    .#send(__mobility_reply, value);
             }
         }
+    });
+    // Only handlers that take the context can postpone their message.
+    let postponable = live.iter().map(|h| {
+        let variant = &h.variant;
+        let can = h.ctx;
+        quote!(#msg::#variant { .. } => #can,)
     });
     let hooks = ir.hooks.iter().map(|h| hook_impl(ir, h));
     quote! {
@@ -382,6 +395,13 @@ fn actor_impl(ir: &ActorIr, names: &Names, live: &[&Handler]) -> TokenStream {
                 }
             }
 
+            fn may_postpone(msg: &#msg) -> bool {
+                #[allow(unreachable_code)]
+                match *msg {
+                    #(#postponable)*
+                }
+            }
+
             #(#hooks)*
         }
     }
@@ -397,6 +417,7 @@ fn hook_impl(ir: &ActorIr, h: &HookFn) -> TokenStream {
         Hook::Start => (quote!(on_start), quote!(()), quote!(#call;)),
         Hook::Depart => (quote!(on_depart), quote!(()), quote!(#call;)),
         Hook::Stop => (quote!(on_stop), quote!(()), quote!(#call;)),
+        Hook::Enter => (quote!(on_enter), quote!(()), quote!(#call;)),
         Hook::Arrive => {
             let body = match h.returns {
                 Some(span) => quote_spanned! {span=>

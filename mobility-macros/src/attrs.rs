@@ -10,6 +10,7 @@ pub(crate) enum Hook {
     Depart,
     Arrive,
     Stop,
+    Enter,
 }
 
 impl Hook {
@@ -19,6 +20,7 @@ impl Hook {
             Hook::Depart => "on_depart",
             Hook::Arrive => "on_arrive",
             Hook::Stop => "on_stop",
+            Hook::Enter => "on_enter",
         }
     }
 }
@@ -30,6 +32,8 @@ pub(crate) struct ItemOpts {
     pub(crate) skip: Option<proc_macro2::Span>,
     /// `#[mobile(on_start)]` and friends, with the span of the option.
     pub(crate) hook: Option<(Hook, proc_macro2::Span)>,
+    /// `#[mobile(state)]`: the field that holds a state machine's state.
+    pub(crate) state: Option<proc_macro2::Span>,
 }
 
 /// What a place accepts.
@@ -74,11 +78,22 @@ pub(crate) fn parse_item_opts(cx: &mut Ctxt, attrs: &[Attribute], place: Place) 
                     "a handler argument cannot be skipped: every argument travels in the message; \
                      remove the argument or `#[mobile(skip)]` the whole method",
                 )),
-                ("on_start" | "on_depart" | "on_arrive" | "on_stop", Place::Method) => {
+                ("state", Place::Field) => {
+                    if opts.state.is_some() {
+                        return Err(meta.error("duplicate `state` option"));
+                    }
+                    opts.state = span;
+                    Ok(())
+                }
+                (
+                    "on_start" | "on_depart" | "on_arrive" | "on_stop" | "on_enter",
+                    Place::Method,
+                ) => {
                     let hook = match name.as_str() {
                         "on_start" => Hook::Start,
                         "on_depart" => Hook::Depart,
                         "on_arrive" => Hook::Arrive,
+                        "on_enter" => Hook::Enter,
                         _ => Hook::Stop,
                     };
                     if opts.hook.is_some() {
@@ -99,10 +114,13 @@ pub(crate) fn parse_item_opts(cx: &mut Ctxt, attrs: &[Attribute], place: Place) 
 
 fn unknown_option_message(place: Place) -> &'static str {
     match place {
-        Place::Field => "unknown `#[mobile]` option on a field: the only one is `#[mobile(skip)]`",
+        Place::Field => {
+            "unknown `#[mobile]` option on a field: expected `#[mobile(skip)]` or \
+             `#[mobile(state)]`"
+        }
         Place::Method => {
             "unknown `#[mobile]` option on a method: expected `skip`, `on_start`, `on_depart`, \
-             `on_arrive` or `on_stop`"
+             `on_arrive`, `on_stop` or `on_enter`"
         }
         Place::Argument => "`#[mobile]` takes no option on a handler argument",
         Place::Variant => {

@@ -27,8 +27,11 @@ pub(crate) struct Handler {
     pub(crate) args: Vec<Arg>,
     pub(crate) ctx: bool,
     pub(crate) is_async: bool,
-    /// `()` when the method returns nothing; `Self` replaced.
+    /// `()` when the method returns nothing; `Self` replaced. For a handler
+    /// returning `Reply<T>`, the `T` (what the caller receives).
     pub(crate) ret: Type,
+    /// The handler returns `Reply<T>`: it may answer later.
+    pub(crate) deferred: bool,
     /// A syntactic check rejected an argument, the reply or the method's
     /// generics: the handler only gets stub methods (so calls to it still
     /// type-check) and no message variant.
@@ -167,6 +170,26 @@ fn is_context(ty: &Type) -> bool {
     matches!(&*r.elem, Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Context"))
 }
 
+/// `Reply<T>` (any path ending in `Reply` with one type argument): the `T`.
+/// Such a handler may answer later, through `ctx.defer_reply()`.
+fn reply_inner(ty: &Type) -> Option<&Type> {
+    let Type::Path(p) = ty else { return None };
+    if p.qself.is_some() {
+        return None;
+    }
+    let last = p.path.segments.last()?;
+    if last.ident != "Reply" {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    match args.args.iter().collect::<Vec<_>>().as_slice() {
+        [syn::GenericArgument::Type(inner)] => Some(inner),
+        _ => None,
+    }
+}
+
 /// Checks the receiver: `&self` or `&mut self`.
 fn check_receiver(cx: &mut Ctxt, method: &ImplItemFn, what: &str) -> bool {
     match method.sig.receiver() {
@@ -235,11 +258,15 @@ fn parse_handler(cx: &mut Ctxt, method: &ImplItemFn, self_ty: &Type) -> Option<H
             ty: util::replace_self(&t.ty, self_ty),
         });
     }
-    let (ret, reply_rejected) = match &sig.output {
-        ReturnType::Default => (syn::parse_quote!(()), false),
+    let (ret, reply_rejected, deferred) = match &sig.output {
+        ReturnType::Default => (syn::parse_quote!(()), false, false),
         ReturnType::Type(_, ty) => {
+            let (ty, deferred) = match reply_inner(ty) {
+                Some(inner) => (inner, true),
+                None => (&**ty, false),
+            };
             let bad = checks::check_type(cx, ty, Role::Reply).rejected;
-            (util::replace_self(ty, self_ty), bad)
+            (util::replace_self(ty, self_ty), bad, deferred)
         }
     };
     let variant = format_ident!(
@@ -255,6 +282,7 @@ fn parse_handler(cx: &mut Ctxt, method: &ImplItemFn, self_ty: &Type) -> Option<H
         ctx,
         is_async: sig.asyncness.is_some(),
         ret,
+        deferred,
         rejected: rejected || reply_rejected,
         reply_rejected,
         generics: sig.generics.clone(),

@@ -105,12 +105,16 @@ pub(crate) fn reply_probes(actor: &syn::Ident) -> TokenStream {
         #[allow(dead_code)]
         trait __MobilityReplyReal<__T> {
             fn __mobility_send(&self, reply: ::mobility::ReplyTo, value: __T);
+            fn __mobility_send_later(&self, reply: ::mobility::ReplyTo, value: ::mobility::Reply<__T>);
             fn __mobility_request<'__a>(&self, core: &'__a ::mobility::__private::HandleCore<#actor>, msg: <#actor as ::mobility::Actor>::Msg)
                 -> impl ::core::future::Future<Output = ::core::result::Result<__T, ::mobility::Error>> + ::core::marker::Send;
         }
         impl<__T: ::mobility::Migratable> __MobilityReplyReal<__T> for &__MobilityReply<__T> {
             fn __mobility_send(&self, reply: ::mobility::ReplyTo, value: __T) {
                 reply.send(value)
+            }
+            fn __mobility_send_later(&self, reply: ::mobility::ReplyTo, value: ::mobility::Reply<__T>) {
+                reply.send_reply(value)
             }
             fn __mobility_request<'__a>(&self, core: &'__a ::mobility::__private::HandleCore<#actor>, msg: <#actor as ::mobility::Actor>::Msg)
                 -> impl ::core::future::Future<Output = ::core::result::Result<__T, ::mobility::Error>> + ::core::marker::Send
@@ -121,11 +125,15 @@ pub(crate) fn reply_probes(actor: &syn::Ident) -> TokenStream {
         #[allow(dead_code)]
         trait __MobilityReplyFallback<__T> {
             fn __mobility_send(&self, reply: ::mobility::ReplyTo, value: __T);
+            fn __mobility_send_later(&self, reply: ::mobility::ReplyTo, value: ::mobility::Reply<__T>);
             fn __mobility_request<'__a>(&self, core: &'__a ::mobility::__private::HandleCore<#actor>, msg: <#actor as ::mobility::Actor>::Msg)
                 -> impl ::core::future::Future<Output = ::core::result::Result<__T, ::mobility::Error>> + ::core::marker::Send;
         }
         impl<__T> __MobilityReplyFallback<__T> for __MobilityReply<__T> {
             fn __mobility_send(&self, _: ::mobility::ReplyTo, _: __T) {
+                ::core::unreachable!("a non-migratable reply is a compile error")
+            }
+            fn __mobility_send_later(&self, _: ::mobility::ReplyTo, _: ::mobility::Reply<__T>) {
                 ::core::unreachable!("a non-migratable reply is a compile error")
             }
             fn __mobility_request<'__a>(&self, _: &'__a ::mobility::__private::HandleCore<#actor>, _: <#actor as ::mobility::Actor>::Msg)

@@ -39,6 +39,8 @@ struct StateIr {
     found: Found,
     /// A lifetime parameter was reported.
     lifetime_error: bool,
+    /// The field marked `#[mobile(state)]` (a struct state machine).
+    state_field: Option<syn::Member>,
 }
 
 /// Expands `#[mobile]` on a struct or an enum.
@@ -70,17 +72,24 @@ fn parse(cx: &mut Ctxt, input: &mut DeriveInput, self_ty: &Type) -> StateIr {
         parts: Vec::new(),
         found: Found::default(),
         lifetime_error: false,
+        state_field: None,
     };
     match &mut input.data {
         Data::Struct(s) => {
-            let fields = parse_fields(cx, &mut s.fields, self_ty, &mut ir.found);
+            let fields = parse_fields(
+                cx,
+                &mut s.fields,
+                self_ty,
+                &mut ir.found,
+                Some(&mut ir.state_field),
+            );
             ir.parts.push((None, shape(&s.fields), fields));
         }
         Data::Enum(e) => {
             for v in &mut e.variants {
                 attrs::parse_item_opts(cx, &v.attrs, Place::Variant);
                 attrs::strip(&mut v.attrs);
-                let fields = parse_fields(cx, &mut v.fields, self_ty, &mut ir.found);
+                let fields = parse_fields(cx, &mut v.fields, self_ty, &mut ir.found, None);
                 ir.parts
                     .push((Some(v.ident.to_string()), shape(&v.fields), fields));
             }
@@ -104,16 +113,46 @@ fn shape(fields: &Fields) -> &'static str {
     }
 }
 
+/// Reads the fields of a struct or variant; `state_field` is where a
+/// struct records its `#[mobile(state)]` field (`None` in an enum variant).
 fn parse_fields(
     cx: &mut Ctxt,
     fields: &mut Fields,
     self_ty: &Type,
     found: &mut Found,
+    mut state_field: Option<&mut Option<syn::Member>>,
 ) -> Vec<FieldIr> {
     let mut out = Vec::new();
     for (i, field) in fields.iter_mut().enumerate() {
         let opts = attrs::parse_item_opts(cx, &field.attrs, Place::Field);
         attrs::strip(&mut field.attrs);
+        if let Some(span) = opts.state {
+            let member = field
+                .ident
+                .clone()
+                .map_or_else(|| syn::Member::from(i), syn::Member::Named);
+            match state_field.as_deref_mut() {
+                None => cx.push(syn::Error::new(
+                    span,
+                    "`#[mobile(state)]` marks the state field of a struct; an enum is a state \
+                     machine by itself (its variant is the state)",
+                )),
+                Some(Some(first)) => cx.push(syn::Error::new(
+                    span,
+                    format!(
+                        "a state machine has one state: `#[mobile(state)]` is already on `{}`",
+                        first.to_token_stream()
+                    ),
+                )),
+                Some(_) if opts.skip.is_some() => {
+                    cx.push(syn::Error::new(
+                        span,
+                        "the state field must migrate: remove `#[mobile(skip)]` from it",
+                    ));
+                }
+                Some(slot) => *slot = Some(member),
+            }
+        }
         let name = field
             .ident
             .as_ref()
@@ -262,6 +301,20 @@ fn support(input: &DeriveInput, ir: &StateIr, self_ty: &Type, failed: bool) -> T
     }
     let probes = probe::field_probes();
     let fingerprint = shape_text(input, ir);
+    // A state machine: an enum (its variant is the state) or a struct with a
+    // `#[mobile(state)]` field (that field's variant is).
+    let key_of = match (&input.data, &ir.state_field) {
+        (Data::Enum(_), _) => Some(quote!(self)),
+        (_, Some(member)) => Some(quote!(&self.#member)),
+        _ => None,
+    };
+    let state_key = key_of.map(|value| {
+        quote! {
+            fn state_key(&self) -> ::core::option::Option<u64> {
+                ::core::option::Option::Some(::mobility::__private::variant_key(#value))
+            }
+        }
+    });
     let stubs = if failed {
         stubs(input, self_ty, ir.found)
     } else {
@@ -291,6 +344,7 @@ fn support(input: &DeriveInput, ir: &StateIr, self_ty: &Type, failed: bool) -> T
 
             impl #impl_generics ::mobility::Mobile for #self_ty #mobile_where {
                 const FINGERPRINT: u64 = ::mobility::__private::fingerprint_str(#fingerprint);
+                #state_key
             }
 
             #stubs

@@ -1,5 +1,7 @@
 //! The wire layer of mobility: node identities, the codec seam every byte on
-//! a link goes through, and peer links.
+//! a link goes through, peer links, and the TCP transport that carries them
+//! between processes ([`Transport`]: authenticated handshake, reliable
+//! exactly-once sessions that survive reconnects).
 //!
 //! It knows peers and bytes, not actor types: the runtime (`mobility`) builds
 //! its protocol messages on top of it.
@@ -7,7 +9,9 @@
 mod codec;
 mod link;
 mod node_id;
+pub mod tcp;
 
 pub use codec::{decode, encode, encode_into, CodecError};
 pub use link::{memory_pair, LinkClosed, LinkReceiver, LinkSender};
 pub use node_id::{NodeId, NodeIdError};
+pub use tcp::{Identity, NetError, Secret, TcpConfig, Transport, TransportEvent};

@@ -2,7 +2,8 @@
 //!
 //! A link is a sender half (cloneable, never blocks) and a receiver half read
 //! by one task. `memory_pair` makes the in-process link two nodes of one
-//! process use; the TCP link gives the same halves.
+//! process use; a TCP peer's sender comes with `TransportEvent::PeerUp` and
+//! its frames with `TransportEvent::Frame`.
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -15,7 +16,18 @@ pub struct LinkClosed;
 /// Sending half of a link. Frames arrive in the order they were sent.
 #[derive(Debug, Clone)]
 pub struct LinkSender {
-    tx: mpsc::UnboundedSender<Bytes>,
+    inner: SenderKind,
+}
+
+#[derive(Debug, Clone)]
+enum SenderKind {
+    /// The in-process channel of `memory_pair`.
+    Memory(mpsc::UnboundedSender<Bytes>),
+    /// The outgoing queue of a TCP peer session.
+    Tcp {
+        tx: mpsc::UnboundedSender<Bytes>,
+        max_message: usize,
+    },
 }
 
 /// Receiving half of a link.
@@ -25,14 +37,42 @@ pub struct LinkReceiver {
 }
 
 impl LinkSender {
-    /// Queues a frame for the peer.
-    pub fn send(&self, frame: Bytes) -> Result<(), LinkClosed> {
-        self.tx.send(frame).map_err(|_| LinkClosed)
+    /// The sender of a TCP session: frames queued on `tx` are delivered by
+    /// the session exactly once, in order; `max_message` is the peer's limit.
+    pub(crate) fn tcp(tx: mpsc::UnboundedSender<Bytes>, max_message: usize) -> Self {
+        LinkSender {
+            inner: SenderKind::Tcp { tx, max_message },
+        }
     }
 
-    /// Whether the peer's receiving half is gone.
+    /// Queues a frame for the peer; never blocks.
+    ///
+    /// Over TCP the frame is delivered exactly once, in order, across
+    /// reconnects, or the peer is reported lost
+    /// (`TransportEvent::PeerLost`). It fails if the session is gone, or if
+    /// the frame is bigger than the peer's `max_message` (logged).
+    pub fn send(&self, frame: Bytes) -> Result<(), LinkClosed> {
+        match &self.inner {
+            SenderKind::Memory(tx) => tx.send(frame).map_err(|_| LinkClosed),
+            SenderKind::Tcp { tx, max_message } => {
+                if frame.len() > *max_message {
+                    tracing::error!(
+                        len = frame.len(),
+                        max = max_message,
+                        "frame refused: bigger than the peer's max_message"
+                    );
+                    return Err(LinkClosed);
+                }
+                tx.send(frame).map_err(|_| LinkClosed)
+            }
+        }
+    }
+
+    /// Whether the peer's receiving half (or the TCP session) is gone.
     pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        match &self.inner {
+            SenderKind::Memory(tx) | SenderKind::Tcp { tx, .. } => tx.is_closed(),
+        }
     }
 }
 
@@ -47,5 +87,10 @@ impl LinkReceiver {
 /// returned receiver. Two of these make a duplex link between two nodes.
 pub fn memory_pair() -> (LinkSender, LinkReceiver) {
     let (tx, rx) = mpsc::unbounded_channel();
-    (LinkSender { tx }, LinkReceiver { rx })
+    (
+        LinkSender {
+            inner: SenderKind::Memory(tx),
+        },
+        LinkReceiver { rx },
+    )
 }

@@ -29,9 +29,9 @@ use crate::handle::Handle;
 use crate::id::{ActorId, Destination, NodeId};
 use crate::migration::{MigrationFailure, MigrationPhase, MigrationReport, QueuedWire, Snapshot};
 use crate::node::Node;
-use crate::reply::{ReplySender, ReplyTo};
+use crate::reply::{ReplyAddr, ReplySender, ReplyTo};
 use crate::sequence::{Accepted, Tracker};
-use crate::timers::Timers;
+use crate::timers::{TimerKind, Timers};
 use crate::wire::{Origin, PeerMsg, WireBody, WireEnvelope};
 
 /// Control messages from the node's links (untyped).
@@ -54,6 +54,8 @@ pub(crate) enum NetControl {
         node: NodeId,
         epoch: u64,
     },
+    /// The link to this node is gone for good.
+    PeerLost(NodeId),
     Shutdown,
 }
 
@@ -97,8 +99,18 @@ enum Item<A: Actor> {
 /// A message ready to be handled.
 enum Queued<A: Actor> {
     Numbered(Numbered<A>),
-    Timer(Vec<u8>),
+    /// A timer that fired, with its kind.
+    Timer(Vec<u8>, TimerKind),
+    /// A postponed message back after a state change: handled again.
+    Replay {
+        msg: Vec<u8>,
+        reply: ReplyTo,
+    },
 }
+
+/// How many state changes in a row `on_enter` may cause before the cell
+/// stops following them (a state machine that never settles).
+const MAX_ENTERS: usize = 64;
 
 impl<A: Actor> Numbered<A> {
     fn from_wire(envelope: WireEnvelope) -> Self {
@@ -115,7 +127,7 @@ impl<A: Actor> Numbered<A> {
     /// The portable form; local reply channels move into the node's table of
     /// pending replies. A message that cannot be encoded is answered with the
     /// error and travels as a no-op, so its number is not lost.
-    fn into_wire(self, node: &Node) -> WireEnvelope {
+    fn into_wire(self, node: &Node, actor: ActorId) -> WireEnvelope {
         let (body, reply) = match self.item {
             Item::Wire { body, reply } => (body, reply),
             Item::Local { body, reply } => {
@@ -138,7 +150,10 @@ impl<A: Actor> Numbered<A> {
                     LocalBody::Monitor(id) => WireBody::Monitor(id),
                     LocalBody::Migrate(dest) => WireBody::Migrate(dest),
                 };
-                (body, reply.map(|sender| node.register_pending(sender)))
+                (
+                    body,
+                    reply.map(|sender| node.register_pending(actor, sender)),
+                )
             }
         };
         WireEnvelope {
@@ -178,18 +193,49 @@ impl<A: Actor> Numbered<A> {
 }
 
 impl<A: Actor> Queued<A> {
-    fn into_wire(self, node: &Node) -> QueuedWire {
+    fn into_wire(self, node: &Node, actor: ActorId) -> QueuedWire {
         match self {
-            Queued::Numbered(n) => QueuedWire::Numbered(n.into_wire(node)),
-            Queued::Timer(bytes) => QueuedWire::Timer(bytes),
+            Queued::Numbered(n) => QueuedWire::Numbered(n.into_wire(node, actor)),
+            Queued::Timer(bytes, kind) => QueuedWire::Timer(bytes, kind),
+            Queued::Replay { msg, reply } => QueuedWire::Replay {
+                msg,
+                reply: reply.into_addr(node),
+            },
         }
     }
 
-    fn from_wire(wire: QueuedWire) -> Self {
+    fn from_wire(wire: QueuedWire, actor: ActorId, node: &Node) -> Self {
         match wire {
             QueuedWire::Numbered(envelope) => Queued::Numbered(Numbered::from_wire(envelope)),
-            QueuedWire::Timer(bytes) => Queued::Timer(bytes),
+            QueuedWire::Timer(bytes, kind) => Queued::Timer(bytes, kind),
+            QueuedWire::Replay { msg, reply } => Queued::Replay {
+                msg,
+                reply: ReplyTo::from_addr(actor, node, reply),
+            },
         }
+    }
+
+    /// Answers a waiting caller that this message will not be handled.
+    fn reject(self, node: &Node, actor: ActorId, reason: &ExitReason) {
+        match self {
+            Queued::Numbered(numbered) => numbered.reject(node, actor, reason),
+            Queued::Timer(..) => {}
+            Queued::Replay { reply, .. } => reply.fail(Error::ActorDown {
+                actor,
+                reason: reason.clone(),
+            }),
+        }
+    }
+}
+
+/// Answers a reply in portable form with the actor's end.
+fn reject_addr(node: &Node, addr: Option<ReplyAddr>, actor: ActorId, reason: &ExitReason) {
+    if let Some(addr) = addr {
+        let error = Error::ActorDown {
+            actor,
+            reason: reason.clone(),
+        };
+        node.send_reply(&addr.node, addr.request, Err(error));
     }
 }
 
@@ -202,9 +248,38 @@ struct Hosted<A: Actor> {
     monitors: Vec<(NodeId, u64)>,
     name: Option<String>,
     epoch: u64,
+    /// Messages postponed until the state changes, in order, in portable
+    /// form (a local caller's channel is in the node's pending replies).
+    postponed: Vec<QueuedWire>,
+    /// An event timeout fired and waits in the queue.
+    event_timeout_queued: bool,
 }
 
 impl<A: Actor> Hosted<A> {
+    /// Any handled message cancels the event timeout, also one that already
+    /// fired and waits in the queue.
+    fn cancel_event_timeout(&mut self) {
+        self.ctx.timers.cancel_kind(&TimerKind::Event);
+        if self.event_timeout_queued {
+            self.queue
+                .retain(|q| !matches!(q, Queued::Timer(_, TimerKind::Event)));
+            self.event_timeout_queued = false;
+        }
+    }
+
+    /// A state change: the state timeout is cancelled (also one that fired
+    /// and waits in the queue) and the postponed messages come back first,
+    /// in their order.
+    fn leave_state(&mut self, node: &Node) {
+        self.ctx.timers.cancel_kind(&TimerKind::State);
+        self.queue
+            .retain(|q| !matches!(q, Queued::Timer(_, TimerKind::State)));
+        let actor = self.ctx.id();
+        for wire in std::mem::take(&mut self.postponed).into_iter().rev() {
+            self.queue.push_front(Queued::from_wire(wire, actor, node));
+        }
+    }
+
     /// Puts a numbered message in order; duplicates are dropped.
     fn accept(&mut self, numbered: Numbered<A>) {
         let origin = numbered.origin.clone();
@@ -333,7 +408,8 @@ impl<A: Actor> Cell<A> {
 
     pub(crate) async fn run(mut self) {
         if let Some((state, name)) = self.starting.take() {
-            let ctx = self.new_context(Timers::default());
+            let mut ctx = self.new_context(Timers::default());
+            ctx.state_machine = state.state_key().is_some();
             let mut hosted = Box::new(Hosted {
                 state,
                 ctx,
@@ -342,13 +418,19 @@ impl<A: Actor> Cell<A> {
                 monitors: Vec::new(),
                 name,
                 epoch: 0,
+                postponed: Vec::new(),
+                event_timeout_queued: false,
             });
             let started = AssertUnwindSafe(hosted.state.on_start(&mut hosted.ctx))
                 .catch_unwind()
                 .await;
             match started {
                 Ok(()) => {
+                    let state_machine = hosted.ctx.state_machine;
                     self.mode = Mode::Hosting(hosted);
+                    if state_machine {
+                        self.enter_state(true).await;
+                    }
                     self.after_handler().await;
                 }
                 Err(panic) => {
@@ -429,8 +511,11 @@ impl<A: Actor> Cell<A> {
         }
         match &mut self.mode {
             Mode::Hosting(hosted) => {
-                for msg in hosted.ctx.timers.pop_due(now) {
-                    hosted.queue.push_back(Queued::Timer(msg));
+                for (msg, kind) in hosted.ctx.timers.pop_due(now) {
+                    if kind == TimerKind::Event {
+                        hosted.event_timeout_queued = true;
+                    }
+                    hosted.queue.push_back(Queued::Timer(msg, kind));
                 }
             }
             Mode::Migrating(migrating) if migrating.deadline <= now => {
@@ -493,13 +578,14 @@ impl<A: Actor> Cell<A> {
     /// Sends a message on toward where the actor lives, and tells a remote
     /// sender that came through here where that is.
     fn forward(&self, route: &Route, numbered: Numbered<A>) {
-        let envelope = numbered.into_wire(&self.node);
+        let envelope = numbered.into_wire(&self.node, self.id());
         let origin = envelope.origin.node.clone();
         if origin != *self.node.id() && origin != route.node {
             let moved = PeerMsg::Moved {
                 actor: self.id(),
                 node: route.node.clone(),
                 epoch: route.epoch,
+                addr: self.node.address_of(&route.node),
             };
             let _ = self.node.send_peer(&origin, &moved);
         }
@@ -510,11 +596,12 @@ impl<A: Actor> Cell<A> {
         };
         if let Err(error) = self.node.send_peer(&route.node, &deliver) {
             tracing::warn!(actor = %self.id(), to = %route.node, %error, "message could not be forwarded");
-            if let PeerMsg::Deliver { envelope, .. } = deliver {
-                if let Some(request) = envelope.reply {
-                    self.node
-                        .send_reply(&envelope.origin.node, request, Err(error));
-                }
+            if let PeerMsg::Deliver { envelope, .. } = &deliver {
+                self.node.reject(
+                    envelope,
+                    self.id(),
+                    ExitReason::NodeDown(route.node.clone()),
+                );
             }
         }
     }
@@ -525,12 +612,30 @@ impl<A: Actor> Cell<A> {
             return;
         };
         let actor = hosted.ctx.id();
+        // The message as bytes when it came so (kept if it may be postponed).
+        let mut raw: Option<Vec<u8>> = None;
         let (body, reply) = match item {
-            Queued::Timer(bytes) => {
+            Queued::Timer(bytes, _) => {
                 match crate::codec::decode_on::<A::Msg>(Some(&self.node), &bytes) {
-                    Ok(msg) => (LocalBody::User(msg), ReplyTo::nobody(actor)),
+                    Ok(msg) => {
+                        raw = Some(bytes);
+                        (LocalBody::User(msg), ReplyTo::nobody(actor))
+                    }
                     Err(error) => {
                         tracing::error!(%actor, %error, "a timer message did not decode");
+                        return;
+                    }
+                }
+            }
+            Queued::Replay { msg: bytes, reply } => {
+                match crate::codec::decode_on::<A::Msg>(Some(&self.node), &bytes) {
+                    Ok(msg) => {
+                        raw = Some(bytes);
+                        (LocalBody::User(msg), reply)
+                    }
+                    Err(error) => {
+                        tracing::error!(%actor, %error, "a postponed message did not decode");
+                        reply.fail(error);
                         return;
                     }
                 }
@@ -547,7 +652,10 @@ impl<A: Actor> Cell<A> {
                     let body = match body {
                         WireBody::User(bytes) => {
                             match crate::codec::decode_on::<A::Msg>(Some(&self.node), &bytes) {
-                                Ok(msg) => LocalBody::User(msg),
+                                Ok(msg) => {
+                                    raw = Some(bytes);
+                                    LocalBody::User(msg)
+                                }
                                 Err(error) => {
                                     tracing::warn!(%actor, %error, "a message did not decode; refused");
                                     reply.fail(error);
@@ -569,6 +677,17 @@ impl<A: Actor> Cell<A> {
         };
         match body {
             LocalBody::User(msg) => {
+                let before = hosted.state.state_key();
+                hosted.cancel_event_timeout();
+                // A state machine keeps the message while it is handled, in
+                // case the handler postpones it.
+                let kept = match before {
+                    Some(_) if A::may_postpone(&msg) => {
+                        raw.or_else(|| mobility_net::encode(&msg).ok())
+                    }
+                    _ => None,
+                };
+                hosted.ctx.postpone_requested = false;
                 let run = AssertUnwindSafe(hosted.state.dispatch(msg, &mut hosted.ctx, reply));
                 if let Err(panic) = run.catch_unwind().await {
                     let reason = ExitReason::Panicked(panic_message(&*panic));
@@ -579,6 +698,29 @@ impl<A: Actor> Cell<A> {
                     };
                     self.exit(hosted, reason, None).await;
                     return;
+                }
+                let Mode::Hosting(hosted) = &mut self.mode else {
+                    return;
+                };
+                if std::mem::take(&mut hosted.ctx.postpone_requested) {
+                    let reply = hosted.ctx.postponed_reply.take();
+                    match kept {
+                        Some(msg) => hosted.postponed.push(QueuedWire::Replay {
+                            msg,
+                            reply: reply.and_then(|r| r.into_addr(&self.node)),
+                        }),
+                        None => {
+                            tracing::error!(%actor, "a message could not be kept to postpone it; refused");
+                            if let Some(reply) = reply {
+                                reply.fail(Error::Codec(
+                                    "the postponed message could not be encoded".into(),
+                                ));
+                            }
+                        }
+                    }
+                }
+                if before.is_some() && hosted.state.state_key() != before {
+                    self.enter_state(false).await;
                 }
                 self.after_handler().await;
             }
@@ -591,6 +733,40 @@ impl<A: Actor> Cell<A> {
             }
             LocalBody::Migrate(dest) => self.start_migration(dest, reply).await,
         }
+    }
+
+    /// A state machine entered a state (`initial`: its first, at start):
+    /// leave the old one unless initial, run `on_enter`, and follow further
+    /// changes `on_enter` makes.
+    async fn enter_state(&mut self, initial: bool) {
+        let Mode::Hosting(hosted) = &mut self.mode else {
+            return;
+        };
+        let actor = hosted.ctx.id();
+        if !initial {
+            hosted.leave_state(&self.node);
+        }
+        for _ in 0..MAX_ENTERS {
+            let key = hosted.state.state_key();
+            let entered = AssertUnwindSafe(hosted.state.on_enter(&mut hosted.ctx))
+                .catch_unwind()
+                .await;
+            if let Err(panic) = entered {
+                let reason = ExitReason::Panicked(panic_message(&*panic));
+                tracing::error!(%actor, %reason, "on_enter panicked; the actor is down");
+                let Mode::Hosting(hosted) = std::mem::replace(&mut self.mode, Mode::Stopped) else {
+                    return;
+                };
+                self.exit(hosted, reason, None).await;
+                return;
+            }
+            hosted.ctx.postpone_requested = false;
+            if hosted.state.state_key() == key {
+                return;
+            }
+            hosted.leave_state(&self.node);
+        }
+        tracing::warn!(%actor, "on_enter changed the state {MAX_ENTERS} times in a row; not following further");
     }
 
     /// Carries out what the handler asked of its context.
@@ -640,9 +816,21 @@ impl<A: Actor> Cell<A> {
             .into_iter()
             .map(|(_, _, item)| item);
         for item in queue.into_iter().chain(held) {
-            if let Queued::Numbered(numbered) = item {
-                numbered.reject(&self.node, actor, &reason);
+            item.reject(&self.node, actor, &reason);
+        }
+        for wire in std::mem::take(&mut hosted.postponed) {
+            if let QueuedWire::Replay { reply, .. } = wire {
+                reject_addr(&self.node, reply, actor, &reason);
             }
+        }
+        for addr in std::mem::take(&mut hosted.ctx.owed) {
+            reject_addr(&self.node, Some(addr), actor, &reason);
+        }
+        if let Some(reply) = hosted.ctx.take_reply() {
+            reply.fail(Error::ActorDown {
+                actor,
+                reason: reason.clone(),
+            });
         }
         if let Some(reply) = stop_reply {
             reply.send(());
@@ -660,12 +848,11 @@ impl<A: Actor> Cell<A> {
             phase,
             failure,
         };
-        let dest = match dest {
-            Destination::Node(node) => node,
-            Destination::Tcp { .. } => {
-                let failure = MigrationFailure::Unreachable(format!(
-                    "{dest}: this node has no TCP connector (connect nodes with Node::connect_in_process)"
-                ));
+        // A `tcp://` destination is dialed here, at this message boundary and
+        // before the freeze: nothing is captured until the link is up.
+        let dest = match self.node.resolve(&dest).await {
+            Ok(node) => node,
+            Err(failure) => {
                 reply.send(Err::<MigrationReport, _>(fail(
                     MigrationPhase::Validate,
                     failure,
@@ -716,13 +903,13 @@ impl<A: Actor> Cell<A> {
         let queue: Vec<QueuedWire> = hosted
             .queue
             .drain(..)
-            .map(|q| q.into_wire(&self.node))
+            .map(|q| q.into_wire(&self.node, actor))
             .collect();
         let held: Vec<(Origin, u64, QueuedWire)> = hosted
             .tracker
             .take_held()
             .into_iter()
-            .map(|(origin, seq, item)| (origin, seq, item.into_wire(&self.node)))
+            .map(|(origin, seq, item)| (origin, seq, item.into_wire(&self.node, actor)))
             .collect();
         let mut tracker: Tracker<Origin, WireEnvelope> = hosted.tracker.clone_expected();
         let mut scratch = VecDeque::new();
@@ -743,8 +930,22 @@ impl<A: Actor> Cell<A> {
             timers,
             next_timer,
             monitors: hosted.monitors.clone(),
+            postponed: hosted.postponed.clone(),
+            owed: hosted.ctx.owed.clone(),
         };
-        let encoded = mobility_net::encode(&snapshot);
+        // The snapshot is encoded straight into the prepare frame, after its
+        // header: one pass over the state, no copy.
+        let epoch = hosted.epoch + 1;
+        let header = PeerMsg::Prepare {
+            actor,
+            type_tag: A::TYPE_TAG.to_owned(),
+            schema: A::SCHEMA,
+            epoch,
+        };
+        let encoded = crate::wire::frame_of(&header).and_then(|mut frame| {
+            let start = frame.len();
+            mobility_net::encode_into(&snapshot, &mut frame).map(|()| (frame, start))
+        });
         // Measure the state alone: the same snapshot with a unit state (1 byte).
         let Snapshot {
             from,
@@ -754,6 +955,8 @@ impl<A: Actor> Cell<A> {
             timers,
             next_timer,
             monitors,
+            postponed,
+            owed,
             ..
         } = snapshot;
         let meta = Snapshot {
@@ -765,11 +968,13 @@ impl<A: Actor> Cell<A> {
             timers,
             next_timer,
             monitors,
+            postponed,
+            owed,
         };
         let meta_bytes = mobility_net::encode(&meta).map_or(0, |b| b.len() as u64);
         let captured_queue = meta.queue;
-        let bytes = match encoded {
-            Ok(bytes) => bytes,
+        let (frame, snapshot_start) = match encoded {
+            Ok(encoded) => encoded,
             Err(error) => {
                 tracing::warn!(%actor, %error, "snapshot does not encode; migration abandoned");
                 self.resume(hosted, captured_queue, held, Vec::new());
@@ -781,17 +986,9 @@ impl<A: Actor> Cell<A> {
             }
         };
         let capture = started.elapsed();
-        let epoch = hosted.epoch + 1;
-        let snapshot_bytes = bytes.len() as u64;
-        let prepare = PeerMsg::Prepare {
-            actor,
-            type_tag: A::TYPE_TAG.to_owned(),
-            schema: A::SCHEMA,
-            epoch,
-            snapshot: serde_bytes::ByteBuf::from(bytes),
-        };
+        let snapshot_bytes = (frame.len() - snapshot_start) as u64;
         let prepare_sent = Instant::now();
-        if let Err(error) = self.node.send_peer(&dest, &prepare) {
+        if let Err(error) = self.node.send_frame(&dest, frame) {
             tracing::warn!(%actor, to = %dest, %error, "prepare could not be sent");
             self.resume(hosted, captured_queue, held, Vec::new());
             reply.send(Err::<MigrationReport, _>(fail(
@@ -829,11 +1026,14 @@ impl<A: Actor> Cell<A> {
         held: Vec<(Origin, u64, QueuedWire)>,
         arrived: Vec<Numbered<A>>,
     ) {
-        hosted.queue = queue.into_iter().map(Queued::from_wire).collect();
+        let actor = self.id();
+        hosted.queue = queue
+            .into_iter()
+            .map(|q| Queued::from_wire(q, actor, &self.node))
+            .collect();
         for (origin, seq, item) in held {
-            let _ = hosted
-                .tracker
-                .accept(&origin, seq, Queued::from_wire(item), &mut hosted.queue);
+            let item = Queued::from_wire(item, actor, &self.node);
+            let _ = hosted.tracker.accept(&origin, seq, item, &mut hosted.queue);
         }
         for numbered in arrived {
             hosted.accept(numbered);
@@ -993,17 +1193,29 @@ impl<A: Actor> Cell<A> {
             None => false,
         };
         let now = tokio::time::Instant::now();
-        let ctx = self.new_context(Timers::restore(snapshot.timers, snapshot.next_timer, now));
+        let mut ctx = self.new_context(Timers::restore(snapshot.timers, snapshot.next_timer, now));
+        ctx.state_machine = snapshot.state.state_key().is_some();
+        ctx.owed = snapshot.owed;
+        let event_timeout_queued = snapshot
+            .queue
+            .iter()
+            .any(|q| matches!(q, QueuedWire::Timer(_, TimerKind::Event)));
         let mut hosted = Box::new(Hosted {
             state: snapshot.state,
             ctx,
             tracker: snapshot
                 .tracker
                 .map(|envelope| Queued::Numbered(Numbered::from_wire(envelope))),
-            queue: snapshot.queue.into_iter().map(Queued::from_wire).collect(),
+            queue: snapshot
+                .queue
+                .into_iter()
+                .map(|q| Queued::from_wire(q, actor, &self.node))
+                .collect(),
             monitors: snapshot.monitors,
             name: snapshot.name,
             epoch,
+            postponed: snapshot.postponed,
+            event_timeout_queued,
         });
         let arrived = AssertUnwindSafe(hosted.state.on_arrive(&mut hosted.ctx))
             .catch_unwind()
@@ -1124,6 +1336,25 @@ impl<A: Actor> Cell<A> {
                     if epoch > route.epoch && node != *self.node.id() {
                         *route = Route { node, epoch };
                         self.entry.set_route(route.clone());
+                    }
+                }
+            }
+            Control::Net(NetControl::PeerLost(peer)) => {
+                if matches!(&self.mode, Mode::Migrating(m) if m.dest == peer) {
+                    self.abort_migration(
+                        MigrationPhase::Prepare,
+                        MigrationFailure::LinkDown,
+                        false,
+                    );
+                }
+                if self
+                    .commit_wait
+                    .as_ref()
+                    .is_some_and(|w| w.report.to == peer)
+                {
+                    if let Some(wait) = self.commit_wait.take() {
+                        tracing::warn!(actor = %self.id(), %peer, "destination lost before acknowledging the commit");
+                        wait.reply.send(Ok::<_, Error>(wait.report));
                     }
                 }
             }

@@ -132,6 +132,8 @@ pub(crate) trait ErasedEntry: Send + Sync {
     fn control(&self, control: crate::cell::NetControl);
     fn exit_reason(&self) -> Option<ExitReason>;
     fn is_hosting(&self) -> bool;
+    fn actor(&self) -> ActorId;
+    fn route_node(&self) -> NodeId;
     fn as_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync>;
 }
 
@@ -159,6 +161,14 @@ impl<A: Actor> ErasedEntry for Entry<A> {
 
     fn is_hosting(&self) -> bool {
         self.hosting.load(Ordering::Acquire)
+    }
+
+    fn actor(&self) -> ActorId {
+        self.id
+    }
+
+    fn route_node(&self) -> NodeId {
+        self.route().node
     }
 
     fn as_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {

@@ -86,6 +86,14 @@ pub enum Error {
         /// This node.
         from: NodeId,
     },
+    /// A node could not be reached over TCP.
+    #[error("cannot reach {addr}: {reason}")]
+    Unreachable {
+        /// The address dialed.
+        addr: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// Two actor types of this binary share a type tag.
     #[error("type tag {tag:?} is used by several actor types: {types:?}; give one of them #[mobile(tag = \"...\")]")]
     DuplicateTypeTag {
@@ -103,6 +111,16 @@ pub enum Error {
         phase: MigrationPhase,
         /// What failed.
         failure: MigrationFailure,
+    },
+    /// The actor answered the request with a refusal instead of a value
+    /// (a deferred reply failed with [`DeferredReply::fail`](crate::DeferredReply::fail),
+    /// or a handler returned `Reply::Later` without deferring its reply).
+    #[error("actor {actor} refused the request: {reason}")]
+    Refused {
+        /// The actor.
+        actor: ActorId,
+        /// Why.
+        reason: String,
     },
     /// A value could not be encoded or decoded.
     #[error("{0}")]

@@ -185,7 +185,7 @@ impl<A: Actor> Handle<A> {
         let Some(node) = entry.node() else {
             return Monitor::ready(ExitReason::NodeDown(entry.node_id.clone()));
         };
-        let (id, rx) = node.register_monitor();
+        let (id, rx) = node.register_monitor(entry.id);
         if entry
             .send_local(LocalBody::Monitor(id), None, false)
             .is_err()
@@ -253,13 +253,16 @@ impl<A: Actor> Hash for Handle<A> {
     }
 }
 
-/// A handle on the wire: the actor, its type, and where the sender last saw it.
+/// A handle on the wire: the actor, its type, where the sender last saw it,
+/// and the sender's node (a route that works for whoever received it from
+/// there, even without a link to the actor's node).
 #[derive(Serialize, Deserialize)]
 struct HandleWire {
     actor: ActorId,
     type_tag: String,
     node: NodeId,
     epoch: u64,
+    via: NodeId,
 }
 
 impl<A: Actor> Serialize for Handle<A> {
@@ -270,6 +273,7 @@ impl<A: Actor> Serialize for Handle<A> {
             type_tag: A::TYPE_TAG.to_owned(),
             node: route.node,
             epoch: route.epoch,
+            via: self.core().entry.node_id.clone(),
         }
         .serialize(serializer)
     }
@@ -288,7 +292,13 @@ impl<'de, A: Actor> Deserialize<'de> for Handle<A> {
         }
         let node =
             crate::codec::decoding_node().ok_or_else(|| D::Error::custom(Error::Detached))?;
-        node.entry_for::<A>(wire.actor, wire.node, wire.epoch)
+        let (route, epoch) =
+            if node.has_peer(&wire.node) || wire.node == *node.id() || !node.has_peer(&wire.via) {
+                (wire.node, wire.epoch)
+            } else {
+                (wire.via, 0)
+            };
+        node.entry_for::<A>(wire.actor, route, epoch)
             .map(Handle::from_entry)
             .map_err(D::Error::custom)
     }

@@ -11,9 +11,12 @@ mod codec;
 pub mod context;
 mod entry;
 mod error;
+pub mod events;
+pub mod fsm;
 pub mod handle;
 mod id;
 pub mod migration;
+mod network;
 mod node;
 mod registry;
 mod reply;
@@ -28,14 +31,16 @@ pub use handle::{Handle, Monitor};
 pub use id::{ActorId, Destination, NodeId, ParseDestinationError};
 pub use migration::{MigrationFailure, MigrationPhase, MigrationReport};
 pub use mobility_macros::mobile;
+pub use mobility_net::tcp::TcpConfig;
 pub use node::{Node, NodeBuilder};
-pub use reply::ReplyTo;
+pub use reply::{DeferredReply, Reply, ReplyTo};
 
 /// Everything a user of mobility needs: `use mobility::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        mobile, Actor, ActorId, Context, Destination, Error, ExitReason, Handle, Migratable,
-        MigrationFailure, MigrationPhase, MigrationReport, Mobile, Node, NodeId, TimerId,
+        mobile, Actor, ActorId, Context, DeferredReply, Destination, Error, ExitReason, Handle,
+        Migratable, MigrationFailure, MigrationPhase, MigrationReport, Mobile, Node, NodeId, Reply,
+        TimerId,
     };
 }
 
@@ -43,7 +48,7 @@ pub mod prelude {
 /// change in any release.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::actor::{fingerprint_str, mix_fingerprints};
+    pub use crate::actor::{fingerprint_str, mix_fingerprints, variant_key};
     pub use crate::handle::{Calls, HandleCore, MessageSink};
     pub use crate::registry::ActorType;
     pub use inventory;

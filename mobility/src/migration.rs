@@ -2,7 +2,8 @@
 //!
 //! A migration is a two-phase hand-over coordinated by the source:
 //! 1. *capture*: at a message boundary the actor freezes; its state, queued
-//!    messages, timers (remaining time), monitors, name and id are encoded;
+//!    messages, timers (remaining time and kind), postponed messages,
+//!    deferred replies still owed, monitors, name and id are encoded;
 //! 2. *prepare*: the snapshot goes to the destination, which rebuilds the
 //!    actor from its type registry, runs `on_arrive` and keeps it paused;
 //! 3. *commit*: the source becomes a forwarder and tells the destination to
@@ -18,7 +19,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::id::{ActorId, NodeId};
+use crate::reply::ReplyAddr;
 use crate::sequence::Tracker;
+use crate::timers::TimerKind;
 use crate::wire::{Origin, WireEnvelope};
 
 /// The steps of a migration, named in reports and errors.
@@ -162,8 +165,15 @@ impl fmt::Display for MigrationReport {
 pub(crate) enum QueuedWire {
     /// A numbered message from some stream.
     Numbered(WireEnvelope),
-    /// A timer that fired: the encoded message to itself.
-    Timer(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// A timer that fired: the encoded message to itself, and its kind.
+    Timer(#[serde(with = "serde_bytes")] Vec<u8>, TimerKind),
+    /// A message handled once and postponed: the encoded message and where
+    /// its reply goes (the caller keeps waiting).
+    Replay {
+        #[serde(with = "serde_bytes")]
+        msg: Vec<u8>,
+        reply: Option<ReplyAddr>,
+    },
 }
 
 /// A pending timer with the time it had left at capture.
@@ -172,6 +182,8 @@ pub(crate) struct TimerSnapshot {
     pub(crate) id: u64,
     pub(crate) remaining: Duration,
     pub(crate) interval: Option<Duration>,
+    #[serde(default)]
+    pub(crate) kind: TimerKind,
     #[serde(with = "serde_bytes")]
     pub(crate) msg: Vec<u8>,
 }
@@ -188,4 +200,10 @@ pub(crate) struct Snapshot<S> {
     pub(crate) timers: Vec<TimerSnapshot>,
     pub(crate) next_timer: u64,
     pub(crate) monitors: Vec<(NodeId, u64)>,
+    /// Messages a state machine postponed until its state changes, in order.
+    #[serde(default)]
+    pub(crate) postponed: Vec<QueuedWire>,
+    /// Requests whose replies the actor deferred and still owes.
+    #[serde(default)]
+    pub(crate) owed: Vec<ReplyAddr>,
 }

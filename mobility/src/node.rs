@@ -17,10 +17,13 @@ use crate::error::{Error, ExitReason};
 use crate::handle::Handle;
 use crate::id::{ActorId, Destination, NodeId};
 use crate::migration::{MigrationFailure, MigrationReport, Snapshot};
+use crate::network::{NetSettings, Network};
 use crate::registry::{PrepareArgs, Registry};
 use crate::reply::{ReplySender, ReplyValue};
 use crate::wire::{PeerMsg, WireBody, WireEnvelope};
+use mobility_net::tcp::{Secret, TcpConfig};
 use mobility_net::{LinkReceiver, LinkSender};
+use std::net::SocketAddr;
 
 /// Settings of a node.
 #[derive(Debug, Clone)]
@@ -35,6 +38,10 @@ struct Config {
 pub struct NodeBuilder {
     id: Option<String>,
     config: Config,
+    cluster: Option<(String, Secret)>,
+    listen: Option<String>,
+    trusted: Vec<(String, Secret)>,
+    tcp: TcpConfig,
 }
 
 impl NodeBuilder {
@@ -66,8 +73,38 @@ impl NodeBuilder {
         self
     }
 
-    /// Starts the node. Fails if the id is invalid, a duration is zero, or
-    /// two actor types of this binary share a type tag.
+    /// The cluster this node belongs to and the secret its members share.
+    /// Every TCP link begins with a mutual proof of this secret bound to
+    /// both node identities.
+    pub fn cluster(mut self, id: impl Into<String>, secret: impl AsRef<[u8]>) -> Self {
+        self.cluster = Some((id.into(), Secret::new(secret.as_ref())));
+        self
+    }
+
+    /// Listens for TCP links on `addr` (`"127.0.0.1:0"` picks a free port;
+    /// [`Node::listen_addr`] tells which). Needs [`NodeBuilder::cluster`].
+    pub fn listen(mut self, addr: impl Into<String>) -> Self {
+        self.listen = Some(addr.into());
+        self
+    }
+
+    /// Accepts links with nodes of another cluster that prove `secret`, in
+    /// both directions: actors may then migrate between the two clusters.
+    pub fn trust_cluster(mut self, id: impl Into<String>, secret: impl AsRef<[u8]>) -> Self {
+        self.trusted.push((id.into(), Secret::new(secret.as_ref())));
+        self
+    }
+
+    /// Limits and timeouts of TCP links (frame size, handshake time,
+    /// connection count, idle time, reconnection).
+    pub fn tcp_config(mut self, config: TcpConfig) -> Self {
+        self.tcp = config;
+        self
+    }
+
+    /// Starts the node. Fails if the id is invalid, a duration is zero, the
+    /// listener cannot bind, or two actor types of this binary share a type
+    /// tag.
     pub async fn start(self) -> Result<Node, Error> {
         let id = match self.id {
             Some(text) => NodeId::new(&text).map_err(|e| Error::Config(e.to_string()))?,
@@ -83,9 +120,35 @@ impl NodeBuilder {
             ));
         }
         let registry = Registry::global()?;
+        let network = match (self.listen, self.cluster) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(Error::Config(
+                    "a listening node needs a cluster id and secret: Node::builder().cluster(id, secret)".into(),
+                ))
+            }
+            (Some(listen), Some((cluster, secret))) => Some(
+                Network::start(
+                    &id,
+                    NetSettings {
+                        listen,
+                        cluster,
+                        secret,
+                        trusted: self.trusted,
+                        config: self.tcp,
+                    },
+                )
+                .await?,
+            ),
+        };
+        let (network, events) = match network {
+            Some((network, events)) => (Some(network), Some(events)),
+            None => (None, None),
+        };
         tracing::debug!(node = %id, types = ?registry.tags(), "node started");
-        Ok(Node {
+        let node = Node {
             shared: Arc::new(NodeShared {
+                network,
                 id,
                 config: self.config,
                 registry,
@@ -95,25 +158,48 @@ impl NodeBuilder {
                 monitors: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(1),
                 peers: RwLock::new(HashMap::new()),
+                relays: RwLock::new(HashMap::new()),
                 stopped: AtomicBool::new(false),
                 live_cells: AtomicUsize::new(0),
+                cell_tasks: Mutex::new(HashMap::new()),
+                cells_done: tokio::sync::Notify::new(),
             }),
-        })
+        };
+        if let Some(events) = events {
+            tokio::spawn(crate::network::run_events(node.clone(), events));
+        }
+        Ok(node)
     }
+}
+
+/// Something waiting on an actor (a reply, a monitor report): failed if the
+/// node the actor lives on is lost.
+struct Waiting<T> {
+    actor: ActorId,
+    sender: T,
 }
 
 pub(crate) struct NodeShared {
     id: NodeId,
+    network: Option<Network>,
     config: Config,
     registry: &'static Registry,
     entries: RwLock<HashMap<ActorId, Arc<dyn ErasedEntry>>>,
     names: Mutex<HashMap<String, ActorId>>,
-    pending: Mutex<HashMap<u64, ReplySender>>,
-    monitors: Mutex<HashMap<u64, oneshot::Sender<ExitReason>>>,
+    /// Callers waiting for a reply that comes over a link, by request id.
+    pending: Mutex<HashMap<u64, Waiting<ReplySender>>>,
+    /// Monitors of this node, by id.
+    monitors: Mutex<HashMap<u64, Waiting<oneshot::Sender<ExitReason>>>>,
     next_id: AtomicU64,
     peers: RwLock<HashMap<NodeId, LinkSender>>,
+    /// For nodes without a direct link: the linked node that traffic from
+    /// them came through, which can carry frames back.
+    relays: RwLock<HashMap<NodeId, NodeId>>,
     stopped: AtomicBool,
     live_cells: AtomicUsize,
+    /// The cell tasks, to abort those still busy when shutdown's grace ends.
+    cell_tasks: Mutex<HashMap<ActorId, tokio::task::AbortHandle>>,
+    cells_done: tokio::sync::Notify,
 }
 
 /// A running mobility node. Cheap to clone; every clone is the same node.
@@ -154,6 +240,10 @@ impl Node {
                 mailbox_capacity: None,
                 migration_timeout: Duration::from_secs(10),
             },
+            cluster: None,
+            listen: None,
+            trusted: Vec::new(),
+            tcp: TcpConfig::default(),
         }
     }
 
@@ -263,6 +353,103 @@ impl Node {
         Ok(())
     }
 
+    /// The address this node listens on for TCP links, if it listens.
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        self.shared.network.as_ref().map(Network::local_addr)
+    }
+
+    /// Opens (or reuses) an authenticated TCP link to the node listening at
+    /// `addr` (`"host:port"`, of this cluster or of a trusted one) and
+    /// returns its id.
+    pub async fn connect(&self, addr: &str) -> Result<NodeId, Error> {
+        self.check_running()?;
+        let network = self
+            .shared
+            .network
+            .as_ref()
+            .ok_or_else(|| Error::Unreachable {
+                addr: addr.to_owned(),
+                reason:
+                    "this node has no TCP transport: give its builder .cluster(..) and .listen(..)"
+                        .into(),
+            })?;
+        let peer = network.connect(addr).await?;
+        if peer == *self.id() {
+            return Err(Error::Unreachable {
+                addr: addr.to_owned(),
+                reason: "that address is this node itself".into(),
+            });
+        }
+        // The session may be up before its PeerUp event is handled here.
+        let deadline = Instant::now() + self.shared.config.migration_timeout;
+        while !self.has_peer(&peer) {
+            if Instant::now() > deadline {
+                return Err(Error::Unreachable {
+                    addr: addr.to_owned(),
+                    reason: "the link did not come up".into(),
+                });
+            }
+            tokio::task::yield_now().await;
+        }
+        Ok(peer)
+    }
+
+    /// Test hook: drops the TCP socket to `peer`; the session resumes over a
+    /// new one without loss or duplication.
+    #[doc(hidden)]
+    pub fn fault_cut(&self, peer: &NodeId) {
+        if let Some(network) = &self.shared.network {
+            network.transport().fault_cut(peer);
+        }
+    }
+
+    /// Test hook: while blocked, no socket to or from `peer` is allowed; past
+    /// the reconnection window the peer is reported lost.
+    #[doc(hidden)]
+    pub fn fault_block(&self, peer: &NodeId, blocked: bool) {
+        if let Some(network) = &self.shared.network {
+            network.transport().fault_block(peer, blocked);
+        }
+    }
+
+    /// The node a destination names: linked nodes by id, addresses after
+    /// connecting to them.
+    pub(crate) async fn resolve(&self, dest: &Destination) -> Result<NodeId, MigrationFailure> {
+        match dest {
+            Destination::Node(id) if self.has_peer(id) || id == self.id() => Ok(id.clone()),
+            Destination::Node(id) => match self.address_of(id) {
+                Some(addr) => self
+                    .connect(&addr)
+                    .await
+                    .map_err(|e| MigrationFailure::Unreachable(e.to_string())),
+                None => Err(MigrationFailure::Unreachable(format!(
+                    "node {id} is not linked to node {}",
+                    self.id()
+                ))),
+            },
+            Destination::Tcp { .. } => {
+                let addr = dest.to_string();
+                let addr = addr.trim_start_matches("tcp://");
+                self.connect(addr)
+                    .await
+                    .map_err(|e| MigrationFailure::Unreachable(e.to_string()))
+            }
+        }
+    }
+
+    /// Where `peer` listens, if this node knows.
+    pub(crate) fn address_of(&self, peer: &NodeId) -> Option<String> {
+        self.shared
+            .network
+            .as_ref()
+            .and_then(|n| n.address_of(peer))
+    }
+
+    /// An authenticated link to `peer` is up (new, or replacing one).
+    pub(crate) fn add_link(&self, peer: NodeId, link: LinkSender) {
+        write(&self.shared.peers).insert(peer, link);
+    }
+
     fn add_peer(&self, peer: NodeId, sender: LinkSender, receiver: LinkReceiver) {
         write(&self.shared.peers).insert(peer.clone(), sender);
         let node = self.clone();
@@ -271,15 +458,62 @@ impl Node {
 
     async fn read_link(self, peer: NodeId, mut receiver: LinkReceiver) {
         while let Some(frame) = receiver.recv().await {
-            match mobility_net::decode::<PeerMsg>(&frame) {
-                Ok(msg) => self.on_peer_msg(&peer, msg),
-                Err(e) => {
-                    tracing::warn!(node = %self.id(), %peer, error = %e, "dropped an undecodable frame")
-                }
-            }
+            self.on_frame(&peer, &frame);
         }
-        write(&self.shared.peers).remove(&peer);
-        tracing::debug!(node = %self.id(), %peer, "link closed");
+        self.peer_lost(&peer, "the in-process link closed");
+    }
+
+    /// A linked node is gone for good (its link closed, or reconnecting to it
+    /// failed): what waits on actors last seen there is failed with
+    /// [`ExitReason::NodeDown`], and cells are told (a migration toward it
+    /// aborts at once).
+    pub(crate) fn peer_lost(&self, peer: &NodeId, why: &str) {
+        if write(&self.shared.peers).remove(peer).is_none() {
+            return;
+        }
+        tracing::warn!(node = %self.id(), %peer, reason = why, "peer lost");
+        let entries: Vec<Arc<dyn ErasedEntry>> =
+            read(&self.shared.entries).values().cloned().collect();
+        let behind: std::collections::HashSet<ActorId> = entries
+            .iter()
+            .filter(|e| !e.is_hosting() && e.route_node() == *peer)
+            .map(|e| e.actor())
+            .collect();
+        let reason = ExitReason::NodeDown(peer.clone());
+        let failed: Vec<(ActorId, ReplySender)> = {
+            let mut pending = lock(&self.shared.pending);
+            let ids: Vec<u64> = pending
+                .iter()
+                .filter(|(_, w)| behind.contains(&w.actor))
+                .map(|(id, _)| *id)
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| pending.remove(&id).map(|w| (w.actor, w.sender)))
+                .collect()
+        };
+        for (actor, sender) in failed {
+            let _ = sender.send(Err(Error::ActorDown {
+                actor,
+                reason: reason.clone(),
+            }));
+        }
+        let fired: Vec<oneshot::Sender<ExitReason>> = {
+            let mut monitors = lock(&self.shared.monitors);
+            let ids: Vec<u64> = monitors
+                .iter()
+                .filter(|(_, w)| behind.contains(&w.actor))
+                .map(|(id, _)| *id)
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| monitors.remove(&id).map(|w| w.sender))
+                .collect()
+        };
+        for sender in fired {
+            let _ = sender.send(reason.clone());
+        }
+        for entry in entries {
+            entry.control(NetControl::PeerLost(peer.clone()));
+        }
     }
 
     /// The nodes this node is linked to.
@@ -307,6 +541,8 @@ impl Node {
 
     /// Stops every actor of this node (their `on_stop` hooks run and their
     /// monitors fire with [`ExitReason::NodeDown`]) and drops its links.
+    /// An actor still inside a handler after a grace period of 2 s is
+    /// aborted: its callers are told it is down.
     pub async fn shutdown(&self) {
         if self.shared.stopped.swap(true, Ordering::AcqRel) {
             return;
@@ -316,11 +552,28 @@ impl Node {
         for entry in &entries {
             entry.control(NetControl::Shutdown);
         }
-        // Wait (bounded) for the cells to finish their on_stop hooks.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while self.shared.live_cells.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
-            tokio::task::yield_now().await;
-            tokio::time::sleep(Duration::from_millis(1)).await;
+        let all_done = async {
+            loop {
+                let done = self.shared.cells_done.notified();
+                if self.shared.live_cells.load(Ordering::Acquire) == 0 {
+                    break;
+                }
+                done.await;
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(2), all_done)
+            .await
+            .is_err()
+        {
+            let busy: Vec<(ActorId, tokio::task::AbortHandle)> =
+                lock(&self.shared.cell_tasks).drain().collect();
+            for (actor, task) in busy {
+                tracing::warn!(node = %self.id(), %actor, "actor still busy at shutdown: aborted");
+                task.abort();
+            }
+        }
+        if let Some(network) = &self.shared.network {
+            network.shutdown();
         }
         write(&self.shared.peers).clear();
         write(&self.shared.entries).clear();
@@ -361,7 +614,10 @@ impl Node {
             entries.remove(&id);
         }
         drop(entries);
-        self.shared.live_cells.fetch_sub(1, Ordering::AcqRel);
+        lock(&self.shared.cell_tasks).remove(&id);
+        if self.shared.live_cells.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.cells_done.notify_waiters();
+        }
     }
 
     fn downcast<A: Actor>(
@@ -399,7 +655,10 @@ impl Node {
         write(&self.shared.entries).insert(id, entry.clone());
         let cell = Cell::new(self.clone(), entry.clone(), rx, control_rx, start);
         self.cell_started();
-        tokio::spawn(cell.run());
+        let task = tokio::spawn(cell.run());
+        if !task.is_finished() {
+            lock(&self.shared.cell_tasks).insert(id, task.abort_handle());
+        }
         entry
     }
 
@@ -489,17 +748,30 @@ impl Node {
         }
     }
 
-    pub(crate) fn register_pending(&self, sender: ReplySender) -> u64 {
+    /// Keeps a caller's reply channel until the reply comes over a link.
+    pub(crate) fn register_pending(&self, actor: ActorId, sender: ReplySender) -> u64 {
         let id = self.next_id();
-        lock(&self.shared.pending).insert(id, sender);
+        lock(&self.shared.pending).insert(id, Waiting { actor, sender });
         id
     }
 
-    pub(crate) fn register_monitor(&self) -> (u64, oneshot::Receiver<ExitReason>) {
+    fn take_pending(&self, request: u64) -> Option<ReplySender> {
+        lock(&self.shared.pending)
+            .remove(&request)
+            .map(|w| w.sender)
+    }
+
+    pub(crate) fn register_monitor(&self, actor: ActorId) -> (u64, oneshot::Receiver<ExitReason>) {
         let (tx, rx) = oneshot::channel();
         let id = self.next_id();
-        lock(&self.shared.monitors).insert(id, tx);
+        lock(&self.shared.monitors).insert(id, Waiting { actor, sender: tx });
         (id, rx)
+    }
+
+    fn take_monitor(&self, monitor: u64) -> Option<oneshot::Sender<ExitReason>> {
+        lock(&self.shared.monitors)
+            .remove(&monitor)
+            .map(|w| w.sender)
     }
 
     pub(crate) fn forget_monitor(&self, id: u64) {
@@ -510,24 +782,83 @@ impl Node {
         read(&self.shared.peers).contains_key(node)
     }
 
-    /// Sends a frame to a linked node.
+    /// Sends a frame to a node: over the direct link, or else relayed by
+    /// the linked node that traffic from it came through.
     pub(crate) fn send_peer(&self, to: &NodeId, msg: &PeerMsg) -> Result<(), Error> {
+        self.send_frame(to, crate::wire::frame_of(msg)?)
+    }
+
+    /// Sends a whole frame (header and tail) to a node.
+    pub(crate) fn send_frame(&self, to: &NodeId, frame: Vec<u8>) -> Result<(), Error> {
+        self.route_frame(to, frame, self.id(), crate::wire::RELAY_HOPS)
+    }
+
+    fn route_frame(
+        &self,
+        to: &NodeId,
+        frame: Vec<u8>,
+        from: &NodeId,
+        hops: u8,
+    ) -> Result<(), Error> {
         let unknown = || Error::UnknownNode {
             node: to.clone(),
             from: self.id().clone(),
         };
-        let link = read(&self.shared.peers)
-            .get(to)
-            .cloned()
-            .ok_or_else(unknown)?;
-        let frame = mobility_net::encode(msg)?;
+        let relayed = |hops: u8| -> Result<Vec<u8>, Error> {
+            let mut outer = crate::wire::frame_of(&PeerMsg::Relay {
+                from: from.clone(),
+                to: to.clone(),
+                hops,
+            })?;
+            outer.extend_from_slice(&frame);
+            Ok(outer)
+        };
+        let direct = read(&self.shared.peers).get(to).cloned();
+        let (link, frame) = match direct {
+            Some(link) if from == self.id() => (link, frame),
+            Some(link) => (link, relayed(hops)?),
+            None => {
+                let hop = read(&self.shared.relays)
+                    .get(to)
+                    .cloned()
+                    .ok_or_else(unknown)?;
+                if hops == 0 || hop == *to {
+                    return Err(unknown());
+                }
+                let link = read(&self.shared.peers)
+                    .get(&hop)
+                    .cloned()
+                    .ok_or_else(unknown)?;
+                (link, relayed(hops - 1)?)
+            }
+        };
         link.send(Bytes::from(frame)).map_err(|_| unknown())
+    }
+
+    /// Handles one frame from linked node `from`.
+    pub(crate) fn on_frame(&self, from: &NodeId, frame: &Bytes) {
+        match crate::wire::open_frame(frame) {
+            Ok((msg, tail)) => self.on_peer_msg(from, msg, &tail),
+            Err(e) => {
+                tracing::warn!(node = %self.id(), peer = %from, error = %e, "dropped an undecodable frame")
+            }
+        }
+    }
+
+    /// Remembers that `origin` can be reached through linked node `via`.
+    fn learn_route(&self, origin: &NodeId, via: &NodeId) {
+        if origin == via || origin == self.id() || self.has_peer(origin) {
+            return;
+        }
+        if read(&self.shared.relays).get(origin) != Some(via) {
+            write(&self.shared.relays).insert(origin.clone(), via.clone());
+        }
     }
 
     /// Routes a reply to request `request` of node `origin`.
     pub(crate) fn send_reply(&self, origin: &NodeId, request: u64, result: Result<Vec<u8>, Error>) {
         if origin == self.id() {
-            if let Some(waiter) = lock(&self.shared.pending).remove(&request) {
+            if let Some(waiter) = self.take_pending(request) {
                 let _ = waiter.send(result.map(ReplyValue::Encoded));
             }
             return;
@@ -544,7 +875,7 @@ impl Node {
     /// Reports the end of `actor` to monitor `monitor` of node `to`.
     pub(crate) fn send_down(&self, to: &NodeId, monitor: u64, actor: ActorId, reason: ExitReason) {
         if to == self.id() {
-            if let Some(waiter) = lock(&self.shared.monitors).remove(&monitor) {
+            if let Some(waiter) = self.take_monitor(monitor) {
                 let _ = waiter.send(reason);
             }
             return;
@@ -588,13 +919,48 @@ impl Node {
         }
     }
 
+    /// A correction: go straight to `node` from now on, dialing it first if
+    /// this node has no link to it yet (until then, the old route works).
+    fn on_moved(&self, actor: ActorId, node: NodeId, epoch: u64, addr: Option<String>) {
+        if self.has_peer(&node) || node == *self.id() {
+            self.control(&actor, NetControl::Moved { node, epoch });
+            return;
+        }
+        let Some(addr) = addr else { return };
+        let this = self.clone();
+        tokio::spawn(async move {
+            match this.connect(&addr).await {
+                Ok(peer) if peer == node => this.control(&actor, NetControl::Moved { node, epoch }),
+                Ok(other) => {
+                    tracing::warn!(%addr, expected = %node, found = %other, "address names another node")
+                }
+                Err(e) => {
+                    tracing::debug!(%addr, error = %e, "cannot reach the new location; keeping the old route")
+                }
+            }
+        });
+    }
+
     /// Handles one frame from linked node `from`.
-    fn on_peer_msg(&self, from: &NodeId, msg: PeerMsg) {
+    fn on_peer_msg(&self, from: &NodeId, msg: PeerMsg, tail: &Bytes) {
         match msg {
+            PeerMsg::Relay {
+                from: origin,
+                to,
+                hops,
+            } => {
+                self.learn_route(&origin, from);
+                if to == *self.id() {
+                    self.on_frame(&origin, tail);
+                } else if let Err(e) = self.route_frame(&to, tail.to_vec(), &origin, hops) {
+                    tracing::warn!(node = %self.id(), %to, error = %e, "a relayed frame could not be carried on");
+                }
+            }
             PeerMsg::Deliver {
                 actor, envelope, ..
             } => match self.entry(&actor) {
                 Some(entry) => {
+                    self.learn_route(&envelope.origin.node, from);
                     if let Err(envelope) = entry.deliver(envelope) {
                         let reason = entry.exit_reason().unwrap_or(ExitReason::NoSuchActor);
                         self.reject(&envelope, actor, reason);
@@ -603,26 +969,28 @@ impl Node {
                 None => self.reject(&envelope, actor, ExitReason::NoSuchActor),
             },
             PeerMsg::Reply { request, result } => {
-                if let Some(waiter) = lock(&self.shared.pending).remove(&request) {
+                if let Some(waiter) = self.take_pending(request) {
                     let _ = waiter.send(result.map(|bytes| ReplyValue::Encoded(bytes.into_vec())));
                 }
             }
             PeerMsg::Down {
                 monitor, reason, ..
             } => {
-                if let Some(waiter) = lock(&self.shared.monitors).remove(&monitor) {
+                if let Some(waiter) = self.take_monitor(monitor) {
                     let _ = waiter.send(reason);
                 }
             }
-            PeerMsg::Moved { actor, node, epoch } => {
-                self.control(&actor, NetControl::Moved { node, epoch })
-            }
+            PeerMsg::Moved {
+                actor,
+                node,
+                epoch,
+                addr,
+            } => self.on_moved(actor, node, epoch, addr),
             PeerMsg::Prepare {
                 actor,
                 type_tag,
                 schema,
                 epoch,
-                snapshot,
             } => {
                 let result = match self.registry().get(&type_tag) {
                     None => Err(MigrationFailure::UnknownType {
@@ -640,7 +1008,7 @@ impl Node {
                             from: from.clone(),
                             actor,
                             epoch,
-                            snapshot: &snapshot,
+                            snapshot: tail,
                         },
                     ),
                 };

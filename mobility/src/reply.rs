@@ -4,10 +4,13 @@
 
 use std::any::Any;
 use std::fmt;
+use std::marker::PhantomData;
 
+use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use crate::actor::Migratable;
+use crate::actor::{Actor, Migratable};
+use crate::context::Context;
 use crate::error::{Error, ExitReason};
 use crate::id::{ActorId, NodeId};
 use crate::node::Node;
@@ -44,7 +47,47 @@ pub struct ReplyTo {
     target: Target,
 }
 
+/// Where a reply goes, in a form that travels: the caller's node and its
+/// request number there (a local caller's channel is first registered in its
+/// node's table of pending replies).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub(crate) struct ReplyAddr {
+    pub(crate) node: NodeId,
+    pub(crate) request: u64,
+}
+
 impl ReplyTo {
+    /// The portable form of this reply's target (`None`: nobody waits). A
+    /// local caller's channel moves into `node`'s table of pending replies.
+    pub(crate) fn into_addr(mut self, node: &Node) -> Option<ReplyAddr> {
+        match std::mem::replace(&mut self.target, Target::Nobody) {
+            Target::Nobody => None,
+            Target::Local(sender) => Some(ReplyAddr {
+                node: node.id().clone(),
+                request: node.register_pending(self.actor, sender),
+            }),
+            Target::Remote {
+                origin, request, ..
+            } => Some(ReplyAddr {
+                node: origin,
+                request,
+            }),
+        }
+    }
+
+    /// A reply target rebuilt from its portable form, sent through `node`.
+    pub(crate) fn from_addr(actor: ActorId, node: &Node, addr: Option<ReplyAddr>) -> Self {
+        match addr {
+            Some(addr) => ReplyTo::remote(actor, node.clone(), addr.node, Some(addr.request)),
+            None => ReplyTo::nobody(actor),
+        }
+    }
+
+    /// Whether a caller waits for this reply.
+    pub(crate) fn is_awaited(&self) -> bool {
+        !matches!(self.target, Target::Nobody)
+    }
+
     pub(crate) fn nobody(actor: ActorId) -> Self {
         ReplyTo {
             actor,
@@ -87,6 +130,26 @@ impl ReplyTo {
             } => {
                 let result = mobility_net::encode(&value).map_err(Error::from);
                 node.send_reply(&origin, request, result);
+            }
+        }
+    }
+
+    /// Sends the value of a handler returning [`Reply`]: `Now` goes to the
+    /// caller; `Later` means the handler took the reply with
+    /// [`Context::defer_reply`] (if it did not, the caller is told so rather
+    /// than left waiting).
+    pub fn send_reply<T: Migratable>(self, value: Reply<T>) {
+        match value {
+            Reply::Now(value) => self.send(value),
+            Reply::Later => {
+                if self.is_awaited() {
+                    let actor = self.actor;
+                    self.fail(Error::Refused {
+                        actor,
+                        reason: "the handler returned Reply::Later without taking                                  ctx.defer_reply()"
+                            .into(),
+                    });
+                }
             }
         }
     }
@@ -150,5 +213,90 @@ pub(crate) fn open_reply<R: Migratable>(
             .map(|b| *b)
             .map_err(|_| Error::Codec(format!("reply is not a `{}`", std::any::type_name::<R>()))),
         ReplyValue::Encoded(bytes) => crate::codec::decode_on(node, &bytes),
+    }
+}
+
+/// What a handler returns when it may answer later: `Reply::Now(value)`
+/// answers at once; `Reply::Later` answers through the [`DeferredReply`] the
+/// handler took with [`Context::defer_reply`] (kept in the state, answered by
+/// a later handler, on whatever node the actor is then).
+///
+/// The caller's method returns the `T` inside: a handler
+/// `fn wait(&mut self, ctx: &mut Context<Self>) -> Reply<u64>` is called as
+/// `let n: u64 = handle.wait().await?;`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply<T> {
+    /// The reply, now.
+    Now(T),
+    /// The reply comes later, through a [`DeferredReply`].
+    Later,
+}
+
+/// A reply owed to a caller that is still waiting: taken by a handler with
+/// [`Context::defer_reply`], kept (for example in the actor's state, where it
+/// migrates with the actor), and answered by a later handler with
+/// [`DeferredReply::send`], on any node.
+///
+/// While an actor owes replies, it remembers them: if it ends first, each
+/// waiting caller is told the actor is down.
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "")]
+pub struct DeferredReply<T> {
+    to: Option<ReplyAddr>,
+    #[serde(skip)]
+    _reply: PhantomData<fn() -> T>,
+}
+
+impl<T: Migratable> DeferredReply<T> {
+    pub(crate) fn new(to: Option<ReplyAddr>) -> Self {
+        DeferredReply {
+            to,
+            _reply: PhantomData,
+        }
+    }
+
+    /// Whether a caller waits for this reply (false for a fire-and-forget
+    /// message or a timer: then sending does nothing).
+    pub fn is_awaited(&self) -> bool {
+        self.to.is_some()
+    }
+
+    /// Answers the waiting caller with `value`.
+    #[allow(clippy::needless_pass_by_value)] // the value is given away, like a return value
+    pub fn send<A: Actor>(self, ctx: &mut Context<A>, value: T) {
+        let Some(to) = self.to else { return };
+        ctx.settle(&to);
+        let result = mobility_net::encode(&value).map_err(Error::from);
+        ctx.node().send_reply(&to.node, to.request, result);
+    }
+
+    /// Answers the waiting caller with [`Error::Refused`] and `reason`.
+    pub fn fail<A: Actor>(self, ctx: &mut Context<A>, reason: impl Into<String>) {
+        let Some(to) = self.to else { return };
+        ctx.settle(&to);
+        let error = Error::Refused {
+            actor: ctx.id(),
+            reason: reason.into(),
+        };
+        ctx.node().send_reply(&to.node, to.request, Err(error));
+    }
+}
+
+impl<T> fmt::Debug for DeferredReply<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.to {
+            Some(to) => write!(
+                f,
+                "DeferredReply(request {} of node {})",
+                to.request, to.node
+            ),
+            None => f.write_str("DeferredReply(nobody waits)"),
+        }
+    }
+}
+
+impl<T> PartialEq for DeferredReply<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.to == other.to
     }
 }

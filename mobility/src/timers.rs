@@ -1,18 +1,45 @@
 //! An actor's pending timers: messages to itself, due at a time, maybe
 //! repeating. Kept encoded so they move with the actor and can repeat without
 //! requiring the message type to be `Clone`.
+//!
+//! Besides plain timers, a state machine has three kinds that replace their
+//! predecessor when re-armed: its state timeout (cancelled by a state change),
+//! its event timeout (cancelled by any message) and named timers.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::migration::TimerSnapshot;
+
+/// What kind of timer it is: decides what replaces or cancels it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub(crate) enum TimerKind {
+    /// `send_after` / `send_interval`: only `cancel_timer` ends it.
+    #[default]
+    Plain,
+    /// The state timeout: one at a time, cancelled by a state change.
+    State,
+    /// The event timeout: one at a time, cancelled by any handled message.
+    Event,
+    /// A named timer: one per name.
+    Named(String),
+}
+
+impl TimerKind {
+    /// Whether at most one timer of this kind may exist.
+    fn is_unique(&self) -> bool {
+        !matches!(self, TimerKind::Plain)
+    }
+}
 
 #[derive(Debug)]
 struct Timer {
     deadline: Instant,
     interval: Option<Duration>,
+    kind: TimerKind,
     msg: Vec<u8>,
 }
 
@@ -22,27 +49,65 @@ pub(crate) struct Timers {
     next_id: u64,
     items: HashMap<u64, Timer>,
     by_deadline: BTreeSet<(Instant, u64)>,
+    /// The timer of each unique kind (state, event, each name).
+    unique: HashMap<TimerKind, u64>,
 }
 
 impl Timers {
-    /// Arms a timer; returns its id.
+    /// Arms a plain timer; returns its id.
+    #[cfg(test)]
     pub(crate) fn add(&mut self, after: Duration, interval: Option<Duration>, msg: Vec<u8>) -> u64 {
+        self.add_kind(after, interval, TimerKind::Plain, msg)
+    }
+
+    /// Arms a timer of a kind; one of a unique kind replaces its predecessor.
+    pub(crate) fn add_kind(
+        &mut self,
+        after: Duration,
+        interval: Option<Duration>,
+        kind: TimerKind,
+        msg: Vec<u8>,
+    ) -> u64 {
+        self.cancel_kind(&kind);
         let id = self.next_id;
         self.next_id += 1;
-        self.insert(id, Instant::now() + after, interval, msg);
+        self.insert(id, Instant::now() + after, interval, kind, msg);
         id
     }
 
-    fn insert(&mut self, id: u64, deadline: Instant, interval: Option<Duration>, msg: Vec<u8>) {
+    fn insert(
+        &mut self,
+        id: u64,
+        deadline: Instant,
+        interval: Option<Duration>,
+        kind: TimerKind,
+        msg: Vec<u8>,
+    ) {
         self.by_deadline.insert((deadline, id));
+        if kind.is_unique() {
+            self.unique.insert(kind.clone(), id);
+        }
         self.items.insert(
             id,
             Timer {
                 deadline,
                 interval,
+                kind,
                 msg,
             },
         );
+    }
+
+    /// Cancels the timer of a unique kind; false if there is none (or the
+    /// kind is `Plain`).
+    pub(crate) fn cancel_kind(&mut self, kind: &TimerKind) -> bool {
+        if !kind.is_unique() {
+            return false;
+        }
+        match self.unique.get(kind).copied() {
+            Some(id) => self.cancel(id),
+            None => false,
+        }
     }
 
     /// Cancels a timer; false if it already fired (one-shot) or never was.
@@ -50,6 +115,9 @@ impl Timers {
         match self.items.remove(&id) {
             Some(timer) => {
                 self.by_deadline.remove(&(timer.deadline, id));
+                if timer.kind.is_unique() {
+                    self.unique.remove(&timer.kind);
+                }
                 true
             }
             None => false,
@@ -61,9 +129,10 @@ impl Timers {
         self.by_deadline.first().map(|(deadline, _)| *deadline)
     }
 
-    /// Messages of the timers due at `now`, in deadline order; repeating
-    /// timers are re-armed from their previous deadline (no drift).
-    pub(crate) fn pop_due(&mut self, now: Instant) -> Vec<Vec<u8>> {
+    /// Messages of the timers due at `now`, in deadline order, with their
+    /// kind; repeating timers are re-armed from their previous deadline (no
+    /// drift).
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Vec<(Vec<u8>, TimerKind)> {
         let mut due = Vec::new();
         while let Some(&(deadline, id)) = self.by_deadline.first() {
             if deadline > now {
@@ -73,6 +142,9 @@ impl Timers {
             let Some(timer) = self.items.remove(&id) else {
                 continue;
             };
+            if timer.kind.is_unique() {
+                self.unique.remove(&timer.kind);
+            }
             match timer.interval {
                 Some(every) => {
                     // Skip missed periods rather than firing a burst.
@@ -80,10 +152,10 @@ impl Timers {
                     while next <= now {
                         next += every;
                     }
-                    due.push(timer.msg.clone());
-                    self.insert(id, next, Some(every), timer.msg);
+                    due.push((timer.msg.clone(), timer.kind.clone()));
+                    self.insert(id, next, Some(every), timer.kind, timer.msg);
                 }
-                None => due.push(timer.msg),
+                None => due.push((timer.msg, timer.kind)),
             }
         }
         due
@@ -99,6 +171,7 @@ impl Timers {
                     id: *id,
                     remaining: timer.deadline.saturating_duration_since(now),
                     interval: timer.interval,
+                    kind: timer.kind.clone(),
                     msg: timer.msg.clone(),
                 })
             })
@@ -113,7 +186,7 @@ impl Timers {
             ..Timers::default()
         };
         for t in snapshots {
-            timers.insert(t.id, now + t.remaining, t.interval, t.msg);
+            timers.insert(t.id, now + t.remaining, t.interval, t.kind, t.msg);
         }
         timers
     }
@@ -128,6 +201,38 @@ impl Timers {
 mod tests {
     use super::*;
 
+    fn msgs(due: Vec<(Vec<u8>, TimerKind)>) -> Vec<Vec<u8>> {
+        due.into_iter().map(|(msg, _)| msg).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unique_kinds_replace_and_move_with_their_kind() {
+        let mut timers = Timers::default();
+        let start = Instant::now();
+        let first = timers.add_kind(Duration::from_secs(5), None, TimerKind::State, vec![1]);
+        let second = timers.add_kind(Duration::from_secs(3), None, TimerKind::State, vec![2]);
+        assert_ne!(first, second);
+        assert_eq!(timers.len(), 1, "re-arming the state timeout replaces it");
+        let named = TimerKind::Named("a".into());
+        timers.add_kind(Duration::from_secs(1), None, named.clone(), vec![3]);
+        timers.add_kind(Duration::from_secs(2), None, named.clone(), vec![4]);
+        timers.add_kind(Duration::from_secs(2), None, TimerKind::Event, vec![5]);
+        assert_eq!(timers.len(), 3);
+        assert!(timers.cancel_kind(&TimerKind::Event));
+        assert!(!timers.cancel_kind(&TimerKind::Event));
+        let (snap, next) = timers.snapshot(start + Duration::from_secs(1));
+        let mut moved = Timers::restore(snap, next, start);
+        assert!(moved.cancel_kind(&named), "the name survives the move");
+        assert_eq!(
+            moved.pop_due(start + Duration::from_secs(2)),
+            vec![(vec![2], TimerKind::State)]
+        );
+        assert!(
+            !moved.cancel_kind(&TimerKind::State),
+            "a fired timeout is gone"
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn one_shot_interval_cancel_and_move() {
         let mut timers = Timers::default();
@@ -141,13 +246,13 @@ mod tests {
         assert!(timers.cancel(cancelled));
         assert!(!timers.cancel(cancelled));
         let start = Instant::now();
-        assert_eq!(timers.pop_due(start), Vec::<Vec<u8>>::new());
+        assert_eq!(msgs(timers.pop_due(start)), Vec::<Vec<u8>>::new());
         assert_eq!(
-            timers.pop_due(start + Duration::from_secs(1)),
+            msgs(timers.pop_due(start + Duration::from_secs(1))),
             vec![vec![2]]
         );
         assert_eq!(
-            timers.pop_due(start + Duration::from_secs(2)),
+            msgs(timers.pop_due(start + Duration::from_secs(2))),
             vec![vec![1], vec![2]]
         );
         assert!(!timers.cancel(once), "fired one-shot is gone");
@@ -162,7 +267,7 @@ mod tests {
             Some(later + Duration::from_millis(500))
         );
         assert_eq!(
-            moved.pop_due(later + Duration::from_millis(500)),
+            msgs(moved.pop_due(later + Duration::from_millis(500))),
             vec![vec![2]]
         );
         assert_ne!(

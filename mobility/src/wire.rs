@@ -2,7 +2,8 @@
 //!
 //! Version history (bump `PROTOCOL_VERSION` and add a line for every change):
 //! - 1: deliver / reply / down, two-phase migration (prepare, ack, commit,
-//!   committed, abort) and route corrections (moved).
+//!   committed, abort), route corrections (moved, with the new location's
+//!   address) and relays for nodes without a direct link.
 
 use serde::{Deserialize, Serialize};
 
@@ -68,19 +69,21 @@ pub(crate) enum PeerMsg {
         actor: ActorId,
         reason: ExitReason,
     },
-    /// The sender learned that `actor` lives at `node` since `epoch`.
+    /// The sender learned that `actor` lives at `node` since `epoch`;
+    /// `addr` is where that node listens, if the sender knows.
     Moved {
         actor: ActorId,
         node: NodeId,
         epoch: u64,
+        addr: Option<String>,
     },
-    /// Phase one of a migration: here is the actor, paused.
+    /// Phase one of a migration: here is the actor, paused. The snapshot
+    /// follows this header in the same frame, as its own encoding (no copy).
     Prepare {
         actor: ActorId,
         type_tag: String,
         schema: u64,
         epoch: u64,
-        snapshot: serde_bytes::ByteBuf,
     },
     /// The destination's answer to `Prepare`.
     PrepareAck {
@@ -94,4 +97,72 @@ pub(crate) enum PeerMsg {
     Committed { actor: ActorId, epoch: u64 },
     /// Drop the prepared actor; the source keeps it.
     Abort { actor: ActorId, epoch: u64 },
+    /// A frame from `from` for `to`, carried by a node linked to both (a
+    /// reply finding its way back along a forwarding chain); `hops` left.
+    /// The carried frame follows this header.
+    Relay { from: NodeId, to: NodeId, hops: u8 },
+}
+
+/// How many nodes a relayed frame may cross before it is dropped.
+pub(crate) const RELAY_HOPS: u8 = 8;
+
+/// A frame is `[u32 big-endian header length][CBOR header][tail]`: the tail
+/// is a prepare's snapshot or a relayed frame, carried without re-encoding.
+pub(crate) fn frame_of(header: &PeerMsg) -> Result<Vec<u8>, mobility_net::CodecError> {
+    let mut frame = vec![0; 4];
+    mobility_net::encode_into(header, &mut frame)?;
+    let len = u32::try_from(frame.len() - 4).map_err(|_| mobility_net::CodecError::Encode {
+        what: "frame header",
+        reason: "longer than 4 GiB".into(),
+    })?;
+    frame[..4].copy_from_slice(&len.to_be_bytes());
+    Ok(frame)
+}
+
+/// Splits a frame into its header and its tail (a view, not a copy).
+pub(crate) fn open_frame(
+    frame: &bytes::Bytes,
+) -> Result<(PeerMsg, bytes::Bytes), mobility_net::CodecError> {
+    let bad = |reason: &str| mobility_net::CodecError::Decode {
+        what: "frame",
+        reason: reason.into(),
+    };
+    let len_bytes: [u8; 4] = frame
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| bad("shorter than its length prefix"))?;
+    let end = 4usize.saturating_add(u32::from_be_bytes(len_bytes) as usize);
+    let header = frame
+        .get(4..end)
+        .ok_or_else(|| bad("header longer than the frame"))?;
+    Ok((mobility_net::decode(header)?, frame.slice(end..)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_split_into_header_and_tail_and_refuse_garbage() {
+        let header = PeerMsg::Commit {
+            actor: crate::id::ActorId::fresh(),
+            epoch: 3,
+        };
+        let mut frame = frame_of(&header).expect("encode");
+        frame.extend_from_slice(b"tail bytes");
+        let (back, tail) = open_frame(&bytes::Bytes::from(frame)).expect("decode");
+        assert!(matches!(back, PeerMsg::Commit { epoch: 3, .. }));
+        assert_eq!(&tail[..], b"tail bytes");
+        for garbage in [
+            &b""[..],
+            &b"\0\0"[..],
+            &[0, 0, 0, 9, 1][..],
+            &[0, 0, 0, 1, 0xff][..],
+        ] {
+            assert!(
+                open_frame(&bytes::Bytes::copy_from_slice(garbage)).is_err(),
+                "{garbage:?}"
+            );
+        }
+    }
 }

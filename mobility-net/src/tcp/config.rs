@@ -1,0 +1,120 @@
+//! Settings of the TCP transport and the identity a node proves to its peers.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::NodeId;
+
+/// Limits and timers of the TCP transport. `Default` gives values fit for a
+/// cluster on a LAN; every field can be changed before `Transport::bind`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpConfig {
+    /// Largest frame accepted after authentication, in bytes (default 8 MiB).
+    /// A bigger message is cut into chunks by the session.
+    pub max_frame: usize,
+    /// Largest message accepted once its chunks are put back together, in
+    /// bytes (default 1 GiB).
+    pub max_message: usize,
+    /// Time a new socket has to complete the handshake (default 5 s).
+    pub handshake_timeout: Duration,
+    /// Most sockets open at once, inbound and outbound together (default 256).
+    pub max_connections: usize,
+    /// A socket on which nothing arrives for this long is dropped and the
+    /// session reconnects (default 30 s). A ping goes out every third of it.
+    pub idle_timeout: Duration,
+    /// How long to keep trying to reach a lost peer before reporting it lost
+    /// (default 30 s).
+    pub reconnect_for: Duration,
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        TcpConfig {
+            max_frame: 8 << 20,
+            max_message: 1 << 30,
+            handshake_timeout: Duration::from_secs(5),
+            max_connections: 256,
+            idle_timeout: Duration::from_secs(30),
+            reconnect_for: Duration::from_secs(30),
+        }
+    }
+}
+
+impl TcpConfig {
+    /// Smallest `max_frame` the transport accepts (and asks of its peers).
+    pub const MIN_FRAME: usize = 4096;
+
+    /// The same settings with each value clamped into the range the
+    /// transport can work with.
+    pub(crate) fn sanitized(mut self) -> Self {
+        self.max_frame = self.max_frame.clamp(Self::MIN_FRAME, u32::MAX as usize);
+        self.max_message = self.max_message.max(1);
+        self.max_connections = self.max_connections.max(1);
+        self.handshake_timeout = self.handshake_timeout.max(Duration::from_millis(1));
+        self.idle_timeout = self.idle_timeout.max(Duration::from_millis(30));
+        self
+    }
+}
+
+/// A shared secret: the key of the handshake's HMAC. `Debug` never prints it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Arc<[u8]>);
+
+impl Secret {
+    /// Wraps the bytes of a secret.
+    pub fn new(bytes: impl AsRef<[u8]>) -> Self {
+        Secret(Arc::from(bytes.as_ref()))
+    }
+
+    /// The key bytes.
+    pub(crate) fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(text: &str) -> Self {
+        Secret::new(text)
+    }
+}
+
+impl From<String> for Secret {
+    fn from(text: String) -> Self {
+        Secret::new(text)
+    }
+}
+
+impl From<&[u8]> for Secret {
+    fn from(bytes: &[u8]) -> Self {
+        Secret::new(bytes)
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Who this node is: its id, its cluster and the cluster's secret.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// This node's id, unique among every node it talks to.
+    pub node: NodeId,
+    /// The id of this node's cluster.
+    pub cluster: String,
+    /// The secret shared by every node of the cluster.
+    pub secret: Secret,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_secret() {
+        let text = format!("{:?}", Secret::from("hunter2"));
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+}

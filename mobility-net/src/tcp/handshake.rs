@@ -1,0 +1,365 @@
+//! The handshake's messages and its proof of identity; pure, no I/O.
+//!
+//! Each side sends a [`Hello`], then an [`Auth`] whose MAC binds the proof to
+//! both nonces, both node ids, both clusters, both incarnations, the protocol
+//! version and the role of the sender (see [`compute_mac`]). Nothing else is
+//! decoded before both MACs are verified.
+//!
+//! # Wire protocol versions
+//!
+//! Every connection starts with a `Hello` carrying `magic` and `version`;
+//! they are read (with every other field ignored) before the rest of the
+//! `Hello` is decoded, so a node can always tell a peer why it is refused.
+//! The history of [`PROTOCOL_VERSION`], newest last:
+//!
+//! - **1**: frames are a u32 big-endian length and a payload (at most
+//!   [`HANDSHAKE_MAX_FRAME`] bytes until both MACs are verified, then the
+//!   receiver's `max_frame`). The dialer sends `Hello`; the listener answers
+//!   `Hello` then `Auth`; the dialer verifies and answers `Auth`. Then each
+//!   side sends `Resume` (the session it holds with the other, the last
+//!   chunk it received, the sessions it dropped), and the session frames
+//!   `Data`, `Ack`, `Ping`, `Pong` follow (see `session.rs`). A session
+//!   frame's first byte is its kind: 1 = `Data` with a binary header (seq
+//!   u64 big-endian, `more` byte) and the chunk's raw bytes; 0 = the other
+//!   frames in CBOR. `Hello` and `Auth` are CBOR.
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::config::{Identity, Secret, TcpConfig};
+use crate::NodeId;
+
+/// The first bytes of every `Hello`.
+pub const MAGIC: [u8; 4] = *b"MOBY";
+
+/// The wire protocol version this build speaks (history in the module docs).
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Largest frame accepted before the peer is authenticated.
+pub const HANDSHAKE_MAX_FRAME: usize = 4096;
+
+/// Longest cluster id accepted.
+pub const MAX_CLUSTER_LEN: usize = 128;
+
+/// Longest listen address accepted.
+const MAX_LISTEN_LEN: usize = 256;
+
+/// Domain separation of the authentication MAC.
+const AUTH_LABEL: &[u8] = b"mobility-auth-v1";
+
+/// Domain separation of session ids.
+const SESSION_LABEL: &[u8] = b"mobility-session-v1";
+
+/// The first message of each side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Always [`MAGIC`].
+    pub magic: [u8; 4],
+    /// The sender's [`PROTOCOL_VERSION`].
+    pub version: u16,
+    /// The node id the sender claims (proved by its `Auth`).
+    pub node: NodeId,
+    /// The cluster the sender claims; it selects the secret.
+    pub cluster: String,
+    /// Fresh random bytes, new for every connection.
+    pub nonce: [u8; 32],
+    /// Random number drawn when the sender's transport started: a new one
+    /// means the sender restarted and its sessions are gone.
+    pub incarnation: u64,
+    /// Where the sender listens, so the other side can dial back.
+    pub listen: Option<String>,
+    /// Largest frame the sender accepts.
+    pub max_frame: u64,
+    /// Largest message the sender accepts.
+    pub max_message: u64,
+}
+
+/// The second message of each side: proof that it knows the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Auth {
+    /// HMAC-SHA256 computed by [`compute_mac`].
+    pub mac: [u8; 32],
+}
+
+/// Which end of the socket a side is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The side that dialed.
+    Dialer,
+    /// The side that accepted.
+    Listener,
+}
+
+impl Role {
+    fn byte(self) -> u8 {
+        match self {
+            Role::Dialer => 0,
+            Role::Listener => 1,
+        }
+    }
+}
+
+/// Why a handshake was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HandshakeError {
+    /// The bytes are not a `Hello` of this protocol.
+    #[error("not a mobility handshake (bad magic or undecodable hello: {0})")]
+    NotMobility(String),
+    /// The peer speaks another version.
+    #[error("unsupported protocol version {theirs} (this node speaks {PROTOCOL_VERSION})")]
+    Version {
+        /// The peer's version.
+        theirs: u16,
+    },
+    /// A field of the `Hello` is out of range.
+    #[error("invalid hello: {0}")]
+    InvalidHello(String),
+    /// The peer's cluster is neither ours nor trusted.
+    #[error("unknown cluster {0:?}")]
+    UnknownCluster(String),
+    /// The peer claims our own node id.
+    #[error("peer claims this node's own id {0}")]
+    SelfConnection(NodeId),
+    /// The `Auth` could not be decoded.
+    #[error("undecodable auth: {0}")]
+    BadAuth(String),
+    /// The MAC does not verify: wrong secret, replay or reflection.
+    #[error("authentication failed (wrong secret, replayed or reflected handshake)")]
+    BadMac,
+    /// No randomness could be drawn from the OS.
+    #[error("no randomness: {0}")]
+    Random(String),
+}
+
+/// Fresh random bytes from the OS.
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], HandshakeError> {
+    let mut bytes = [0u8; N];
+    getrandom::getrandom(&mut bytes).map_err(|e| HandshakeError::Random(e.to_string()))?;
+    Ok(bytes)
+}
+
+/// This side's `Hello` for one new connection (a fresh nonce each time).
+pub fn make_hello(
+    identity: &Identity,
+    incarnation: u64,
+    listen: Option<String>,
+    config: &TcpConfig,
+) -> Result<Hello, HandshakeError> {
+    Ok(Hello {
+        magic: MAGIC,
+        version: PROTOCOL_VERSION,
+        node: identity.node.clone(),
+        cluster: identity.cluster.clone(),
+        nonce: random_bytes()?,
+        incarnation,
+        listen,
+        max_frame: config.max_frame as u64,
+        max_message: config.max_message as u64,
+    })
+}
+
+/// Only the fields every version keeps; the rest is ignored when decoding.
+#[derive(Deserialize)]
+struct HelloHead {
+    magic: [u8; 4],
+    version: u16,
+}
+
+/// Decodes and checks the peer's `Hello`: magic and version first, then
+/// the rest, then the ranges of its fields. `own` refuses our own node id.
+pub fn read_hello(bytes: &[u8], own: &NodeId) -> Result<Hello, HandshakeError> {
+    let head: HelloHead =
+        crate::decode(bytes).map_err(|e| HandshakeError::NotMobility(e.to_string()))?;
+    if head.magic != MAGIC {
+        return Err(HandshakeError::NotMobility("bad magic".into()));
+    }
+    if head.version != PROTOCOL_VERSION {
+        return Err(HandshakeError::Version {
+            theirs: head.version,
+        });
+    }
+    let hello: Hello =
+        crate::decode(bytes).map_err(|e| HandshakeError::InvalidHello(e.to_string()))?;
+    if hello.cluster.is_empty() || hello.cluster.len() > MAX_CLUSTER_LEN {
+        return Err(HandshakeError::InvalidHello(format!(
+            "cluster id of {} bytes (1 to {MAX_CLUSTER_LEN} allowed)",
+            hello.cluster.len()
+        )));
+    }
+    if hello
+        .listen
+        .as_ref()
+        .is_some_and(|l| l.len() > MAX_LISTEN_LEN)
+    {
+        return Err(HandshakeError::InvalidHello(
+            "listen address too long".into(),
+        ));
+    }
+    if hello.max_frame < TcpConfig::MIN_FRAME as u64 || hello.max_message == 0 {
+        return Err(HandshakeError::InvalidHello(format!(
+            "max_frame {} / max_message {} too small",
+            hello.max_frame, hello.max_message
+        )));
+    }
+    if &hello.node == own {
+        return Err(HandshakeError::SelfConnection(hello.node));
+    }
+    Ok(hello)
+}
+
+/// The secret both sides must use with a peer of `peer_cluster`: our own if
+/// it is our cluster, else the one given for it to `trusted`.
+pub fn select_secret(
+    identity: &Identity,
+    peer_cluster: &str,
+    trusted: impl FnOnce(&str) -> Option<Secret>,
+) -> Result<Secret, HandshakeError> {
+    if peer_cluster == identity.cluster {
+        Ok(identity.secret.clone())
+    } else {
+        trusted(peer_cluster).ok_or_else(|| HandshakeError::UnknownCluster(peer_cluster.into()))
+    }
+}
+
+fn put(mac: &mut Hmac<Sha256>, field: &[u8]) {
+    mac.update(&(field.len() as u64).to_be_bytes());
+    mac.update(field);
+}
+
+fn keyed(secret: &Secret, sender: Role, dialer: &Hello, listener: &Hello) -> Hmac<Sha256> {
+    // HMAC accepts keys of any length: this cannot fail.
+    let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(secret.expose()) {
+        Ok(mac) => mac,
+        Err(_) => unreachable!("HMAC takes keys of any length"),
+    };
+    put(&mut mac, AUTH_LABEL);
+    mac.update(&PROTOCOL_VERSION.to_be_bytes());
+    mac.update(&[sender.byte()]);
+    put(&mut mac, &dialer.nonce);
+    put(&mut mac, &listener.nonce);
+    put(&mut mac, dialer.node.as_str().as_bytes());
+    put(&mut mac, listener.node.as_str().as_bytes());
+    put(&mut mac, dialer.cluster.as_bytes());
+    put(&mut mac, listener.cluster.as_bytes());
+    mac.update(&dialer.incarnation.to_be_bytes());
+    mac.update(&listener.incarnation.to_be_bytes());
+    mac
+}
+
+/// The MAC the side in role `sender` sends: HMAC-SHA256 keyed by `secret`
+/// over a label, the version, the sender's role byte (0 dialer, 1
+/// listener), then both nonces, node ids and clusters (each
+/// length-prefixed) and both incarnations, dialer's first.
+pub fn compute_mac(secret: &Secret, sender: Role, dialer: &Hello, listener: &Hello) -> [u8; 32] {
+    keyed(secret, sender, dialer, listener)
+        .finalize()
+        .into_bytes()
+        .into()
+}
+
+/// Checks, in constant time, the MAC the side in role `sender` sent.
+pub fn verify_mac(
+    secret: &Secret,
+    sender: Role,
+    dialer: &Hello,
+    listener: &Hello,
+    auth: &[u8],
+) -> Result<(), HandshakeError> {
+    let decoded: Auth = crate::decode(auth).map_err(|e| HandshakeError::BadAuth(e.to_string()))?;
+    keyed(secret, sender, dialer, listener)
+        .verify_slice(&decoded.mac)
+        .map_err(|_| HandshakeError::BadMac)
+}
+
+/// The id a session gets when this handshake creates it; both sides derive
+/// the same one.
+pub fn session_id(dialer: &Hello, listener: &Hello) -> [u8; 16] {
+    let mut hash = Sha256::new();
+    hash.update(SESSION_LABEL);
+    hash.update(dialer.nonce);
+    hash.update(listener.nonce);
+    let digest = hash.finalize();
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&digest[..16]);
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity(node: &str, cluster: &str, secret: &str) -> Identity {
+        Identity {
+            node: NodeId::new(node).unwrap_or_else(|e| panic!("{e}")),
+            cluster: cluster.into(),
+            secret: Secret::from(secret),
+        }
+    }
+
+    fn hellos() -> (Hello, Hello) {
+        let config = TcpConfig::default();
+        let d = make_hello(&identity("a", "c", "s"), 1, None, &config).expect("random");
+        let l = make_hello(&identity("b", "c", "s"), 2, None, &config).expect("random");
+        (d, l)
+    }
+
+    #[test]
+    fn macs_verify_and_bind_role_and_secret() {
+        let (d, l) = hellos();
+        let s = Secret::from("s");
+        let mac = compute_mac(&s, Role::Dialer, &d, &l);
+        let auth = crate::encode(&Auth { mac }).expect("encodes");
+        assert_eq!(verify_mac(&s, Role::Dialer, &d, &l, &auth), Ok(()));
+        assert_eq!(
+            verify_mac(&s, Role::Listener, &d, &l, &auth),
+            Err(HandshakeError::BadMac),
+            "reflection"
+        );
+        assert_eq!(
+            verify_mac(&Secret::from("t"), Role::Dialer, &d, &l, &auth),
+            Err(HandshakeError::BadMac),
+            "wrong secret"
+        );
+        let (d2, _) = hellos();
+        let mut replay = d2;
+        replay.nonce = d.nonce;
+        assert_eq!(verify_mac(&s, Role::Dialer, &replay, &l, &auth), Ok(()));
+        let (_, l2) = hellos();
+        assert_eq!(
+            verify_mac(&s, Role::Dialer, &d, &l2, &auth),
+            Err(HandshakeError::BadMac),
+            "replay against a fresh listener nonce"
+        );
+    }
+
+    #[test]
+    fn hello_checks() {
+        let (d, _) = hellos();
+        let own = NodeId::new("b").expect("valid");
+        let bytes = crate::encode(&d).expect("encodes");
+        assert_eq!(read_hello(&bytes, &own), Ok(d.clone()));
+        assert!(matches!(
+            read_hello(&bytes, &d.node),
+            Err(HandshakeError::SelfConnection(_))
+        ));
+        let mut v2 = d.clone();
+        v2.version = 2;
+        let bytes = crate::encode(&v2).expect("encodes");
+        assert_eq!(
+            read_hello(&bytes, &own),
+            Err(HandshakeError::Version { theirs: 2 })
+        );
+        let mut bad = d;
+        bad.magic = *b"HTTP";
+        let bytes = crate::encode(&bad).expect("encodes");
+        assert!(matches!(
+            read_hello(&bytes, &own),
+            Err(HandshakeError::NotMobility(_))
+        ));
+        assert!(matches!(
+            read_hello(b"GET / HTTP/1.1", &own),
+            Err(HandshakeError::NotMobility(_))
+        ));
+    }
+}

@@ -1,0 +1,29 @@
+//! The TCP transport: authenticated, reliable links between nodes of one
+//! cluster or of clusters that trust each other.
+//!
+//! - `config`: limits, timers and the node's identity;
+//! - `handshake`: the handshake's messages and MAC (pure), and the history
+//!   of the wire protocol's versions;
+//! - `establish`: runs the handshake on a socket, within its timeout;
+//! - `frame`: length-prefixed framing and the session frames;
+//! - `session`: reliable delivery across sockets (pure state machine);
+//! - `connection`: the reader and writer tasks of one socket;
+//! - `peer`: one task per peer, owning its session and reconnecting;
+//! - `transport`: listener, connector, peer table.
+
+mod config;
+mod connection;
+mod error;
+mod establish;
+mod frame;
+pub mod handshake;
+mod peer;
+mod session;
+mod transport;
+
+#[cfg(test)]
+mod session_tests;
+
+pub use config::{Identity, Secret, TcpConfig};
+pub use error::NetError;
+pub use transport::{Transport, TransportEvent};

@@ -1,0 +1,259 @@
+//! Helpers of the TCP transport tests: transports on loopback ports chosen by
+//! the OS, event waits with deadlines, raw sockets for bad inputs.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use mobility_net::tcp::handshake::{self, Hello};
+use mobility_net::{Identity, LinkSender, NodeId, Secret, TcpConfig, Transport, TransportEvent};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::time::{timeout, Instant};
+
+/// How long any single wait of a test may take.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+pub type Events = UnboundedReceiver<TransportEvent>;
+
+pub fn node(name: &str) -> NodeId {
+    NodeId::new(name).expect("valid node id")
+}
+
+pub fn identity(name: &str, cluster: &str, secret: &str) -> Identity {
+    Identity {
+        node: node(name),
+        cluster: cluster.into(),
+        secret: Secret::from(secret),
+    }
+}
+
+/// Short timers so failure paths are quick.
+pub fn config() -> TcpConfig {
+    TcpConfig {
+        handshake_timeout: Duration::from_secs(2),
+        idle_timeout: Duration::from_secs(3),
+        reconnect_for: Duration::from_secs(3),
+        ..TcpConfig::default()
+    }
+}
+
+pub async fn start(
+    name: &str,
+    cluster: &str,
+    secret: &str,
+    config: TcpConfig,
+) -> (Transport, Events) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    Transport::bind(identity(name, cluster, secret), config, "127.0.0.1:0")
+        .await
+        .expect("binds")
+}
+
+/// The next event, or a panic after `DEADLINE`.
+pub async fn next_event(events: &mut Events) -> TransportEvent {
+    match timeout(DEADLINE, events.recv()).await {
+        Ok(Some(event)) => event,
+        Ok(None) => panic!("event channel closed"),
+        Err(_) => panic!("no event within {DEADLINE:?}"),
+    }
+}
+
+/// Waits for `PeerUp` of `peer` (other events are skipped) and returns its link.
+pub async fn peer_up(events: &mut Events, peer: &NodeId) -> LinkSender {
+    loop {
+        if let TransportEvent::PeerUp { peer: p, link, .. } = next_event(events).await {
+            if &p == peer {
+                return link;
+            }
+        }
+    }
+}
+
+/// Waits for `PeerLost` of `peer`; returns the reason.
+pub async fn peer_lost(events: &mut Events, peer: &NodeId) -> String {
+    loop {
+        if let TransportEvent::PeerLost { peer: p, reason } = next_event(events).await {
+            if &p == peer {
+                return reason;
+            }
+        }
+    }
+}
+
+/// The next `n` frames from `peer` (other peers' frames are skipped; a
+/// `PeerLost` of `peer` fails the test).
+pub async fn frames(events: &mut Events, peer: &NodeId, n: usize) -> Vec<Bytes> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        match next_event(events).await {
+            TransportEvent::Frame { peer: p, frame } if &p == peer => out.push(frame),
+            TransportEvent::PeerLost { peer: p, reason } if &p == peer => {
+                panic!("peer lost after {} frames: {reason}", out.len())
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// `t.connect(addr)`, failing the test after `DEADLINE`.
+pub async fn connect(
+    t: &Transport,
+    addr: std::net::SocketAddr,
+) -> Result<NodeId, mobility_net::NetError> {
+    match timeout(DEADLINE, t.connect(&addr.to_string())).await {
+        Ok(result) => result,
+        Err(_) => panic!("connect to {addr} not done within {DEADLINE:?}"),
+    }
+}
+
+/// Two transports of cluster `c`, connected: (a, a's events, b's link at a),
+/// (b, b's events, a's link at b).
+pub async fn pair(
+    config: TcpConfig,
+) -> (
+    (Transport, Events, LinkSender),
+    (Transport, Events, LinkSender),
+) {
+    let (a, mut ea) = start("node-a", "c", "s", config.clone()).await;
+    let (b, mut eb) = start("node-b", "c", "s", config).await;
+    let id = connect(&a, b.local_addr()).await.expect("a connects to b");
+    assert_eq!(id, node("node-b"));
+    let to_b = peer_up(&mut ea, &node("node-b")).await;
+    let to_a = peer_up(&mut eb, &node("node-a")).await;
+    ((a, ea, to_b), (b, eb, to_a))
+}
+
+/// Asserts `t` still serves: a new good peer connects to it and a message
+/// goes each way.
+pub async fn assert_serves(t: &Transport, events: &mut Events, cluster: &str, secret: &str) {
+    let name = format!("probe-{}", rand_suffix());
+    let (p, mut ep) = start(&name, cluster, secret, config()).await;
+    let started = Instant::now();
+    // The listener may still hold slots of sockets being closed: retry.
+    let id = loop {
+        match connect(&p, t.local_addr()).await {
+            Ok(id) => break id,
+            Err(e) if started.elapsed() < DEADLINE => {
+                eprintln!("probe connect failed, retrying: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("the transport no longer serves: {e}"),
+        }
+    };
+    assert_eq!(&id, t.node());
+    let to_t = peer_up(&mut ep, &id).await;
+    let to_p = peer_up(events, &node(&name)).await;
+    to_t.send(Bytes::from_static(b"ping")).expect("queued");
+    to_p.send(Bytes::from_static(b"pong")).expect("queued");
+    assert_eq!(
+        frames(events, &node(&name), 1).await,
+        vec![Bytes::from_static(b"ping")]
+    );
+    assert_eq!(
+        frames(&mut ep, &id, 1).await,
+        vec![Bytes::from_static(b"pong")]
+    );
+    p.shutdown();
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Writes one length-prefixed frame.
+pub async fn write_frame(stream: &mut TcpStream, payload: &[u8]) {
+    let mut bytes = (payload.len() as u32).to_be_bytes().to_vec();
+    bytes.extend_from_slice(payload);
+    stream.write_all(&bytes).await.expect("writes");
+}
+
+/// Reads one length-prefixed frame; `None` if the socket closed.
+pub async fn read_frame(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut len = [0u8; 4];
+    timeout(DEADLINE, stream.read_exact(&mut len))
+        .await
+        .ok()?
+        .ok()?;
+    let mut payload = vec![0u8; u32::from_be_bytes(len) as usize];
+    timeout(DEADLINE, stream.read_exact(&mut payload))
+        .await
+        .ok()?
+        .ok()?;
+    Some(payload)
+}
+
+/// Asserts the other side closes `stream` within `within` (whatever it
+/// sends before is drained).
+pub async fn assert_closed(stream: &mut TcpStream, within: Duration) {
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return,
+            Ok(Ok(_)) => {}
+            Err(_) => panic!("socket still open after {within:?}"),
+        }
+    }
+}
+
+/// A `Hello` of a made-up node.
+pub fn hello(name: &str, cluster: &str) -> Hello {
+    handshake::make_hello(
+        &identity(name, cluster, "unused"),
+        7,
+        None,
+        &TcpConfig::default(),
+    )
+    .expect("randomness")
+}
+
+/// Opens a raw socket to `t`.
+pub async fn raw(t: &Transport) -> TcpStream {
+    TcpStream::connect(t.local_addr()).await.expect("connects")
+}
+
+/// Runs the dialer's side of the handshake by hand on a raw socket, as node
+/// `name` of `cluster` knowing `secret`; returns the socket (authenticated
+/// if the secret is right) and the listener's `Hello`.
+pub async fn raw_handshake(
+    t: &Transport,
+    name: &str,
+    cluster: &str,
+    secret: &str,
+) -> (TcpStream, Hello) {
+    use handshake::{compute_mac, Auth, Role};
+    let mut stream = raw(t).await;
+    let mine = hello(name, cluster);
+    write_frame(&mut stream, &mobility_net::encode(&mine).expect("encodes")).await;
+    let theirs: Hello =
+        mobility_net::decode(&read_frame(&mut stream).await.expect("hello")).expect("a hello");
+    let _their_auth = read_frame(&mut stream).await.expect("auth");
+    let mac = compute_mac(&Secret::from(secret), Role::Dialer, &mine, &theirs);
+    write_frame(
+        &mut stream,
+        &mobility_net::encode(&Auth { mac }).expect("encodes"),
+    )
+    .await;
+    (stream, theirs)
+}
+
+/// Asserts no event about `peer` is queued.
+pub fn assert_no_event_about(events: &mut Events, peer: &NodeId) {
+    while let Ok(event) = events.try_recv() {
+        let about = match &event {
+            TransportEvent::PeerUp { peer, .. }
+            | TransportEvent::Frame { peer, .. }
+            | TransportEvent::PeerLost { peer, .. } => peer,
+        };
+        assert_ne!(about, peer, "unexpected {event:?}");
+    }
+}
