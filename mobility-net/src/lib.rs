@@ -14,4 +14,4 @@ pub mod tcp;
 pub use codec::{decode, encode, encode_into, CodecError};
 pub use link::{memory_pair, LinkClosed, LinkReceiver, LinkSender};
 pub use node_id::{NodeId, NodeIdError};
-pub use tcp::{Identity, NetError, Secret, TcpConfig, Transport, TransportEvent};
+pub use tcp::{EventHandler, Identity, NetError, Secret, TcpConfig, Transport, TransportEvent};

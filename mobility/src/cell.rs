@@ -461,9 +461,7 @@ impl<A: Actor> Cell<A> {
                 biased;
                 Some(control) = self.control.recv() => self.on_control(control).await,
                 Some(envelope) = self.rx.recv() => self.on_envelope(envelope),
-                () = tokio::time::sleep_until(wakeup.unwrap_or_else(far_future)), if wakeup.is_some() => {
-                    self.on_wakeup().await;
-                }
+                () = wait_until(wakeup) => self.on_wakeup().await,
             }
         }
         self.finish();
@@ -1372,6 +1370,10 @@ impl<A: Actor> Cell<A> {
     }
 }
 
-fn far_future() -> tokio::time::Instant {
-    tokio::time::Instant::now() + Duration::from_secs(86_400 * 365)
+/// Sleeps until `deadline`, or forever without one (no timer is made).
+async fn wait_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
 }

@@ -61,6 +61,8 @@ pub(crate) struct Entry<A: Actor> {
     pub(crate) tx: mpsc::UnboundedSender<Envelope<A>>,
     pub(crate) control: mpsc::UnboundedSender<Control<A>>,
     pub(crate) node: Weak<NodeShared>,
+    /// The node's clock for request timeouts.
+    pub(crate) deadlines: Arc<crate::deadline::Deadlines>,
 }
 
 impl<A: Actor> Entry<A> {

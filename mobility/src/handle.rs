@@ -87,13 +87,16 @@ impl<A: Actor> HandleCore<A> {
 
     async fn wait(&self, rx: oneshot::Receiver<ReplyResult>) -> ReplyResult {
         let after = self.timeout.unwrap_or(self.entry.timeout);
-        match tokio::time::timeout(after, rx).await {
-            Err(_) => Err(Error::Timeout {
+        tokio::select! {
+            biased;
+            reply = rx => match reply {
+                Err(_) => Err(self.entry.down_error()),
+                Ok(result) => result,
+            },
+            () = self.entry.deadlines.sleep(after) => Err(Error::Timeout {
                 actor: self.entry.id,
                 after,
             }),
-            Ok(Err(_)) => Err(self.entry.down_error()),
-            Ok(Ok(result)) => result,
         }
     }
 

@@ -9,6 +9,7 @@ pub mod actor;
 mod cell;
 mod codec;
 pub mod context;
+mod deadline;
 mod entry;
 mod error;
 pub mod events;

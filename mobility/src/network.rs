@@ -3,10 +3,10 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
-use mobility_net::tcp::{Identity, Secret, TcpConfig, Transport, TransportEvent};
-use tokio::sync::mpsc;
+use mobility_net::tcp::{EventHandler, Identity, Secret, TcpConfig, Transport, TransportEvent};
 
 use crate::error::Error;
 use crate::id::NodeId;
@@ -27,20 +27,92 @@ pub(crate) struct NetSettings {
 pub(crate) struct Network {
     transport: Transport,
     addresses: RwLock<HashMap<NodeId, String>>,
+    events: Arc<Events>,
+}
+
+/// Where the transport's events go: straight into the node, on the peer's
+/// task (no channel, no task in between), once the node exists; until
+/// then (the listener is up before the node is built) they wait here, in
+/// order.
+#[derive(Default)]
+pub(crate) struct Events {
+    /// Set once `waiting` is drained and `node` set: events go straight in.
+    ready: AtomicBool,
+    node: std::sync::OnceLock<Node>,
+    waiting: Mutex<Vec<TransportEvent>>,
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events")
+            .field("ready", &self.ready.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Events {
+    fn handle(&self, event: TransportEvent) {
+        if !self.ready.load(Ordering::Acquire) {
+            let mut waiting = lock(&self.waiting);
+            // Checked again under the lock `attach` drains it with.
+            if !self.ready.load(Ordering::Acquire) {
+                waiting.push(event);
+                return;
+            }
+        }
+        if let Some(node) = self.node.get() {
+            deliver(node, event);
+        }
+    }
+
+    /// The node exists: hands it what waited, then every event as it comes.
+    fn attach(&self, node: Node) {
+        let mut waiting = lock(&self.waiting);
+        let node = self.node.get_or_init(|| node);
+        for event in waiting.drain(..) {
+            deliver(node, event);
+        }
+        self.ready.store(true, Ordering::Release);
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn deliver(node: &Node, event: TransportEvent) {
+    match event {
+        TransportEvent::PeerUp {
+            peer,
+            cluster,
+            link,
+        } => {
+            tracing::info!(node = %node.id(), %peer, %cluster, "peer connected");
+            node.add_link(peer, link);
+        }
+        TransportEvent::Frame { peer, frame } => node.on_frame(&peer, &frame),
+        TransportEvent::PeerLost { peer, reason } => node.peer_lost(&peer, &reason),
+    }
 }
 
 impl Network {
-    /// Binds the listener; the events are handled by [`run_events`].
+    /// Binds the listener; the events reach the node once [`run_events`]
+    /// gives it.
     pub(crate) async fn start(
         node: &NodeId,
         settings: NetSettings,
-    ) -> Result<(Network, mpsc::UnboundedReceiver<TransportEvent>), Error> {
+    ) -> Result<(Network, Arc<Events>), Error> {
         let identity = Identity {
             node: node.clone(),
             cluster: settings.cluster,
             secret: settings.secret,
         };
-        let (transport, events) = Transport::bind(identity, settings.config, &settings.listen)
+        let events = Arc::new(Events::default());
+        let sink = Arc::clone(&events);
+        let handler: EventHandler = Arc::new(move |event| sink.handle(event));
+        let transport = Transport::bind_with(identity, settings.config, &settings.listen, handler)
             .await
             .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", settings.listen)))?;
         for (cluster, secret) in settings.trusted {
@@ -49,6 +121,7 @@ impl Network {
         let network = Network {
             transport,
             addresses: RwLock::new(HashMap::new()),
+            events: Arc::clone(&events),
         };
         Ok((network, events))
     }
@@ -88,6 +161,8 @@ impl Network {
 
     pub(crate) fn shutdown(&self) {
         self.transport.shutdown();
+        // The node is no longer needed by the transport's tasks.
+        lock(&self.events.waiting).clear();
     }
 
     pub(crate) fn transport(&self) -> &Transport {
@@ -95,20 +170,8 @@ impl Network {
     }
 }
 
-/// Feeds the transport's events to the node until the transport stops.
-pub(crate) async fn run_events(node: Node, mut events: mpsc::UnboundedReceiver<TransportEvent>) {
-    while let Some(event) = events.recv().await {
-        match event {
-            TransportEvent::PeerUp {
-                peer,
-                cluster,
-                link,
-            } => {
-                tracing::info!(node = %node.id(), %peer, %cluster, "peer connected");
-                node.add_link(peer, link);
-            }
-            TransportEvent::Frame { peer, frame } => node.on_frame(&peer, &frame),
-            TransportEvent::PeerLost { peer, reason } => node.peer_lost(&peer, &reason),
-        }
-    }
+/// Gives the node to the transport's event handler: from now on events go
+/// straight from the peer tasks into the node.
+pub(crate) async fn run_events(node: Node, events: Arc<Events>) {
+    events.attach(node);
 }

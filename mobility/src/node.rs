@@ -148,6 +148,7 @@ impl NodeBuilder {
         tracing::debug!(node = %id, types = ?registry.tags(), "node started");
         let node = Node {
             shared: Arc::new(NodeShared {
+                deadlines: crate::deadline::Deadlines::start(),
                 network,
                 id,
                 config: self.config,
@@ -181,6 +182,7 @@ struct Waiting<T> {
 
 pub(crate) struct NodeShared {
     id: NodeId,
+    deadlines: Arc<crate::deadline::Deadlines>,
     network: Option<Network>,
     config: Config,
     registry: &'static Registry,
@@ -651,6 +653,7 @@ impl Node {
             tx,
             control: control_tx,
             node: Arc::downgrade(&self.shared),
+            deadlines: self.shared.deadlines.clone(),
         });
         write(&self.shared.entries).insert(id, entry.clone());
         let cell = Cell::new(self.clone(), entry.clone(), rx, control_rx, start);
@@ -693,6 +696,7 @@ impl Node {
                 tx,
                 control,
                 node: Arc::downgrade(&self.shared),
+                deadlines: self.shared.deadlines.clone(),
             }));
         }
         // Check again under the write lock so two decoders make one slot.

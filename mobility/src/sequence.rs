@@ -9,7 +9,7 @@
 //! that went direct, and a retransmitted one is never handled twice.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::hash::Hash;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use serde::{Deserialize, Serialize};
 
@@ -32,15 +32,63 @@ pub(crate) enum Accepted<T> {
     deserialize = "S: Deserialize<'de> + Eq + Hash, T: Deserialize<'de>"
 ))]
 pub(crate) struct Tracker<S, T> {
-    expected: HashMap<S, u64>,
-    held: HashMap<S, BTreeMap<u64, T>>,
+    expected: HashMap<S, u64, StreamHash>,
+    held: HashMap<S, BTreeMap<u64, T>, StreamHash>,
+}
+
+/// Streams are named by this node and by authenticated peers only, so a
+/// fast unkeyed hash (FxHash's mixing) is enough; this map is on every
+/// message's path.
+pub(crate) type StreamHash = BuildHasherDefault<StreamHasher>;
+
+/// See [`StreamHash`].
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct StreamHasher(u64);
+
+impl StreamHasher {
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for StreamHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.mix(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.mix(u64::from_le_bytes(word) ^ ((rest.len() as u64) << 56));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.mix(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.mix(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.mix(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl<S: Clone + Eq + Hash, T> Default for Tracker<S, T> {
     fn default() -> Self {
         Tracker {
-            expected: HashMap::new(),
-            held: HashMap::new(),
+            expected: HashMap::default(),
+            held: HashMap::default(),
         }
     }
 }
@@ -69,6 +117,15 @@ impl<S: Clone + Eq + Hash, T> Tracker<S, T> {
         }
         ready.push_back(item);
         let mut next = expected + 1;
+        if self.held.is_empty() {
+            match self.expected.get_mut(stream) {
+                Some(slot) => *slot = next,
+                None => {
+                    self.expected.insert(stream.clone(), next);
+                }
+            }
+            return Accepted::Ready(1);
+        }
         if let Some(held) = self.held.get_mut(stream) {
             while let Some(item) = held.remove(&next) {
                 ready.push_back(item);
@@ -104,7 +161,7 @@ impl<S: Clone + Eq + Hash, T> Tracker<S, T> {
     pub(crate) fn clone_expected<U>(&self) -> Tracker<S, U> {
         Tracker {
             expected: self.expected.clone(),
-            held: HashMap::new(),
+            held: HashMap::default(),
         }
     }
 

@@ -1,28 +1,33 @@
-//! One authenticated socket: a reader task that decodes session frames and a
-//! writer task that batches them; the peer task owns both through [`Conn`].
+//! One authenticated socket, driven by its peer task (no task of its own):
+//! frames come in through a length-delimited reader, frames going out are
+//! queued in memory and written without blocking; the peer task waits for
+//! the socket to be writable only when the kernel's buffer is full.
+//!
+//! Every frame carries a tag (see the version history in `handshake.rs`):
+//! a truncated HMAC-SHA256 under its direction's key over its number on
+//! the socket and its payload. A frame whose tag does not verify is never
+//! decoded: the socket is closed with the reason.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
 
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
-use tokio::io::{AsyncWriteExt, BufWriter};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
-use tokio::task::AbortHandle;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 
-use super::frame::{decode_wire, encode_wire, write_frame, Wire};
+use super::establish::FrameKeys;
+use super::frame::{decode_wire, encode_wire, Wire};
+use super::handshake::{hmac, TAG_LEN};
 
-/// Tells the sockets of one peer apart.
-pub(crate) type ConnId = u64;
-
-/// What a socket reports to its peer task.
-#[derive(Debug)]
-pub(crate) enum ConnEvent {
-    /// A session frame arrived.
-    Frame(ConnId, Wire),
-    /// The socket is gone (the reason is logged by the peer task).
-    Closed(ConnId, String),
-}
+/// Chunks up to this size are copied next to their header (one segment,
+/// one write); bigger ones are written from their own memory.
+const COPY_MAX: usize = 16 * 1024;
+/// Most segments given to one vectored write.
+const MAX_SLICES: usize = 64;
 
 /// The two halves of an authenticated socket, as the handshake leaves them.
 #[derive(Debug)]
@@ -30,39 +35,76 @@ pub(crate) struct Socket {
     /// Frames in (the codec's limit is raised to `max_frame` on attach).
     pub(crate) reader: FramedRead<OwnedReadHalf, LengthDelimitedCodec>,
     /// Bytes out.
-    pub(crate) writer: BufWriter<OwnedWriteHalf>,
+    pub(crate) writer: OwnedWriteHalf,
     /// Counts against `max_connections` while the socket lives.
     pub(crate) permit: OwnedSemaphorePermit,
 }
 
-/// A running socket. Dropping it closes the socket.
-#[derive(Debug)]
-pub(crate) struct Conn {
-    /// Its id within the peer.
-    pub(crate) id: ConnId,
-    /// Whether this node dialed it.
-    pub(crate) dialed_by_me: bool,
-    out: mpsc::UnboundedSender<Wire>,
-    tasks: [AbortHandle; 2],
+/// The tags of one direction of a socket.
+struct FrameMac {
+    /// Keyed once; cloned for each frame.
+    keyed: Hmac<Sha256>,
+    /// The number of the next frame in this direction.
+    next: u64,
 }
 
-impl Drop for Conn {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
+impl std::fmt::Debug for FrameMac {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameMac")
+            .field("next", &self.next)
+            .finish_non_exhaustive()
     }
 }
 
+impl FrameMac {
+    fn new(key: &[u8]) -> Self {
+        FrameMac {
+            keyed: hmac(key),
+            next: 0,
+        }
+    }
+
+    /// The MAC of the next frame, its number already fed in.
+    fn next_frame(&mut self) -> Hmac<Sha256> {
+        let mut mac = self.keyed.clone();
+        mac.update(&self.next.to_be_bytes());
+        self.next += 1;
+        mac
+    }
+}
+
+/// The receiving side of a socket: frames and the check of their tags.
+#[derive(Debug)]
+pub(crate) struct Inbound {
+    reader: FramedRead<OwnedReadHalf, LengthDelimitedCodec>,
+    check: FrameMac,
+}
+
+/// A socket attached to a peer task. Dropping it closes the socket.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    /// Whether this node dialed it.
+    pub(crate) dialed_by_me: bool,
+    inbound: Inbound,
+    writer: OwnedWriteHalf,
+    seal: FrameMac,
+    /// Segments ready to be written, oldest first.
+    out: VecDeque<Bytes>,
+    /// Bytes being gathered after `out` (small frames, headers).
+    buf: BytesMut,
+    /// Scratch space for headers.
+    head: Vec<u8>,
+    _permit: OwnedSemaphorePermit,
+}
+
 impl Conn {
-    /// Starts the reader and writer of `socket`; frames bigger than
-    /// `max_frame` close it.
-    pub(crate) fn spawn(
-        id: ConnId,
+    /// Takes over `socket`, whose frames are tagged with `keys`; frames
+    /// bigger than `max_frame` close it.
+    pub(crate) fn new(
         dialed_by_me: bool,
         socket: Socket,
         max_frame: usize,
-        events: mpsc::UnboundedSender<ConnEvent>,
+        keys: &FrameKeys,
     ) -> Conn {
         let Socket {
             mut reader,
@@ -70,72 +112,114 @@ impl Conn {
             permit,
         } = socket;
         reader.decoder_mut().set_max_frame_length(max_frame);
-        let permit = Arc::new(permit);
-        let (out, rx) = mpsc::unbounded_channel();
-        let read = tokio::spawn(read_loop(id, reader, events.clone(), Arc::clone(&permit)));
-        let write = tokio::spawn(write_loop(id, writer, rx, events, permit));
         Conn {
-            id,
             dialed_by_me,
-            out,
-            tasks: [read.abort_handle(), write.abort_handle()],
-        }
-    }
-
-    /// Queues a frame for the writer.
-    pub(crate) fn send(&self, wire: Wire) {
-        // If the writer is gone its `Closed` event is on its way.
-        let _ = self.out.send(wire);
-    }
-}
-
-async fn read_loop(
-    id: ConnId,
-    mut reader: FramedRead<OwnedReadHalf, LengthDelimitedCodec>,
-    events: mpsc::UnboundedSender<ConnEvent>,
-    _permit: Arc<OwnedSemaphorePermit>,
-) {
-    let reason = loop {
-        match reader.next().await {
-            Some(Ok(bytes)) => match decode_wire(&bytes.freeze()) {
-                Ok(wire) => {
-                    if events.send(ConnEvent::Frame(id, wire)).is_err() {
-                        return;
-                    }
-                }
-                Err(e) => break format!("bad frame: {e}"),
+            inbound: Inbound {
+                reader,
+                check: FrameMac::new(&keys.recv),
             },
-            Some(Err(e)) => break format!("read failed: {e}"),
-            None => break "closed by the peer".to_owned(),
+            writer,
+            seal: FrameMac::new(&keys.send),
+            out: VecDeque::new(),
+            buf: BytesMut::new(),
+            head: Vec::new(),
+            _permit: permit,
         }
-    };
-    let _ = events.send(ConnEvent::Closed(id, reason));
+    }
+
+    /// Queues a frame; it goes out with the next [`Conn::flush`].
+    pub(crate) fn push(&mut self, wire: Wire) -> Result<(), String> {
+        let tail = encode_wire(wire, &mut self.head).map_err(|e| format!("encode failed: {e}"))?;
+        let tail = tail.unwrap_or_default();
+        let len = u32::try_from(self.head.len() + tail.len() + TAG_LEN)
+            .map_err(|_| "frame longer than 4 GiB".to_owned())?;
+        let mut mac = self.seal.next_frame();
+        mac.update(&self.head);
+        mac.update(&tail);
+        let tag = mac.finalize().into_bytes();
+        self.buf.reserve(4 + self.head.len() + TAG_LEN);
+        self.buf.put_u32(len);
+        self.buf.put_slice(&self.head);
+        if tail.len() <= COPY_MAX {
+            self.buf.put_slice(&tail);
+        } else {
+            self.out.push_back(self.buf.split().freeze());
+            self.out.push_back(tail);
+        }
+        self.buf.put_slice(&tag[..TAG_LEN]);
+        Ok(())
+    }
+
+    /// Whether bytes wait to be written.
+    pub(crate) fn has_output(&self) -> bool {
+        !self.out.is_empty() || !self.buf.is_empty()
+    }
+
+    /// Writes what the socket takes without waiting.
+    pub(crate) fn flush(&mut self) -> Result<(), String> {
+        if !self.buf.is_empty() {
+            self.out.push_back(self.buf.split().freeze());
+        }
+        while !self.out.is_empty() {
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let mut n = 0;
+            for (slot, segment) in slices.iter_mut().zip(&self.out) {
+                *slot = IoSlice::new(segment);
+                n += 1;
+            }
+            match self.writer.try_write_vectored(&slices[..n]) {
+                Ok(0) => return Err("write failed: the socket takes no more bytes".into()),
+                Ok(written) => self.advance(written),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("write failed: {e}")),
+            }
+        }
+        Ok(())
+    }
+
+    fn advance(&mut self, mut written: usize) {
+        while written > 0 {
+            let Some(front) = self.out.front_mut() else {
+                return;
+            };
+            if written < front.len() {
+                front.advance(written);
+                return;
+            }
+            written -= front.len();
+            self.out.pop_front();
+        }
+    }
+
+    /// The halves the peer task waits on: the reader, and the writer if
+    /// bytes wait for room in the socket.
+    pub(crate) fn halves(&mut self) -> (&mut Inbound, Option<&OwnedWriteHalf>) {
+        let waiting = !self.out.is_empty();
+        (&mut self.inbound, waiting.then_some(&self.writer))
+    }
 }
 
-async fn write_loop(
-    id: ConnId,
-    mut writer: BufWriter<OwnedWriteHalf>,
-    mut rx: mpsc::UnboundedReceiver<Wire>,
-    events: mpsc::UnboundedSender<ConnEvent>,
-    _permit: Arc<OwnedSemaphorePermit>,
-) {
-    let mut buf = Vec::new();
-    let result: std::io::Result<()> = async {
-        while let Some(first) = rx.recv().await {
-            let mut next = Some(first);
-            // Write every frame queued, then flush once.
-            while let Some(wire) = next {
-                let tail = encode_wire(wire, &mut buf)
-                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-                write_frame(&mut writer, &buf, tail.as_deref().unwrap_or_default()).await?;
-                next = rx.try_recv().ok();
-            }
-            writer.flush().await?;
-        }
-        writer.shutdown().await
+/// The next frame of a socket, its tag verified before anything of it is
+/// decoded: `Err` is the reason to close the socket.
+pub(crate) async fn read_frame(inbound: &mut Inbound) -> Result<Wire, String> {
+    let mut frame = match inbound.reader.next().await {
+        Some(Ok(frame)) => frame,
+        Some(Err(e)) => return Err(format!("read failed: {e}")),
+        None => return Err("closed by the peer".to_owned()),
+    };
+    let number = inbound.check.next;
+    if frame.len() < TAG_LEN {
+        return Err(format!("bad frame: frame {number} is shorter than a tag"));
     }
-    .await;
-    if let Err(e) = result {
-        let _ = events.send(ConnEvent::Closed(id, format!("write failed: {e}")));
+    let tag = frame.split_off(frame.len() - TAG_LEN);
+    let mut mac = inbound.check.next_frame();
+    mac.update(&frame);
+    if mac.verify_truncated_left(&tag).is_err() {
+        return Err(format!(
+            "bad frame: the tag of frame {number} does not verify \
+             (altered, forged, replayed, reordered or after a dropped frame)"
+        ));
     }
+    decode_wire(&frame.freeze()).map_err(|e| format!("bad frame: {e}"))
 }

@@ -5,17 +5,17 @@
 use std::net::SocketAddr;
 
 use futures_util::StreamExt;
-use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::codec::FramedRead;
 
 use super::config::{Identity, Secret, TcpConfig};
 use super::connection::Socket;
-use super::frame::{codec, write_frame};
+use super::frame::codec;
 use super::handshake::{
-    compute_mac, make_hello, read_hello, select_secret, session_id, verify_mac, Auth, Hello, Role,
-    HANDSHAKE_MAX_FRAME,
+    compute_mac, frame_key, make_hello, read_hello, select_secret, session_id, verify_mac, Auth,
+    Hello, Role, HANDSHAKE_MAX_FRAME,
 };
 use super::session::SessionId;
 use crate::NodeId;
@@ -48,8 +48,31 @@ pub(crate) struct Established {
     pub(crate) role: Role,
     /// The id a session created by this handshake gets.
     pub(crate) session_id: SessionId,
+    /// The keys of the tags of the frames that follow.
+    pub(crate) keys: FrameKeys,
     /// The peer's address.
     pub(crate) peer_addr: SocketAddr,
+}
+
+/// The keys of a socket's frame tags, one per direction.
+pub(crate) struct FrameKeys {
+    /// For the frames this side sends.
+    pub(crate) send: [u8; 32],
+    /// For the frames the peer sends.
+    pub(crate) recv: [u8; 32],
+}
+
+impl std::fmt::Debug for FrameKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FrameKeys(<redacted>)")
+    }
+}
+
+/// What the handshake settles besides the socket.
+struct Settled {
+    hello: Hello,
+    session_id: SessionId,
+    keys: FrameKeys,
 }
 
 /// Runs the handshake of `role` on `stream`; the error is the reason to log.
@@ -67,17 +90,18 @@ pub(crate) async fn handshake(
     let (read, write) = stream.into_split();
     let mut socket = Socket {
         reader: FramedRead::new(read, codec(HANDSHAKE_MAX_FRAME)),
-        writer: BufWriter::with_capacity(64 * 1024, write),
+        writer: write,
         permit,
     };
     let timeout = local.config.handshake_timeout;
     let steps = run(&mut socket, role, local, policy);
     match tokio::time::timeout(timeout, steps).await {
-        Ok(Ok((hello, session_id))) => Ok(Established {
+        Ok(Ok(settled)) => Ok(Established {
             socket,
-            hello,
+            hello: settled.hello,
             role,
-            session_id,
+            session_id: settled.session_id,
+            keys: settled.keys,
             peer_addr,
         }),
         Ok(Err(reason)) => Err(reason),
@@ -90,7 +114,7 @@ async fn run(
     role: Role,
     local: &Local,
     policy: &(impl Policy + ?Sized),
-) -> Result<(Hello, SessionId), String> {
+) -> Result<Settled, String> {
     let own = make_hello(
         &local.identity,
         local.incarnation,
@@ -107,7 +131,14 @@ async fn run(
             verify_mac(&secret, Role::Listener, &own, &theirs, &auth).map_err(|e| e.to_string())?;
             let mac = compute_mac(&secret, Role::Dialer, &own, &theirs);
             send(socket, &[encode(&Auth { mac })?]).await?;
-            Ok((theirs.clone(), session_id(&own, &theirs)))
+            Ok(Settled {
+                keys: FrameKeys {
+                    send: frame_key(&secret, Role::Dialer, &own, &theirs),
+                    recv: frame_key(&secret, Role::Listener, &own, &theirs),
+                },
+                session_id: session_id(&own, &theirs),
+                hello: theirs,
+            })
         }
         Role::Listener => {
             let theirs = read_peer_hello(socket, local, policy).await?;
@@ -116,7 +147,14 @@ async fn run(
             send(socket, &[encode(&own)?, encode(&Auth { mac })?]).await?;
             let auth = receive(socket).await?;
             verify_mac(&secret, Role::Dialer, &theirs, &own, &auth).map_err(|e| e.to_string())?;
-            Ok((theirs.clone(), session_id(&theirs, &own)))
+            Ok(Settled {
+                keys: FrameKeys {
+                    send: frame_key(&secret, Role::Listener, &theirs, &own),
+                    recv: frame_key(&secret, Role::Dialer, &theirs, &own),
+                },
+                session_id: session_id(&theirs, &own),
+                hello: theirs,
+            })
         }
     }
 }
@@ -126,14 +164,15 @@ fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, String> {
 }
 
 async fn send(socket: &mut Socket, frames: &[Vec<u8>]) -> Result<(), String> {
+    let mut bytes = Vec::new();
     for frame in frames {
-        write_frame(&mut socket.writer, frame, &[])
-            .await
-            .map_err(|e| format!("write failed: {e}"))?;
+        let len = u32::try_from(frame.len()).map_err(|_| "handshake frame too long".to_owned())?;
+        bytes.extend_from_slice(&len.to_be_bytes());
+        bytes.extend_from_slice(frame);
     }
     socket
         .writer
-        .flush()
+        .write_all(&bytes)
         .await
         .map_err(|e| format!("write failed: {e}"))
 }

@@ -5,7 +5,6 @@
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio_util::codec::LengthDelimitedCodec;
 
 use crate::CodecError;
@@ -17,10 +16,11 @@ pub(crate) const DATA_OVERHEAD: usize = 64;
 /// First byte of a session frame: the rest is a CBOR [`Control`].
 const KIND_CONTROL: u8 = 0;
 /// First byte of a session frame: `Data`, then seq (u64 big-endian), a
-/// `more` byte (0 or 1) and the chunk's bytes, raw (no copy either way).
+/// `more` byte (0 or 1), the piggybacked ack (u64 big-endian) and the
+/// chunk's bytes, raw (no copy either way).
 const KIND_DATA: u8 = 1;
 /// Length of the header of a `Data` frame.
-const DATA_HEADER: usize = 1 + 8 + 1;
+const DATA_HEADER: usize = 1 + 8 + 1 + 8;
 
 /// A session frame (after authentication).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,12 +35,15 @@ pub(crate) enum Wire {
         /// Last sequence number the sender received in that session.
         upto: u64,
     },
-    /// One chunk of a message.
+    /// One chunk of a message, with the sender's cumulative ack.
     Data {
         /// Sequence number of the chunk (1, 2, ...).
         seq: u64,
         /// Whether more chunks of the same message follow.
         more: bool,
+        /// Every chunk up to `ack` was received by the sender (piggybacked
+        /// `Ack`).
+        ack: u64,
         /// The chunk.
         bytes: Bytes,
     },
@@ -86,10 +89,16 @@ enum Control {
 pub(crate) fn encode_wire(wire: Wire, out: &mut Vec<u8>) -> Result<Option<Bytes>, CodecError> {
     out.clear();
     let control = match wire {
-        Wire::Data { seq, more, bytes } => {
+        Wire::Data {
+            seq,
+            more,
+            ack,
+            bytes,
+        } => {
             out.push(KIND_DATA);
             out.extend_from_slice(&seq.to_be_bytes());
             out.push(u8::from(more));
+            out.extend_from_slice(&ack.to_be_bytes());
             return Ok(Some(bytes));
         }
         Wire::Resume {
@@ -129,9 +138,12 @@ pub(crate) fn decode_wire(frame: &Bytes) -> Result<Wire, CodecError> {
                 1 => true,
                 _ => return Err(bad("bad `more` byte")),
             };
+            let mut ack = [0u8; 8];
+            ack.copy_from_slice(&frame[10..18]);
             Ok(Wire::Data {
                 seq: u64::from_be_bytes(seq),
                 more,
+                ack: u64::from_be_bytes(ack),
                 bytes: frame.slice(DATA_HEADER..),
             })
         }
@@ -154,21 +166,6 @@ pub(crate) fn decode_wire(frame: &Bytes) -> Result<Wire, CodecError> {
     }
 }
 
-/// Writes one frame (length prefix, then `head` and `tail`) without
-/// flushing.
-pub(crate) async fn write_frame<W: AsyncWrite + Unpin>(
-    out: &mut W,
-    head: &[u8],
-    tail: &[u8],
-) -> std::io::Result<()> {
-    let len = u32::try_from(head.len() + tail.len()).map_err(|_| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, "frame longer than 4 GiB")
-    })?;
-    out.write_all(&len.to_be_bytes()).await?;
-    out.write_all(head).await?;
-    out.write_all(tail).await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,6 +186,7 @@ mod tests {
         let data = Wire::Data {
             seq: u64::MAX,
             more: true,
+            ack: 42,
             bytes: Bytes::from(vec![7u8; 100_000]),
         };
         let (len, back) = round_trip(data.clone());
@@ -213,7 +211,8 @@ mod tests {
         for bad in [
             &b""[..],
             b"\x01\x00",
-            b"\x01\x00\x00\x00\x00\x00\x00\x00\x01\x07",
+            b"\x01\x00\x00\x00\x00\x00\x00\x00\x01\x07\x00\x00\x00\x00\x00\x00\x00\x00",
+            b"\x01\x00\x00\x00\x00\x00\x00\x00\x01\x01\x00\x00",
             b"\x09",
             b"\x00\xff",
         ] {

@@ -3,7 +3,9 @@
 //! Each side sends a [`Hello`], then an [`Auth`] whose MAC binds the proof to
 //! both nonces, both node ids, both clusters, both incarnations, the protocol
 //! version and the role of the sender (see [`compute_mac`]). Nothing else is
-//! decoded before both MACs are verified.
+//! decoded before both MACs are verified. The same inputs, under another
+//! label, give each direction of the socket its own key (see
+//! [`frame_key`]) for the tag every later frame carries.
 //!
 //! # Wire protocol versions
 //!
@@ -22,6 +24,16 @@
 //!   frame's first byte is its kind: 1 = `Data` with a binary header (seq
 //!   u64 big-endian, `more` byte) and the chunk's raw bytes; 0 = the other
 //!   frames in CBOR. `Hello` and `Auth` are CBOR.
+//! - **2**: integrity and piggybacked acks. Every frame after the
+//!   handshake (from `Resume` on) ends with a 16-byte tag: HMAC-SHA256,
+//!   keyed by the key of its direction ([`frame_key`]), over the frame's
+//!   number on the socket in that direction (u64 big-endian, from 0) and
+//!   its payload, truncated to its first 16 bytes; the length prefix
+//!   counts the tag. A frame whose tag does not verify (altered, forged,
+//!   replayed, reordered or dropped in between) closes the socket; the
+//!   session resumes on a new one. The `Data` header gains the sender's
+//!   cumulative ack (u64 big-endian, after the `more` byte), so a
+//!   standalone `Ack` goes only when nothing flows back for a short while.
 
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -34,7 +46,7 @@ use crate::NodeId;
 pub const MAGIC: [u8; 4] = *b"MOBY";
 
 /// The wire protocol version this build speaks (history in the module docs).
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Largest frame accepted before the peer is authenticated.
 pub const HANDSHAKE_MAX_FRAME: usize = 4096;
@@ -47,6 +59,12 @@ const MAX_LISTEN_LEN: usize = 256;
 
 /// Domain separation of the authentication MAC.
 const AUTH_LABEL: &[u8] = b"mobility-auth-v1";
+
+/// Domain separation of the keys of the frames' tags.
+const FRAME_KEY_LABEL: &[u8] = b"mobility-frame-key-v2";
+
+/// Bytes of the tag at the end of every frame after the handshake.
+pub const TAG_LEN: usize = 16;
 
 /// Domain separation of session ids.
 const SESSION_LABEL: &[u8] = b"mobility-session-v1";
@@ -227,13 +245,24 @@ fn put(mac: &mut Hmac<Sha256>, field: &[u8]) {
     mac.update(field);
 }
 
-fn keyed(secret: &Secret, sender: Role, dialer: &Hello, listener: &Hello) -> Hmac<Sha256> {
+/// HMAC-SHA256 keyed by `key` (any length).
+pub(crate) fn hmac(key: &[u8]) -> Hmac<Sha256> {
     // HMAC accepts keys of any length: this cannot fail.
-    let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(secret.expose()) {
+    match <Hmac<Sha256> as Mac>::new_from_slice(key) {
         Ok(mac) => mac,
         Err(_) => unreachable!("HMAC takes keys of any length"),
-    };
-    put(&mut mac, AUTH_LABEL);
+    }
+}
+
+fn keyed(
+    label: &[u8],
+    secret: &Secret,
+    sender: Role,
+    dialer: &Hello,
+    listener: &Hello,
+) -> Hmac<Sha256> {
+    let mut mac = hmac(secret.expose());
+    put(&mut mac, label);
     mac.update(&PROTOCOL_VERSION.to_be_bytes());
     mac.update(&[sender.byte()]);
     put(&mut mac, &dialer.nonce);
@@ -252,7 +281,7 @@ fn keyed(secret: &Secret, sender: Role, dialer: &Hello, listener: &Hello) -> Hma
 /// listener), then both nonces, node ids and clusters (each
 /// length-prefixed) and both incarnations, dialer's first.
 pub fn compute_mac(secret: &Secret, sender: Role, dialer: &Hello, listener: &Hello) -> [u8; 32] {
-    keyed(secret, sender, dialer, listener)
+    keyed(AUTH_LABEL, secret, sender, dialer, listener)
         .finalize()
         .into_bytes()
         .into()
@@ -267,9 +296,20 @@ pub fn verify_mac(
     auth: &[u8],
 ) -> Result<(), HandshakeError> {
     let decoded: Auth = crate::decode(auth).map_err(|e| HandshakeError::BadAuth(e.to_string()))?;
-    keyed(secret, sender, dialer, listener)
+    keyed(AUTH_LABEL, secret, sender, dialer, listener)
         .verify_slice(&decoded.mac)
         .map_err(|_| HandshakeError::BadMac)
+}
+
+/// The key of the tags of the frames the side in role `sender` sends on
+/// this socket: HMAC-SHA256 keyed by `secret` over the same fields as
+/// [`compute_mac`] under another label. Never sent; new for every socket
+/// (both nonces are fresh), one per direction.
+pub fn frame_key(secret: &Secret, sender: Role, dialer: &Hello, listener: &Hello) -> [u8; 32] {
+    keyed(FRAME_KEY_LABEL, secret, sender, dialer, listener)
+        .finalize()
+        .into_bytes()
+        .into()
 }
 
 /// The id a session gets when this handshake creates it; both sides derive
@@ -334,6 +374,19 @@ mod tests {
     }
 
     #[test]
+    fn frame_keys_differ_per_direction_socket_and_secret() {
+        let (d, l) = hellos();
+        let s = Secret::from("s");
+        let to_listener = frame_key(&s, Role::Dialer, &d, &l);
+        let to_dialer = frame_key(&s, Role::Listener, &d, &l);
+        assert_ne!(to_listener, to_dialer);
+        assert_ne!(to_listener, compute_mac(&s, Role::Dialer, &d, &l));
+        assert_ne!(to_listener, frame_key(&Secret::from("t"), Role::Dialer, &d, &l));
+        let (d2, _) = hellos();
+        assert_ne!(to_listener, frame_key(&s, Role::Dialer, &d2, &l));
+    }
+
+    #[test]
     fn hello_checks() {
         let (d, _) = hellos();
         let own = NodeId::new("b").expect("valid");
@@ -343,13 +396,15 @@ mod tests {
             read_hello(&bytes, &d.node),
             Err(HandshakeError::SelfConnection(_))
         ));
-        let mut v2 = d.clone();
-        v2.version = 2;
-        let bytes = crate::encode(&v2).expect("encodes");
-        assert_eq!(
-            read_hello(&bytes, &own),
-            Err(HandshakeError::Version { theirs: 2 })
-        );
+        for theirs in [1, PROTOCOL_VERSION + 1] {
+            let mut other = d.clone();
+            other.version = theirs;
+            let bytes = crate::encode(&other).expect("encodes");
+            assert_eq!(
+                read_hello(&bytes, &own),
+                Err(HandshakeError::Version { theirs })
+            );
+        }
         let mut bad = d;
         bad.magic = *b"HTTP";
         let bytes = crate::encode(&bad).expect("encodes");

@@ -7,8 +7,9 @@
 //! - `establish`: runs the handshake on a socket, within its timeout;
 //! - `frame`: length-prefixed framing and the session frames;
 //! - `session`: reliable delivery across sockets (pure state machine);
-//! - `connection`: the reader and writer tasks of one socket;
-//! - `peer`: one task per peer, owning its session and reconnecting;
+//! - `connection`: one socket's framing and non-blocking writes;
+//! - `peer`: one task per peer, owning its session and its socket,
+//!   reconnecting;
 //! - `transport`: listener, connector, peer table.
 
 mod config;
@@ -26,4 +27,4 @@ mod session_tests;
 
 pub use config::{Identity, Secret, TcpConfig};
 pub use error::NetError;
-pub use transport::{Transport, TransportEvent};
+pub use transport::{EventHandler, Transport, TransportEvent};

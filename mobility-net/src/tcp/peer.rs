@@ -1,15 +1,18 @@
-//! One task per peer: it owns the session (`session.rs`), attaches the
-//! peer's authenticated sockets one at a time, performs the session's
-//! actions on them, and reconnects until `reconnect_for` runs out.
+//! One task per peer: it owns the session (`session.rs`) and the peer's
+//! current authenticated socket (reading it and writing to it itself,
+//! `connection.rs`), hands whole messages to the transport's handler,
+//! and reconnects until `reconnect_for` runs out.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::FutureExt;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::connection::{Conn, ConnEvent};
+use super::connection::{read_frame, Conn, Inbound};
 use super::establish::Established;
 use super::frame::{Wire, DATA_OVERHEAD};
 use super::handshake::{Hello, Role};
@@ -24,6 +27,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_DROPPED_TOLD: usize = 64;
 /// Frames handled before acks and queued messages get their turn.
 const BATCH: usize = 256;
+/// Longest a received chunk waits for a `Data` frame going back to carry
+/// its ack before a standalone `Ack` is sent.
+const ACK_DELAY: Duration = Duration::from_millis(2);
+/// Chunks received without telling the peer before an `Ack` goes at once.
+const ACK_EVERY: u64 = 32;
 
 /// What the transport tells a peer task.
 #[derive(Debug)]
@@ -45,7 +53,6 @@ pub(crate) fn spawn_peer(
     token: u64,
 ) -> mpsc::UnboundedSender<PeerCtrl> {
     let (ctrl_tx, ctrl) = mpsc::unbounded_channel();
-    let (conn_tx, conn_rx) = mpsc::unbounded_channel();
     let now = Instant::now();
     let task = PeerTask {
         inner,
@@ -53,8 +60,6 @@ pub(crate) fn spawn_peer(
         token,
         ctrl_tx: ctrl_tx.clone(),
         ctrl,
-        conn_tx,
-        conn_rx,
         info: None,
         session: None,
         session_incarnation: 0,
@@ -65,6 +70,7 @@ pub(crate) fn spawn_peer(
         resume_by: now,
         last_rx: now,
         next_ping: now,
+        ack_due: None,
         lost_since: None,
         next_dial: now,
         backoff: FIRST_BACKOFF,
@@ -103,8 +109,6 @@ struct PeerTask {
     token: u64,
     ctrl_tx: mpsc::UnboundedSender<PeerCtrl>,
     ctrl: mpsc::UnboundedReceiver<PeerCtrl>,
-    conn_tx: mpsc::UnboundedSender<ConnEvent>,
-    conn_rx: mpsc::UnboundedReceiver<ConnEvent>,
     info: Option<PeerInfo>,
     session: Option<Session>,
     /// The peer's incarnation when the session started.
@@ -119,6 +123,8 @@ struct PeerTask {
     resume_by: Instant,
     last_rx: Instant,
     next_ping: Instant,
+    /// When a standalone `Ack` goes if no `Data` frame carried it by then.
+    ack_due: Option<Instant>,
     /// Since when no socket is live (while a session waits for one).
     lost_since: Option<Instant>,
     next_dial: Instant,
@@ -128,21 +134,47 @@ struct PeerTask {
 
 impl PeerTask {
     async fn run(mut self) {
+        // One timer for the task's whole life, moved only when a deadline
+        // comes sooner than the one it is set to (or after it fired): a
+        // deadline that moves later (each ack that rides on a `Data` frame
+        // clears one) leaves it be, and it fires early for nothing at
+        // worst. So a busy peer registers no timer per message.
+        let timer = tokio::time::sleep_until(Instant::now());
+        tokio::pin!(timer);
+        let mut armed: Option<Instant> = None;
         loop {
             let deadline = self.deadline();
+            if let Some(deadline) = deadline {
+                if armed.is_none_or(|at| deadline < at) {
+                    timer.as_mut().reset(deadline);
+                    armed = Some(deadline);
+                }
+            }
+            let (reader, writer) = match &mut self.conn {
+                Some(conn) => {
+                    let (reader, writer) = conn.halves();
+                    (Some(reader), writer)
+                }
+                None => (None, None),
+            };
             tokio::select! {
                 biased;
                 () = self.inner.shutdown.cancelled() => break,
                 Some(msg) = self.ctrl.recv() => self.on_ctrl(msg),
-                Some(event) = self.conn_rx.recv() => {
-                    self.on_conn_event(event);
+                r = writable(writer) => {
+                    if let Err(e) = r {
+                        self.drop_conn(&format!("write failed: {e}"));
+                    }
+                }
+                frame = next_frame(reader) => {
+                    self.on_read(frame);
                     for _ in 0..BATCH {
-                        match self.conn_rx.try_recv() {
-                            Ok(event) => self.on_conn_event(event),
-                            Err(_) => break,
+                        let Some(conn) = &mut self.conn else { break };
+                        match read_frame(conn.halves().0).now_or_never() {
+                            Some(frame) => self.on_read(frame),
+                            None => break,
                         }
                     }
-                    self.flush_ack();
                 }
                 msg = next_outgoing(&mut self.outgoing) => match msg {
                     Some(msg) => {
@@ -157,7 +189,10 @@ impl PeerTask {
                     // Every `LinkSender` is gone: nothing more will be queued.
                     None => self.outgoing = None,
                 },
-                () = sleep_until(deadline) => self.on_timer(),
+                () = &mut timer, if armed.is_some() => {
+                    armed = None;
+                    self.on_timer();
+                }
             }
             self.pump();
             while self.session.is_none() && self.conn.is_none() {
@@ -190,7 +225,10 @@ impl PeerTask {
     fn deadline(&self) -> Option<Instant> {
         let config = self.inner.config();
         match &self.conn {
-            Some(_) if self.live => Some(self.next_ping.min(self.last_rx + config.idle_timeout)),
+            Some(_) if self.live => {
+                let idle = self.next_ping.min(self.last_rx + config.idle_timeout);
+                Some(self.ack_due.map_or(idle, |ack| ack.min(idle)))
+            }
             Some(_) => Some(self.resume_by),
             None => {
                 let give_up = self.lost_since.map(|t| t + config.reconnect_for);
@@ -220,9 +258,17 @@ impl PeerTask {
                 }
             } else if now >= self.last_rx + config.idle_timeout {
                 self.drop_conn(&format!("nothing received for {:?}", config.idle_timeout));
-            } else if now >= self.next_ping {
-                self.send(Wire::Ping);
-                self.next_ping = now + config.idle_timeout / 3;
+            } else {
+                if self.ack_due.is_some_and(|due| now >= due) {
+                    self.ack_due = None;
+                    if let Some(ack) = self.session.as_mut().and_then(Session::take_ack) {
+                        self.send(ack);
+                    }
+                }
+                if now >= self.next_ping {
+                    self.send(Wire::Ping);
+                    self.next_ping = now + config.idle_timeout / 3;
+                }
             }
             return;
         }
@@ -304,19 +350,18 @@ impl PeerTask {
         }
         self.info = Some(info);
         let config = self.inner.config();
-        let id = self.inner.next_id();
-        let conn = Conn::spawn(
-            id,
+        let conn = Conn::new(
             dialed_by_me,
             established.socket,
             config.max_frame,
-            self.conn_tx.clone(),
+            &established.keys,
         );
         let now = Instant::now();
         self.pending_session = established.session_id;
         self.resume_by = now + config.handshake_timeout;
         self.last_rx = now;
         self.next_ping = now + config.idle_timeout / 3;
+        self.ack_due = None;
         self.live = false;
         let dropped = self.inner.dropped(&self.peer);
         let resume = match &mut self.session {
@@ -327,8 +372,8 @@ impl PeerTask {
                 upto: 0,
             },
         };
-        conn.send(resume);
         self.conn = Some(conn);
+        self.send(resume);
     }
 
     /// Drops the current socket; the session (if any) waits for another.
@@ -337,6 +382,7 @@ impl PeerTask {
             tracing::info!(peer = %self.peer, %reason, "socket dropped");
         }
         self.live = false;
+        self.ack_due = None;
         if let Some(session) = &mut self.session {
             session.disconnect();
             let now = Instant::now();
@@ -362,7 +408,7 @@ impl PeerTask {
         if let Some(session) = self.session.take() {
             self.inner.record_dropped(&self.peer, session.id());
             tracing::warn!(peer = %self.peer, %reason, "peer lost");
-            let _ = self.inner.events.send(TransportEvent::PeerLost {
+            self.inner.emit(TransportEvent::PeerLost {
                 peer: self.peer.clone(),
                 reason: reason.to_owned(),
             });
@@ -372,24 +418,22 @@ impl PeerTask {
         self.conn = None;
     }
 
-    fn on_conn_event(&mut self, event: ConnEvent) {
-        let current = self.conn.as_ref().map(|c| c.id);
-        match event {
-            ConnEvent::Closed(id, reason) if Some(id) == current => {
-                if reason.starts_with("bad frame") || reason.starts_with("read failed") {
-                    tracing::warn!(peer = %self.peer, %reason, "closing socket");
-                }
-                self.drop_conn(&reason);
-            }
-            ConnEvent::Frame(id, wire) if Some(id) == current => {
+    /// A frame read from the current socket, or why it is to be closed.
+    fn on_read(&mut self, frame: Result<Wire, String>) {
+        match frame {
+            Ok(wire) => {
                 self.last_rx = Instant::now();
                 if let Err(reason) = self.on_frame(wire) {
                     tracing::warn!(peer = %self.peer, %reason, "protocol violation");
                     self.drop_conn(&reason);
                 }
             }
-            // Late news from a socket already dropped.
-            _ => {}
+            Err(reason) => {
+                if reason.starts_with("bad frame") || reason.starts_with("read failed") {
+                    tracing::warn!(peer = %self.peer, %reason, "closing socket");
+                }
+                self.drop_conn(&reason);
+            }
         }
     }
 
@@ -406,13 +450,26 @@ impl PeerTask {
             (Wire::Resume { .. }, false) => Err("Resume lists too many dropped sessions".into()),
             (Wire::Resume { .. }, true) => Err("second Resume".into()),
             (_, false) => Err("session frame before Resume".into()),
-            (Wire::Data { seq, more, bytes }, true) => {
+            (
+                Wire::Data {
+                    seq,
+                    more,
+                    ack,
+                    bytes,
+                },
+                true,
+            ) => {
                 let Some(session) = &mut self.session else {
                     return Ok(());
                 };
+                if let Err(e) = session.on_ack(ack) {
+                    let reason = format!("session broken by the peer: {e}");
+                    self.lose_session(&reason);
+                    return Err(reason);
+                }
                 match session.on_data(seq, more, bytes) {
                     Ok(Some(frame)) => {
-                        let _ = self.inner.events.send(TransportEvent::Frame {
+                        self.inner.emit(TransportEvent::Frame {
                             peer: self.peer.clone(),
                             frame,
                         });
@@ -499,14 +556,15 @@ impl PeerTask {
         let (tx, rx) = mpsc::unbounded_channel();
         let link = LinkSender::tcp(tx, info.max_message);
         tracing::info!(peer = %self.peer, cluster = %info.cluster, "peer up");
-        let _ = self.inner.events.send(TransportEvent::PeerUp {
+        let up = TransportEvent::PeerUp {
             peer: self.peer.clone(),
             cluster: info.cluster.clone(),
             link,
-        });
+        };
         self.session = Some(session);
         self.session_incarnation = info.incarnation;
         self.outgoing = Some(rx);
+        self.inner.emit(up);
     }
 
     fn queue(&mut self, msg: Bytes) {
@@ -515,44 +573,69 @@ impl PeerTask {
         }
     }
 
-    fn send(&self, wire: Wire) {
-        if let Some(conn) = &self.conn {
-            conn.send(wire);
-        }
-    }
-
-    /// Puts every chunk the session has to send on the socket.
-    fn pump(&mut self) {
-        if !self.live {
-            return;
-        }
-        let (Some(conn), Some(session)) = (&self.conn, &mut self.session) else {
-            return;
-        };
-        while let Some(wire) = session.poll_transmit() {
-            conn.send(wire);
-        }
-    }
-
-    fn flush_ack(&mut self) {
-        if let (Some(conn), Some(session)) = (&self.conn, &mut self.session) {
-            if let Some(ack) = session.take_ack() {
-                conn.send(ack);
+    /// Queues a frame on the current socket (written by `pump`).
+    fn send(&mut self, wire: Wire) {
+        if let Some(conn) = &mut self.conn {
+            if let Err(reason) = conn.push(wire) {
+                self.drop_conn(&reason);
             }
         }
+    }
+
+    /// Puts every chunk the session has to send on the socket (each
+    /// carrying the ack of what arrived), sends or schedules a standalone
+    /// ack for the rest, and writes what the socket takes.
+    fn pump(&mut self) {
+        let Some(conn) = &mut self.conn else { return };
+        let mut failed = None;
+        if let (true, Some(session)) = (self.live, &mut self.session) {
+            while let Some(wire) = session.poll_transmit() {
+                if let Err(reason) = conn.push(wire) {
+                    failed = Some(reason);
+                    break;
+                }
+            }
+            let backlog = session.ack_backlog();
+            if backlog == 0 {
+                self.ack_due = None;
+            } else if backlog >= ACK_EVERY {
+                self.ack_due = None;
+                if let Some(ack) = session.take_ack() {
+                    if let Err(reason) = conn.push(ack) {
+                        failed = Some(reason);
+                    }
+                }
+            } else if self.ack_due.is_none() {
+                self.ack_due = Some(Instant::now() + ACK_DELAY);
+            }
+        }
+        if failed.is_none() && conn.has_output() {
+            failed = conn.flush().err();
+        }
+        if let Some(reason) = failed {
+            tracing::info!(peer = %self.peer, %reason, "closing socket");
+            self.drop_conn(&reason);
+        }
+    }
+}
+
+async fn writable(writer: Option<&OwnedWriteHalf>) -> std::io::Result<()> {
+    match writer {
+        Some(writer) => writer.writable().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_frame(reader: Option<&mut Inbound>) -> Result<Wire, String> {
+    match reader {
+        Some(reader) => read_frame(reader).await,
+        None => std::future::pending().await,
     }
 }
 
 async fn next_outgoing(rx: &mut Option<mpsc::UnboundedReceiver<Bytes>>) -> Option<Bytes> {
     match rx {
         Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
     }
 }

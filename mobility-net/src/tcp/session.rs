@@ -8,6 +8,11 @@
 //! socket is replaced, each side tells the other the last chunk it received
 //! (`Resume`) and the sender starts again right after it: every message is
 //! delivered exactly once, in order, whatever the sockets do.
+//!
+//! Acks ride on `Data` frames going the other way (each carries the last
+//! chunk its sender received); the peer task sends a standalone `Ack` only
+//! when nothing goes back for a short while or too many chunks wait for
+//! one ([`Session::ack_backlog`]).
 
 use std::collections::VecDeque;
 
@@ -199,11 +204,19 @@ impl Session {
         let index = usize::try_from(next - self.acked - 1).ok()?;
         let chunk = self.unacked.get(index)?;
         self.next_send = Some(next + 1);
+        self.ack_sent = self.received;
         Some(Wire::Data {
             seq: chunk.seq,
             more: chunk.more,
+            ack: self.received,
             bytes: chunk.bytes.clone(),
         })
+    }
+
+    /// How many chunks arrived since the peer was last told (by a `Resume`,
+    /// an `Ack` or the ack piggybacked on a `Data` frame).
+    pub(crate) fn ack_backlog(&self) -> u64 {
+        self.received - self.ack_sent
     }
 
     /// An ack to send, if chunks arrived since the last one the peer knows of.
@@ -218,7 +231,9 @@ impl Session {
         }
     }
 
-    /// The peer acknowledged every chunk up to `upto`.
+    /// The peer acknowledged every chunk up to `upto` (an `Ack`, or the ack
+    /// of a `Data` frame: an old one, replayed by a new socket, is below
+    /// what was already acknowledged and changes nothing).
     pub(crate) fn on_ack(&mut self, upto: u64) -> Result<(), SessionError> {
         let sent = self.next_seq - 1;
         if upto > sent {

@@ -1,6 +1,8 @@
 //! Property test of the session state machine: random interleavings of
 //! sends, deliveries, acks, lost frames, duplicated frames, cut sockets and
-//! reconnects; every message must arrive exactly once, in order.
+//! reconnects; every message must arrive exactly once, in order. Acks go
+//! both standalone and piggybacked on `Data` frames (lost, doubled and
+//! replayed with them).
 
 use std::collections::VecDeque;
 
@@ -109,16 +111,25 @@ impl World {
             };
             let side = &mut self.sides[to];
             match wire {
-                Wire::Data { seq, more, bytes } => match side.session.on_data(seq, more, bytes) {
-                    Ok(Some(msg)) => side.got.push(msg),
-                    Ok(None) => {}
-                    Err(e) => {
-                        assert!(!e.is_fatal(), "{e}");
-                        // The shell drops the socket.
-                        self.cut();
-                        return;
+                Wire::Data {
+                    seq,
+                    more,
+                    ack,
+                    bytes,
+                } => {
+                    // The peer task applies the piggybacked ack first.
+                    side.session.on_ack(ack).expect("valid piggybacked ack");
+                    match side.session.on_data(seq, more, bytes) {
+                        Ok(Some(msg)) => side.got.push(msg),
+                        Ok(None) => {}
+                        Err(e) => {
+                            assert!(!e.is_fatal(), "{e}");
+                            // The shell drops the socket.
+                            self.cut();
+                            return;
+                        }
                     }
-                },
+                }
                 Wire::Ack { upto } => side.session.on_ack(upto).expect("valid ack"),
                 other => panic!("unexpected {other:?}"),
             }
@@ -226,7 +237,10 @@ fn a_gap_is_refused_and_resuming_fills_it() {
     a.send(Bytes::from_static(b"0123456789"));
     let frames: Vec<Wire> = std::iter::from_fn(|| a.poll_transmit()).collect();
     assert_eq!(frames.len(), 3, "10 bytes in chunks of 4");
-    let Wire::Data { seq, more, bytes } = frames[1].clone() else {
+    let Wire::Data {
+        seq, more, bytes, ..
+    } = frames[1].clone()
+    else {
         panic!("data")
     };
     assert!(
@@ -243,7 +257,10 @@ fn an_oversized_message_is_fatal() {
     b.connect(0).expect("fresh");
     a.send(Bytes::from_static(b"0123456789"));
     let mut result = Ok(None);
-    while let Some(Wire::Data { seq, more, bytes }) = a.poll_transmit() {
+    while let Some(Wire::Data {
+        seq, more, bytes, ..
+    }) = a.poll_transmit()
+    {
         result = b.on_data(seq, more, bytes);
         if result.is_err() {
             break;
@@ -261,4 +278,75 @@ fn a_resume_outside_what_was_sent_is_refused() {
     assert!(a.on_ack(5).is_err(), "ack beyond");
     a.disconnect();
     assert!(a.connect(0).is_err(), "behind what was acked");
+}
+
+/// Delivers every frame `from` has to send to `to`, applying piggybacked
+/// acks; returns the messages completed.
+fn transfer(from: &mut Session, to: &mut Session) -> Vec<Bytes> {
+    let mut got = Vec::new();
+    while let Some(wire) = from.poll_transmit() {
+        let Wire::Data {
+            seq,
+            more,
+            ack,
+            bytes,
+        } = wire
+        else {
+            panic!("data expected")
+        };
+        to.on_ack(ack).expect("valid ack");
+        if let Some(msg) = to.on_data(seq, more, bytes).expect("in order") {
+            got.push(msg);
+        }
+    }
+    got
+}
+
+#[test]
+fn request_reply_traffic_needs_no_standalone_ack() {
+    let mut a = Session::new([0; 16], 64, 1 << 20);
+    let mut b = Session::new([0; 16], 64, 1 << 20);
+    a.connect(0).expect("fresh");
+    b.connect(0).expect("fresh");
+    for i in 0..100u32 {
+        let request = Bytes::from(i.to_be_bytes().to_vec());
+        a.send(request.clone());
+        assert_eq!(transfer(&mut a, &mut b), vec![request]);
+        assert_eq!(b.ack_backlog(), 1);
+        let reply = Bytes::from((i + 1).to_be_bytes().to_vec());
+        b.send(reply.clone());
+        assert_eq!(transfer(&mut b, &mut a), vec![reply]);
+        // The reply carried b's ack: a holds nothing, b only its reply.
+        assert_eq!(b.ack_backlog(), 0);
+        assert_eq!(a.unacked(), 0);
+        assert_eq!(b.unacked(), 1);
+        assert_eq!(a.ack_backlog(), 1);
+    }
+    assert!(
+        a.take_ack().is_some(),
+        "a standalone ack settles the last reply"
+    );
+    assert!(a.take_ack().is_none());
+}
+
+#[test]
+fn a_stale_piggybacked_ack_changes_nothing() {
+    let mut a = Session::new([0; 16], 4, 100);
+    let mut b = Session::new([0; 16], 4, 100);
+    a.connect(0).expect("fresh");
+    b.connect(0).expect("fresh");
+    a.send(Bytes::from_static(b"one"));
+    a.send(Bytes::from_static(b"two"));
+    transfer(&mut a, &mut b);
+    b.send(Bytes::from_static(b"r1"));
+    let first = b.poll_transmit().expect("data");
+    b.send(Bytes::from_static(b"r2"));
+    let second = b.poll_transmit().expect("data");
+    for wire in [second, first] {
+        let Wire::Data { ack, .. } = wire else {
+            panic!("data")
+        };
+        a.on_ack(ack).expect("an old ack is fine");
+    }
+    assert_eq!(a.unacked(), 0);
 }

@@ -50,6 +50,25 @@ pub enum TransportEvent {
     },
 }
 
+/// Takes the transport's events as they happen (see [`Transport::bind_with`]).
+///
+/// It is called on the task of the peer an event is about: one call at a
+/// time per peer, in order (a peer's `PeerUp` before its first `Frame`,
+/// its `PeerLost` after its last), calls for different peers possibly at
+/// once. It runs on the path of every message, so it must be quick and
+/// must not block: hand longer work to another task. It may send on any
+/// `LinkSender`, the peer's own included.
+pub type EventHandler = Arc<dyn Fn(TransportEvent) + Send + Sync>;
+
+/// The handler, with a `Debug` for `Inner`.
+struct Handler(EventHandler);
+
+impl fmt::Debug for Handler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EventHandler")
+    }
+}
+
 /// How many lost sessions per peer are remembered (and told in `Resume`).
 const MAX_DROPPED: usize = 8;
 
@@ -83,7 +102,7 @@ pub(crate) struct Inner {
     waiters: Mutex<HashMap<NodeId, Vec<oneshot::Sender<()>>>>,
     /// The last sessions with each peer that were reported lost.
     dropped: Mutex<HashMap<NodeId, VecDeque<SessionId>>>,
-    pub(crate) events: mpsc::UnboundedSender<TransportEvent>,
+    events: Handler,
     permits: Arc<Semaphore>,
     pub(crate) shutdown: CancellationToken,
     next_id: AtomicU64,
@@ -106,6 +125,11 @@ impl Inner {
     /// A fresh id for a socket or a peer entry.
     pub(crate) fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Hands an event to the handler (on the calling peer task).
+    pub(crate) fn emit(&self, event: TransportEvent) {
+        (self.events.0)(event);
     }
 
     pub(crate) fn config(&self) -> &TcpConfig {
@@ -295,6 +319,23 @@ impl Transport {
         config: TcpConfig,
         addr: &str,
     ) -> Result<(Transport, mpsc::UnboundedReceiver<TransportEvent>), NetError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let handler: EventHandler = Arc::new(move |event| {
+            let _ = tx.send(event);
+        });
+        let transport = Transport::bind_with(identity, config, addr, handler).await?;
+        Ok((transport, rx))
+    }
+
+    /// Like [`Transport::bind`], but every event is given to `handler` as
+    /// it happens, on the task of its peer, with no channel nor task in
+    /// between (see [`EventHandler`] for what it may do).
+    pub async fn bind_with(
+        identity: Identity,
+        config: TcpConfig,
+        addr: &str,
+        handler: EventHandler,
+    ) -> Result<Transport, NetError> {
         let config = config.sanitized();
         let bind_error = |source| NetError::Bind {
             addr: addr.to_owned(),
@@ -306,7 +347,6 @@ impl Transport {
             addr: addr.to_owned(),
             source: std::io::Error::other(e.to_string()),
         })?);
-        let (events, rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             local: Local {
                 identity,
@@ -321,7 +361,7 @@ impl Transport {
             addrs: Mutex::new(HashMap::new()),
             waiters: Mutex::new(HashMap::new()),
             dropped: Mutex::new(HashMap::new()),
-            events,
+            events: Handler(handler),
             permits: Arc::new(Semaphore::new(config.max_connections)),
             shutdown: CancellationToken::new(),
             next_id: AtomicU64::new(1),
@@ -329,13 +369,10 @@ impl Transport {
         tokio::spawn(accept_loop(Arc::clone(&inner), listener));
         tracing::info!(node = %inner.local.identity.node, %local_addr, "listening");
         let guard = Arc::new(ShutdownOnDrop(inner.shutdown.clone()));
-        Ok((
-            Transport {
-                inner,
-                _guard: guard,
-            },
-            rx,
-        ))
+        Ok(Transport {
+            inner,
+            _guard: guard,
+        })
     }
 
     /// The address the listener is bound to.
