@@ -47,17 +47,25 @@ fn numbered(i: u32, pad: usize) -> Bytes {
     Bytes::from(v)
 }
 
+/// Why forwarding stopped.
+enum End {
+    /// The side read from closed.
+    FromClosed,
+    /// The side written to closed.
+    ToClosed,
+}
+
 /// Forwards frames from `from` to `to`, attacking tagged frame `AT` if
-/// `attack` is given; returns when `from` ends or `to` fails.
-async fn forward(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, attack: Option<Attack>) {
+/// `attack` is given; returns when either side closes.
+async fn forward(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, attack: Option<Attack>) -> End {
     for k in 0.. {
         let mut len = [0u8; 4];
         if from.read_exact(&mut len).await.is_err() {
-            return;
+            return End::FromClosed;
         }
         let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
         if from.read_exact(&mut body).await.is_err() {
-            return;
+            return End::FromClosed;
         }
         let out = match attack {
             Some(attack) if k == HANDSHAKE_FRAMES + AT => match attack {
@@ -84,10 +92,11 @@ async fn forward(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, attack: Option
         for frame in out {
             let len = (frame.len() as u32).to_be_bytes();
             if to.write_all(&len).await.is_err() || to.write_all(&frame).await.is_err() {
-                return;
+                return End::ToClosed;
             }
         }
     }
+    unreachable!("frames are counted up from 0 forever")
 }
 
 /// A proxy that forwards one connection to `target`, attacking one frame
@@ -115,8 +124,14 @@ async fn attacking_proxy(
         let mut to_listener = tokio::spawn(forward(cr, sw, up));
         let mut to_dialer = tokio::spawn(forward(sr, cw, down));
         let closer = tokio::select! {
-            _ = &mut to_listener => Closer::Dialer,
-            _ = &mut to_dialer => Closer::Listener,
+            end = &mut to_listener => match end {
+                Ok(End::ToClosed) => Closer::Listener,
+                _ => Closer::Dialer,
+            },
+            end = &mut to_dialer => match end {
+                Ok(End::ToClosed) => Closer::Dialer,
+                _ => Closer::Listener,
+            },
         };
         to_listener.abort();
         to_dialer.abort();
@@ -145,7 +160,10 @@ async fn attacked(attack: Attack, toward_listener: bool) {
     }
     let got = frames(events, from, n as usize).await;
     let sent: Vec<Bytes> = (0..n).map(|i| numbered(i, 1000)).collect();
-    assert!(got == sent, "{attack:?}: lost, doubled, reordered or altered");
+    assert!(
+        got == sent,
+        "{attack:?}: lost, doubled, reordered or altered"
+    );
     let expected = if toward_listener {
         Closer::Listener
     } else {

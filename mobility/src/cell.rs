@@ -945,30 +945,7 @@ impl<A: Actor> Cell<A> {
             mobility_net::encode_into(&snapshot, &mut frame).map(|()| (frame, start))
         });
         // Measure the state alone: the same snapshot with a unit state (1 byte).
-        let Snapshot {
-            from,
-            name,
-            queue,
-            tracker,
-            timers,
-            next_timer,
-            monitors,
-            postponed,
-            owed,
-            ..
-        } = snapshot;
-        let meta = Snapshot {
-            state: (),
-            from,
-            name,
-            queue,
-            tracker,
-            timers,
-            next_timer,
-            monitors,
-            postponed,
-            owed,
-        };
+        let meta = snapshot.with_state(());
         let meta_bytes = mobility_net::encode(&meta).map_or(0, |b| b.len() as u64);
         let captured_queue = meta.queue;
         let (frame, snapshot_start) = match encoded {

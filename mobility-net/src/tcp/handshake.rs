@@ -381,7 +381,10 @@ mod tests {
         let to_dialer = frame_key(&s, Role::Listener, &d, &l);
         assert_ne!(to_listener, to_dialer);
         assert_ne!(to_listener, compute_mac(&s, Role::Dialer, &d, &l));
-        assert_ne!(to_listener, frame_key(&Secret::from("t"), Role::Dialer, &d, &l));
+        assert_ne!(
+            to_listener,
+            frame_key(&Secret::from("t"), Role::Dialer, &d, &l)
+        );
         let (d2, _) = hellos();
         assert_ne!(to_listener, frame_key(&s, Role::Dialer, &d2, &l));
     }
