@@ -1,7 +1,10 @@
-//! The main job: two nodes in one process, a counter actor migrating between
-//! them while senders on both nodes keep sending numbered messages and
-//! requests. Every move's report is printed, then the tally: everything sent
-//! was handled exactly once and in order, nothing was lost.
+//! The main job: a cluster of two nodes (`home`: node-a, node-b) and a node
+//! of another cluster (`away`: node-c), all on loopback TCP in one process.
+//! A tally actor moves inside the cluster and out to the other cluster and
+//! back, again and again, while senders on node-a and node-b keep sending
+//! numbered messages and requests. Every move's report is printed, then the
+//! tally: everything sent was handled exactly once and in order, nothing was
+//! lost.
 //!
 //! Run with `cargo run --example demo` (add `RUST_LOG=mobility=debug` to see
 //! the runtime's events).
@@ -106,15 +109,40 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .init();
 
-    let a = Node::builder().id("node-a").start().await?;
-    let b = Node::builder().id("node-b").start().await?;
-    a.connect_in_process(&b)?;
-    println!("started {} and {}, linked in process", a.id(), b.id());
+    const HOME: &str = "a secret of cluster home";
+    const FEDERATION: &str = "a secret home and away share";
+    let node = |id: &'static str, cluster: &'static str, secret: &'static str| {
+        Node::builder()
+            .id(id)
+            .cluster(cluster, secret)
+            .trust_cluster(if cluster == "home" { "away" } else { "home" }, FEDERATION)
+            .listen("127.0.0.1:0")
+            .start()
+    };
+    let a = node("node-a", "home", HOME).await?;
+    let b = node("node-b", "home", HOME).await?;
+    let c = node("node-c", "away", "a secret of cluster away").await?;
+    let addr = |n: &Node| {
+        n.listen_addr()
+            .map(|a| a.to_string())
+            .ok_or("not listening")
+    };
+    a.connect(&addr(&b)?).await?;
+    println!(
+        "cluster home: {} on {}, {} on {}; cluster away: {} on {}",
+        a.id(),
+        addr(&a)?,
+        b.id(),
+        addr(&b)?,
+        c.id(),
+        addr(&c)?
+    );
+    let to_c: Destination = format!("tcp://{}", addr(&c)?).parse()?;
 
     let tally = a.spawn_named("tally", Tally::default()).await?;
     println!("spawned actor {} on {} as \"tally\"", tally.id(), a.id());
 
-    // Two senders on each node; those on node-b send through node-b.
+    // Two senders on each node of cluster home; those on node-b send through node-b.
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut senders = Vec::new();
     for (i, node) in [&a, &b, &a, &b].into_iter().enumerate() {
@@ -123,14 +151,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         senders.push(tokio::spawn(sender(name, handle, stop_rx.clone())));
     }
 
-    println!("\nmigrating under load:");
+    println!("\nmigrating under load (inside the cluster, out to the other cluster, back):");
     let mut freezes = Vec::new();
-    for round in 0..10 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let dest = if round % 2 == 0 { b.id() } else { a.id() };
+    for round in 0..12 {
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        let dest: Destination = match round % 3 {
+            0 => b.id().into(),
+            1 => to_c.clone(),
+            _ => a.id().into(),
+        };
         let report = a.migrate(&tally, dest).await?;
+        let kind = if report.to == *c.id() || report.from == *c.id() {
+            "across clusters"
+        } else {
+            "in cluster"
+        };
         println!(
-            "  move {:>2}: {} -> {}  freeze {:>8.3?}  (capture {:.3?}, prepare {:.3?}, commit {:.3?})  {} B state, {} queued msgs moved, {} forwarded",
+            "  move {:>2}: {} -> {} ({kind:>15})  freeze {:>9.3?}  (capture {:.3?}, prepare {:.3?}, commit {:.3?})  {} B state, {} queued, {} forwarded",
             round + 1,
             report.from,
             report.to,
@@ -177,6 +214,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ok = totals.handled == sent && totals.duplicates == 0 && totals.out_of_order == 0;
     a.shutdown().await;
     b.shutdown().await;
+    c.shutdown().await;
     if !ok {
         return Err("a message was lost, duplicated or reordered".into());
     }

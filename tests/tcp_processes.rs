@@ -21,24 +21,31 @@ struct NodeProcess {
 
 fn example_binary() -> PathBuf {
     // target/<profile>/deps/<this test> -> target/<profile>/examples/tcp_node
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir");
-    let binary = profile_dir
-        .join("examples")
-        .join(format!("tcp_node{}", std::env::consts::EXE_SUFFIX));
-    if !binary.exists() {
-        // `cargo test` builds examples; make sure when run alone.
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--example", "tcp_node"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cargo build");
-        assert!(status.success(), "building the tcp_node example failed");
-    }
-    binary
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            // Up to date even when this test is run alone (a stale binary
+            // would speak an older protocol).
+            let exe = std::env::current_exe().expect("test binary path");
+            let profile_dir = exe
+                .parent()
+                .and_then(|deps| deps.parent())
+                .expect("target dir");
+            let mut build = Command::new(env!("CARGO"));
+            build.args(["build", "--example", "tcp_node"]);
+            if profile_dir.ends_with("release") {
+                build.arg("--release");
+            }
+            let status = build
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("cargo build");
+            assert!(status.success(), "building the tcp_node example failed");
+            profile_dir
+                .join("examples")
+                .join(format!("tcp_node{}", std::env::consts::EXE_SUFFIX))
+        })
+        .clone()
 }
 
 impl NodeProcess {

@@ -244,9 +244,13 @@ async fn a_truncated_frame_then_close_is_handled() {
     s.write_all(&[1u8; 10]).await.expect("writes");
     s.shutdown().await.expect("half-closes");
     assert_closed(&mut s, QUICK).await;
-    // Garbage after authentication: a frame that is no session frame.
+    // Garbage after authentication: a frame without a valid tag, then a
+    // frame with a valid tag that is no session frame.
     let (mut s, _) = raw_handshake(&a, "node-u", "c", "s").await;
     write_frame(&mut s, b"\xff\xff\xff").await;
+    assert_closed(&mut s, QUICK).await;
+    let (mut s, _, key) = raw_handshake_keyed(&a, "node-v", "c", "s").await;
+    write_frame(&mut s, &tagged(&key, 0, b"\xff\xff\xff")).await;
     assert_closed(&mut s, QUICK).await;
     assert_serves(&a, &mut ea, "c", "s").await;
 }
@@ -324,7 +328,7 @@ async fn an_idle_peer_is_dropped_then_reported_lost() {
         ..config()
     };
     let (a, mut ea) = start("node-a", "c", "s", config).await;
-    let (mut s, _) = raw_handshake(&a, "node-i", "c", "s").await;
+    let (mut s, _, key) = raw_handshake_keyed(&a, "node-i", "c", "s").await;
     let mut resume = vec![0u8];
     resume.extend(
         mobility_net::encode(&Control::Resume {
@@ -334,7 +338,7 @@ async fn an_idle_peer_is_dropped_then_reported_lost() {
         })
         .expect("encodes"),
     );
-    write_frame(&mut s, &resume).await;
+    write_frame(&mut s, &tagged(&key, 0, &resume)).await;
     let _link = peer_up(&mut ea, &node("node-i")).await;
     // It answers no ping: dropped after the idle timeout.
     let started = Instant::now();

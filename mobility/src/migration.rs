@@ -209,6 +209,32 @@ pub(crate) struct Snapshot<S> {
 }
 
 impl<S> Snapshot<S> {
+    /// Every node this snapshot owes something to: callers of queued,
+    /// held, postponed and deferred requests, and monitors.
+    pub(crate) fn nodes_owed(&self) -> Vec<NodeId> {
+        let queued = self
+            .queue
+            .iter()
+            .chain(&self.postponed)
+            .filter_map(|q| match q {
+                QueuedWire::Numbered(envelope) => Some(&envelope.origin.node),
+                QueuedWire::Replay { reply, .. } => reply.as_ref().map(|r| &r.node),
+                QueuedWire::Timer(..) => None,
+            });
+        let held = self.tracker.held().map(|envelope| &envelope.origin.node);
+        let owed = self.owed.iter().map(|r| &r.node);
+        let monitors = self.monitors.iter().map(|(node, _)| node);
+        let mut nodes: Vec<NodeId> = queued
+            .chain(held)
+            .chain(owed)
+            .chain(monitors)
+            .cloned()
+            .collect();
+        nodes.sort();
+        nodes.dedup();
+        nodes
+    }
+
     /// The same snapshot around another state (e.g. `()`, to measure what
     /// the state alone weighs).
     pub(crate) fn with_state<T>(self, state: T) -> Snapshot<T> {

@@ -418,7 +418,9 @@ impl Node {
     /// connecting to them.
     pub(crate) async fn resolve(&self, dest: &Destination) -> Result<NodeId, MigrationFailure> {
         match dest {
-            Destination::Node(id) if self.has_peer(id) || id == self.id() => Ok(id.clone()),
+            Destination::Node(id) if self.has_peer(id) || id == self.id() || self.has_route(id) => {
+                Ok(id.clone())
+            }
             Destination::Node(id) => match self.address_of(id) {
                 Some(addr) => self
                     .connect(&addr)
@@ -716,6 +718,11 @@ impl Node {
         snapshot: Box<Snapshot<A>>,
         started: Instant,
     ) -> Result<(), MigrationFailure> {
+        // What the actor owes to nodes we have no link to goes back the way
+        // it came: through the source.
+        for owed in snapshot.nodes_owed() {
+            self.learn_route(&owed, &from);
+        }
         let entry = self
             .entry_for::<A>(actor, from.clone(), epoch.saturating_sub(1))
             .map_err(|e| MigrationFailure::Codec(e.to_string()))?;
@@ -847,6 +854,13 @@ impl Node {
                 tracing::warn!(node = %self.id(), peer = %from, error = %e, "dropped an undecodable frame")
             }
         }
+    }
+
+    /// Whether frames for `node` can be relayed by a linked node.
+    fn has_route(&self, node: &NodeId) -> bool {
+        read(&self.shared.relays)
+            .get(node)
+            .is_some_and(|hop| self.has_peer(hop))
     }
 
     /// Remembers that `origin` can be reached through linked node `via`.

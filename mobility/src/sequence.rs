@@ -157,6 +157,11 @@ impl<S: Clone + Eq + Hash, T> Tracker<S, T> {
         out
     }
 
+    /// The messages held back, in no particular order.
+    pub(crate) fn held(&self) -> impl Iterator<Item = &T> {
+        self.held.values().flat_map(BTreeMap::values)
+    }
+
     /// A tracker with the same expected numbers and nothing held.
     pub(crate) fn clone_expected<U>(&self) -> Tracker<S, U> {
         Tracker {

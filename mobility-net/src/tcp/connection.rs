@@ -13,15 +13,13 @@ use std::io::{self, IoSlice};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 
 use super::establish::FrameKeys;
 use super::frame::{decode_wire, encode_wire, Wire};
-use super::handshake::{hmac, TAG_LEN};
+use super::handshake::TAG_LEN;
 
 /// Chunks up to this size are copied next to their header (one segment,
 /// one write); bigger ones are written from their own memory.
@@ -43,7 +41,7 @@ pub(crate) struct Socket {
 /// The tags of one direction of a socket.
 struct FrameMac {
     /// Keyed once; cloned for each frame.
-    keyed: Hmac<Sha256>,
+    keyed: blake3::Hasher,
     /// The number of the next frame in this direction.
     next: u64,
 }
@@ -57,15 +55,15 @@ impl std::fmt::Debug for FrameMac {
 }
 
 impl FrameMac {
-    fn new(key: &[u8]) -> Self {
+    fn new(key: &[u8; 32]) -> Self {
         FrameMac {
-            keyed: hmac(key),
+            keyed: blake3::Hasher::new_keyed(key),
             next: 0,
         }
     }
 
     /// The MAC of the next frame, its number already fed in.
-    fn next_frame(&mut self) -> Hmac<Sha256> {
+    fn next_frame(&mut self) -> blake3::Hasher {
         let mut mac = self.keyed.clone();
         mac.update(&self.next.to_be_bytes());
         self.next += 1;
@@ -92,6 +90,8 @@ pub(crate) struct Conn {
     out: VecDeque<Bytes>,
     /// Bytes being gathered after `out` (small frames, headers).
     buf: BytesMut,
+    /// Bytes in `out` and `buf`.
+    queued: usize,
     /// Scratch space for headers.
     head: Vec<u8>,
     _permit: OwnedSemaphorePermit,
@@ -122,6 +122,7 @@ impl Conn {
             seal: FrameMac::new(&keys.send),
             out: VecDeque::new(),
             buf: BytesMut::new(),
+            queued: 0,
             head: Vec::new(),
             _permit: permit,
         }
@@ -136,7 +137,7 @@ impl Conn {
         let mut mac = self.seal.next_frame();
         mac.update(&self.head);
         mac.update(&tail);
-        let tag = mac.finalize().into_bytes();
+        let tag = *mac.finalize().as_bytes();
         self.buf.reserve(4 + self.head.len() + TAG_LEN);
         self.buf.put_u32(len);
         self.buf.put_slice(&self.head);
@@ -147,12 +148,18 @@ impl Conn {
             self.out.push_back(tail);
         }
         self.buf.put_slice(&tag[..TAG_LEN]);
+        self.queued += 4 + len as usize;
         Ok(())
     }
 
     /// Whether bytes wait to be written.
     pub(crate) fn has_output(&self) -> bool {
-        !self.out.is_empty() || !self.buf.is_empty()
+        self.queued > 0
+    }
+
+    /// How many bytes wait to be written.
+    pub(crate) fn queued(&self) -> usize {
+        self.queued
     }
 
     /// Writes what the socket takes without waiting.
@@ -179,6 +186,7 @@ impl Conn {
     }
 
     fn advance(&mut self, mut written: usize) {
+        self.queued -= written;
         while written > 0 {
             let Some(front) = self.out.front_mut() else {
                 return;
@@ -215,11 +223,22 @@ pub(crate) async fn read_frame(inbound: &mut Inbound) -> Result<Wire, String> {
     let tag = frame.split_off(frame.len() - TAG_LEN);
     let mut mac = inbound.check.next_frame();
     mac.update(&frame);
-    if mac.verify_truncated_left(&tag).is_err() {
+    if !same_tag(&mac.finalize().as_bytes()[..TAG_LEN], &tag) {
         return Err(format!(
             "bad frame: the tag of frame {number} does not verify \
              (altered, forged, replayed, reordered or after a dropped frame)"
         ));
     }
     decode_wire(&frame.freeze()).map_err(|e| format!("bad frame: {e}"))
+}
+
+/// Compares two tags in constant time (no early exit on the first
+/// difference, so timing tells an attacker nothing).
+fn same_tag(ours: &[u8], theirs: &[u8]) -> bool {
+    ours.len() == theirs.len()
+        && ours
+            .iter()
+            .zip(theirs)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }

@@ -32,6 +32,10 @@ const BATCH: usize = 256;
 const ACK_DELAY: Duration = Duration::from_millis(2);
 /// Chunks received without telling the peer before an `Ack` goes at once.
 const ACK_EVERY: u64 = 32;
+/// Chunks are tagged and queued on the socket only while fewer bytes than
+/// this wait to be written: tagging the next chunk of a big message then
+/// overlaps with the peer receiving and checking the previous one.
+const SEND_WINDOW: usize = 1 << 20;
 
 /// What the transport tells a peer task.
 #[derive(Debug)]
@@ -589,9 +593,27 @@ impl PeerTask {
         let Some(conn) = &mut self.conn else { return };
         let mut failed = None;
         if let (true, Some(session)) = (self.live, &mut self.session) {
-            while let Some(wire) = session.poll_transmit() {
-                if let Err(reason) = conn.push(wire) {
+            // Fill the window, write, and again while the socket takes it all.
+            'fill: loop {
+                let mut more = false;
+                while conn.queued() < SEND_WINDOW {
+                    let Some(wire) = session.poll_transmit() else {
+                        break;
+                    };
+                    more = true;
+                    if let Err(reason) = conn.push(wire) {
+                        failed = Some(reason);
+                        break 'fill;
+                    }
+                }
+                if !more || !conn.has_output() {
+                    break;
+                }
+                if let Err(reason) = conn.flush() {
                     failed = Some(reason);
+                    break;
+                }
+                if conn.queued() >= SEND_WINDOW {
                     break;
                 }
             }

@@ -230,7 +230,19 @@ pub async fn raw_handshake(
     cluster: &str,
     secret: &str,
 ) -> (TcpStream, Hello) {
-    use handshake::{compute_mac, Auth, Role};
+    let (stream, theirs, _) = raw_handshake_keyed(t, name, cluster, secret).await;
+    (stream, theirs)
+}
+
+/// `raw_handshake`, also returning the key that tags the frames the raw
+/// side sends next (see [`tagged`]).
+pub async fn raw_handshake_keyed(
+    t: &Transport,
+    name: &str,
+    cluster: &str,
+    secret: &str,
+) -> (TcpStream, Hello, [u8; 32]) {
+    use handshake::{compute_mac, frame_key, Auth, Role};
     let mut stream = raw(t).await;
     let mine = hello(name, cluster);
     write_frame(&mut stream, &mobility_net::encode(&mine).expect("encodes")).await;
@@ -243,7 +255,20 @@ pub async fn raw_handshake(
         &mobility_net::encode(&Auth { mac }).expect("encodes"),
     )
     .await;
-    (stream, theirs)
+    let key = frame_key(&Secret::from(secret), Role::Dialer, &mine, &theirs);
+    (stream, theirs, key)
+}
+
+/// `payload` followed by its tag as frame `number` under `key` (the
+/// format of protocol version 2).
+pub fn tagged(key: &[u8; 32], number: u64, payload: &[u8]) -> Vec<u8> {
+    let mut mac = blake3::Hasher::new_keyed(key);
+    mac.update(&number.to_be_bytes());
+    mac.update(payload);
+    let tag = *mac.finalize().as_bytes();
+    let mut frame = payload.to_vec();
+    frame.extend_from_slice(&tag[..handshake::TAG_LEN]);
+    frame
 }
 
 /// Asserts no event about `peer` is queued.
