@@ -45,7 +45,11 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     let mut reader = bytes;
     let value = ciborium::from_reader(&mut reader).map_err(|e| CodecError::Decode {
         what: std::any::type_name::<T>(),
-        reason: e.to_string(),
+        reason: match e {
+            // A `Deserialize` impl refused the value: its own words.
+            ciborium::de::Error::Semantic(_, text) => text,
+            other => other.to_string(),
+        },
     })?;
     if !reader.is_empty() {
         return Err(CodecError::Decode {

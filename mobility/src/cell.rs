@@ -440,6 +440,11 @@ impl<A: Actor> Cell<A> {
             }
         }
         loop {
+            // A busy cell takes messages with `try_recv`, which spends no
+            // cooperative budget: without this it could run for as long as
+            // its mailbox refills, starving a task woken on its worker (the
+            // peer task carrying a commit, say).
+            tokio::task::consume_budget().await;
             while let Ok(control) = self.control.try_recv() {
                 self.on_control(control).await;
             }
