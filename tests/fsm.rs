@@ -399,7 +399,7 @@ async fn event_timeout_fires_when_idle_and_any_message_cancels_it() {
     m.arm_event_timeout(100).await.expect("arm");
     let armed = Instant::now();
     // No message for a while: it fires (polling would cancel it, so wait).
-    tokio::time::sleep(Duration::from_millis(100) + LATE).await;
+    tokio::time::sleep(Duration::from_millis(100) + LATE).await; // the thing under test: staying idle
     let fired = m.fired().await.expect("fired");
     assert_eq!(
         fired.len(),
@@ -451,6 +451,7 @@ async fn state_timeout_fires_on_time_on_the_new_node() {
     let m = a.spawn(Machine::new(2000)).await.expect("spawn");
     let armed = Instant::now();
     m.start(1).await.expect("start: arms a 2 s state timeout");
+    // The scenario: the move happens 0.8 s into the 2 s state timeout.
     tokio::time::sleep(Duration::from_millis(800)).await;
     let report = a.migrate(&m, b.id()).await.expect("migrate");
     assert_eq!(report.timers, 1, "the state timeout moved");
@@ -490,7 +491,7 @@ async fn named_and_event_timers_move_with_their_remaining_time() {
     m.arm_event_timeout(1200).await.expect("arm");
     a.migrate(&m, b.id()).await.expect("migrate");
     // Any message after the move would cancel the event timeout; wait.
-    tokio::time::sleep(Duration::from_millis(1200) + LATE).await;
+    tokio::time::sleep(Duration::from_millis(1200) + LATE).await; // the thing under test: staying idle
     let fired = m.fired().await.expect("fired");
     let whats: Vec<&str> = fired.iter().map(|(w, _)| w.as_str()).collect();
     assert_eq!(
