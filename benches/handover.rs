@@ -19,30 +19,10 @@ use std::time::{Duration, Instant};
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
+mod common;
+
+use common::{Blob, PlainBlob};
 use mobility::prelude::*;
-use serde::{Deserialize, Serialize};
-
-/// The actor under test: a blob of state that moves.
-#[mobile]
-pub struct Blob {
-    data: Vec<u8>,
-    id: u64,
-}
-
-#[mobile]
-impl Blob {
-    pub fn size(&self) -> u64 {
-        self.data.len() as u64 + self.id
-    }
-}
-
-/// The baseline's value: the same shape, plain serde.
-#[derive(Serialize, Deserialize)]
-struct PlainBlob {
-    #[serde(with = "serde_bytes")]
-    data: Vec<u8>,
-    id: u64,
-}
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * KIB;
@@ -144,13 +124,7 @@ fn handover(c: &mut Criterion) {
 
         let data = payload(size);
         let handle: Handle<Blob> = rt.block_on(async {
-            let h = a
-                .spawn(Blob {
-                    data: data.clone(),
-                    id: 7,
-                })
-                .await
-                .expect("spawn");
+            let h = a.spawn(Blob::new(data.clone(), 7)).await.expect("spawn");
             assert_eq!(h.size().await, Ok(size as u64 + 7));
             h
         });

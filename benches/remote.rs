@@ -40,6 +40,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
+mod common;
+
+use common::{Blob, PlainBlob};
 use mobility::prelude::*;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
@@ -111,28 +114,6 @@ fn plain_small() -> PlainSmall {
         tags: vec![1, 2, 3, 5, 8],
         ratio: 0.5,
     }
-}
-
-/// The actor of the big migration: 64 MiB of bytes.
-#[mobile]
-pub struct Blob {
-    data: Vec<u8>,
-    id: u64,
-}
-
-#[mobile]
-impl Blob {
-    pub fn size(&self) -> u64 {
-        self.data.len() as u64 + self.id
-    }
-}
-
-/// The raw baseline's copy of `Blob`, plain serde (bytes as a byte string).
-#[derive(Serialize, Deserialize)]
-struct PlainBlob {
-    #[serde(with = "serde_bytes")]
-    data: Vec<u8>,
-    id: u64,
 }
 
 fn payload(size: usize) -> Vec<u8> {
@@ -528,6 +509,35 @@ where
 /// Encodes `value` as one frame, writes it, and waits for the acknowledgement
 /// (and, for a two-phase hand-over, sends the commit and waits for its
 /// acknowledgement too).
+/// Times sending `plain` over a raw framed TCP stream (answered by an ack,
+/// and a second round trip if `two_phase`): the baseline of a migration.
+fn bench_raw_sends<T>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rt: &Runtime,
+    name: &str,
+    plain: &T,
+    two_phase: bool,
+) where
+    T: Serialize + for<'de> Deserialize<'de> + Send + Sync + 'static,
+{
+    let client = Mutex::new(Some(rt.block_on(raw_receiver::<T>(two_phase))));
+    group.bench_function(name, |bencher| {
+        bencher.to_async(rt).iter_custom(|iters| {
+            let mut stream = client.lock().expect("raw").take().expect("raw client");
+            let client = &client;
+            async move {
+                let started = Instant::now();
+                for _ in 0..iters {
+                    raw_send(&mut stream, plain, two_phase).await;
+                }
+                let elapsed = started.elapsed();
+                *client.lock().expect("raw") = Some(stream);
+                elapsed
+            }
+        })
+    });
+}
+
 async fn raw_send<T: Serialize>(client: &mut TcpStream, value: &T, two_phase: bool) {
     let mut frame = Vec::new();
     frame_into(value, &mut frame);
@@ -575,24 +585,8 @@ fn migration_small(c: &mut Criterion) {
             }
         })
     });
-    let client = Mutex::new(Some(rt.block_on(raw_receiver::<PlainSmall>(true))));
     let plain = plain_small();
-    group.bench_function("raw_2pc", |bencher| {
-        bencher.to_async(&rt).iter_custom(|iters| {
-            let mut stream = client.lock().expect("raw").take().expect("raw client");
-            let plain = &plain;
-            let client = &client;
-            async move {
-                let started = Instant::now();
-                for _ in 0..iters {
-                    raw_send(&mut stream, plain, true).await;
-                }
-                let elapsed = started.elapsed();
-                *client.lock().expect("raw") = Some(stream);
-                elapsed
-            }
-        })
-    });
+    bench_raw_sends(&mut group, &rt, "raw_2pc", &plain, true);
     group.finish();
     phases
         .lock()
@@ -615,10 +609,7 @@ fn migration_64mib(c: &mut Criterion) {
     let handle: Handle<Blob> = rt.block_on(async {
         let h = nodes
             .a
-            .spawn(Blob {
-                data: data.clone(),
-                id: 7,
-            })
+            .spawn(Blob::new(data.clone(), 7))
             .await
             .expect("spawn");
         assert_eq!(h.size().await, Ok(BIG as u64 + 7));
@@ -651,24 +642,8 @@ fn migration_64mib(c: &mut Criterion) {
         handle.stop().await.expect("stop");
     });
 
-    let client = Mutex::new(Some(rt.block_on(raw_receiver::<PlainBlob>(false))));
     let plain = PlainBlob { data, id: 7 };
-    group.bench_function("raw_tcp_cbor", |bencher| {
-        bencher.to_async(&rt).iter_custom(|iters| {
-            let mut stream = client.lock().expect("raw").take().expect("raw client");
-            let plain = &plain;
-            let client = &client;
-            async move {
-                let started = Instant::now();
-                for _ in 0..iters {
-                    raw_send(&mut stream, plain, false).await;
-                }
-                let elapsed = started.elapsed();
-                *client.lock().expect("raw") = Some(stream);
-                elapsed
-            }
-        })
-    });
+    bench_raw_sends(&mut group, &rt, "raw_tcp_cbor", &plain, false);
     group.finish();
 
     rt.block_on(async {

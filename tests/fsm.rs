@@ -452,7 +452,7 @@ async fn state_timeout_fires_on_time_on_the_new_node() {
     let armed = Instant::now();
     m.start(1).await.expect("start: arms a 2 s state timeout");
     // The scenario: the move happens 0.8 s into the 2 s state timeout.
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    tokio::time::sleep(Duration::from_millis(800)).await; // the thing under test: when the move happens
     let report = a.migrate(&m, b.id()).await.expect("migrate");
     assert_eq!(report.timers, 1, "the state timeout moved");
     assert!(b.hosts(m.id()));

@@ -221,12 +221,10 @@ fn calls_methods(ir: &ActorIr, names: &Names) -> TokenStream {
         };
         let generics = &h.generics;
         let where_clause = &h.generics.where_clause;
-        let fallback_doc = format!("Sends `{name}` to the actor and waits for its reply.");
-        let doc = if docs.is_empty() {
-            quote!(#[doc = #fallback_doc])
-        } else {
-            quote!(#(#docs)*)
-        };
+        let doc = method_doc(
+            docs,
+            &format!("Sends `{name}` to the actor and waits for its reply."),
+        );
         let body = if h.rejected {
             quote!(::core::unreachable!("rejected by #[mobile]"))
         } else {
@@ -260,12 +258,10 @@ fn tell_methods(ir: &ActorIr, names: &Names) -> TokenStream {
         let (decls, fields) = arg_lists(h);
         let generics = &h.generics;
         let where_clause = &h.generics.where_clause;
-        let fallback_doc = format!("Sends `{name}` to the actor without waiting for a reply.");
-        let doc = if docs.is_empty() {
-            quote!(#[doc = #fallback_doc])
-        } else {
-            quote!(#(#docs)*)
-        };
+        let doc = method_doc(
+            docs,
+            &format!("Sends `{name}` to the actor without waiting for a reply."),
+        );
         let body = if h.rejected {
             quote!(::core::unreachable!("rejected by #[mobile]"))
         } else {
@@ -441,5 +437,14 @@ fn hook_impl(ir: &ActorIr, h: &HookFn) -> TokenStream {
                 #body
             }
         }
+    }
+}
+
+/// The handler's own doc comments on a generated method, or `fallback`.
+fn method_doc(docs: &[syn::Attribute], fallback: &str) -> TokenStream {
+    if docs.is_empty() {
+        quote!(#[doc = #fallback])
+    } else {
+        quote!(#(#docs)*)
     }
 }
