@@ -193,7 +193,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "\nactor now on {}; lookup by name from node-b finds it: {}",
         tally.location(),
         {
-            let found = b.lookup::<Tally>("tally")?;
+            let found = b.lookup::<Tally>("tally").await?;
             found.id() == tally.id()
         }
     );

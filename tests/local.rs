@@ -174,10 +174,10 @@ async fn names_are_unique_and_typed() {
         }
     );
     assert_eq!(
-        node.lookup::<Counter>("counter").expect("found").id(),
+        node.lookup::<Counter>("counter").await.expect("found").id(),
         counter.id()
     );
-    match node.lookup::<Other>("counter") {
+    match node.lookup::<Other>("counter").await {
         Err(Error::WrongType {
             expected, found, ..
         }) => {
@@ -189,12 +189,12 @@ async fn names_are_unique_and_typed() {
         other => panic!("expected a wrong-type error, got {other:?}"),
     }
     assert!(matches!(
-        node.lookup::<Counter>("nobody"),
+        node.lookup::<Counter>("nobody").await,
         Err(Error::NameNotFound { .. })
     ));
     counter.stop().await.expect("stop");
-    eventually("the name is released", || {
-        node.lookup::<Counter>("counter").is_err()
+    eventually_async("the name is released", || async {
+        node.lookup::<Counter>("counter").await.is_err()
     })
     .await;
     node.spawn_named("counter", Counter::default())

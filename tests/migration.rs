@@ -287,7 +287,7 @@ async fn name_id_and_skipped_fields_after_a_move() {
     tally.record("x".into(), 0).await.expect("record");
     assert_eq!(tally.rebuilt().await, Ok(None));
     a.migrate(&tally, b.id()).await.expect("migrate");
-    let at_b = b.lookup::<Tally>("tally").expect("the name moved");
+    let at_b = b.lookup::<Tally>("tally").await.expect("the name moved");
     assert_eq!(at_b.id(), tally.id(), "same actor id");
     assert_eq!(
         at_b.rebuilt().await,
@@ -296,6 +296,7 @@ async fn name_id_and_skipped_fields_after_a_move() {
     );
     assert_eq!(
         a.lookup::<Tally>("tally")
+            .await
             .expect("still resolves at a")
             .id(),
         tally.id()
@@ -331,7 +332,7 @@ async fn a_failed_arrival_keeps_the_actor_home_unchanged() {
         "exactly one live copy, at home"
     );
     assert!(
-        b.lookup::<Tally>("tally").is_err(),
+        b.lookup::<Tally>("tally").await.is_err(),
         "the name was not left behind"
     );
     assert_eq!(

@@ -138,6 +138,7 @@ async fn migration_to_another_cluster_leaves_a_working_proxy() {
     assert_eq!(from_a2.deposit(3).await, Ok(6));
     assert_eq!(
         a.lookup::<Account>("account")
+            .await
             .expect("name at a")
             .balance()
             .await,
@@ -145,7 +146,10 @@ async fn migration_to_another_cluster_leaves_a_working_proxy() {
     );
     // The destination cluster finds it by name.
     assert_eq!(
-        b.lookup::<Account>("account").expect("name at b").id(),
+        b.lookup::<Account>("account")
+            .await
+            .expect("name at b")
+            .id(),
         account.id()
     );
     assert_eq!(account.seen().await, Ok(vec![1, 2, 3]));
@@ -155,6 +159,7 @@ async fn migration_to_another_cluster_leaves_a_working_proxy() {
     assert!(a.hosts(account.id()) && !b.hosts(account.id()));
     assert_eq!(
         b.lookup::<Account>("account")
+            .await
             .expect("b forwards")
             .deposit(4)
             .await,
@@ -204,6 +209,7 @@ async fn a_taken_name_at_the_destination_refuses_the_move() {
     assert_eq!(account.balance().await, Ok(9));
     assert_eq!(
         b.lookup::<Account>("shared-name")
+            .await
             .expect("still the squatter")
             .id(),
         squatter.id()

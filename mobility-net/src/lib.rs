@@ -8,10 +8,12 @@
 
 mod codec;
 mod link;
+pub mod membership;
 mod node_id;
 pub mod tcp;
 
 pub use codec::{decode, encode, encode_into, CodecError};
 pub use link::{memory_pair, LinkClosed, LinkReceiver, LinkSender};
+pub use membership::{Member, MemberEvent, Membership, MembershipConfig};
 pub use node_id::{NodeId, NodeIdError};
 pub use tcp::{EventHandler, Identity, NetError, Secret, TcpConfig, Transport, TransportEvent};

@@ -353,6 +353,8 @@ pub(crate) struct Cell<A: Actor> {
     mode: Mode<A>,
     starting: Option<(A, Option<String>)>,
     commit_wait: Option<CommitWait>,
+    /// When this cell last forwarded a message (or began forwarding).
+    last_forward: tokio::time::Instant,
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
@@ -391,6 +393,7 @@ impl<A: Actor> Cell<A> {
             mode,
             starting,
             commit_wait: None,
+            last_forward: tokio::time::Instant::now(),
         }
     }
 
@@ -427,6 +430,12 @@ impl<A: Actor> Cell<A> {
             match started {
                 Ok(()) => {
                     let state_machine = hosted.ctx.state_machine;
+                    self.node.announce_hosting(
+                        self.entry.id,
+                        0,
+                        hosted.name.as_deref(),
+                        A::TYPE_TAG,
+                    );
                     self.mode = Mode::Hosting(hosted);
                     if state_machine {
                         self.enter_state(true).await;
@@ -498,10 +507,7 @@ impl<A: Actor> Cell<A> {
             _ => None,
         };
         let commit = self.commit_wait.as_ref().map(|w| w.deadline);
-        match (mode, commit) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [mode, commit, self.retire_at()].into_iter().flatten().min()
     }
 
     async fn on_wakeup(&mut self) {
@@ -530,6 +536,9 @@ impl<A: Actor> Cell<A> {
                 );
             }
             _ => {}
+        }
+        if self.retire_at().is_some_and(|at| at <= now) {
+            self.try_retire();
         }
     }
 
@@ -580,9 +589,13 @@ impl<A: Actor> Cell<A> {
 
     /// Sends a message on toward where the actor lives, and tells a remote
     /// sender that came through here where that is.
-    fn forward(&self, route: &Route, numbered: Numbered<A>) {
+    fn forward(&mut self, route: &Route, numbered: Numbered<A>) {
+        self.last_forward = tokio::time::Instant::now();
         let envelope = numbered.into_wire(&self.node, self.id());
         let origin = envelope.origin.node.clone();
+        if origin != *self.node.id() {
+            self.node.count_forwarded();
+        }
         if origin != *self.node.id() && origin != route.node {
             let moved = PeerMsg::Moved {
                 actor: self.id(),
@@ -598,6 +611,16 @@ impl<A: Actor> Cell<A> {
             envelope,
         };
         if let Err(error) = self.node.send_peer(&route.node, &deliver) {
+            // The route is dead; the directory may know where the actor is.
+            if let Some((node, epoch)) = self.node.locate(self.id()) {
+                if node != route.node
+                    && node != *self.node.id()
+                    && self.node.send_peer(&node, &deliver).is_ok()
+                {
+                    self.reroute(Route { node, epoch });
+                    return;
+                }
+            }
             tracing::warn!(actor = %self.id(), to = %route.node, %error, "message could not be forwarded");
             if let PeerMsg::Deliver { envelope, .. } = &deliver {
                 self.node.reject(
@@ -809,6 +832,7 @@ impl<A: Actor> Cell<A> {
         if let Some(name) = &hosted.name {
             self.node.release_name(name, actor);
         }
+        self.node.announce_left(actor, hosted.name.as_deref());
         for (node, monitor) in hosted.monitors.drain(..) {
             self.node.send_down(&node, monitor, actor, reason.clone());
         }
@@ -1080,6 +1104,8 @@ impl<A: Actor> Cell<A> {
         };
         self.entry.set_route(route.clone());
         self.entry.hosting.store(false, Ordering::Release);
+        self.node
+            .announce_left(actor, migrating.hosted.name.as_deref());
         let forwarded_messages = migrating.arrived.len() as u64;
         for numbered in migrating.arrived {
             self.forward(&route, numbered);
@@ -1102,6 +1128,7 @@ impl<A: Actor> Cell<A> {
             freeze: Duration::ZERO,
         };
         self.mode = Mode::Forwarding(route);
+        self.last_forward = tokio::time::Instant::now();
         // The state stays only at the destination now; drop ours.
         drop(migrating.hosted);
         self.commit_wait = Some(CommitWait {
@@ -1256,6 +1283,8 @@ impl<A: Actor> Cell<A> {
             epoch,
         });
         self.entry.hosting.store(true, Ordering::Release);
+        self.node
+            .announce_hosting(self.entry.id, epoch, hosted.name.as_deref(), A::TYPE_TAG);
         self.mode = Mode::Hosting(hosted);
         let committed = PeerMsg::Committed {
             actor: self.id(),
@@ -1311,14 +1340,7 @@ impl<A: Actor> Cell<A> {
             Control::Net(NetControl::Commit { epoch }) => self.on_commit(epoch),
             Control::Net(NetControl::Committed { epoch }) => self.on_committed(epoch),
             Control::Net(NetControl::Abort { epoch }) => self.on_abort(epoch),
-            Control::Net(NetControl::Moved { node, epoch }) => {
-                if let Mode::Forwarding(route) = &mut self.mode {
-                    if epoch > route.epoch && node != *self.node.id() {
-                        *route = Route { node, epoch };
-                        self.entry.set_route(route.clone());
-                    }
-                }
-            }
+            Control::Net(NetControl::Moved { node, epoch }) => self.reroute(Route { node, epoch }),
             Control::Net(NetControl::PeerLost(peer)) => {
                 if matches!(&self.mode, Mode::Migrating(m) if m.dest == peer) {
                     self.abort_migration(
@@ -1349,6 +1371,49 @@ impl<A: Actor> Cell<A> {
                 }
             }
         }
+    }
+}
+
+impl<A: Actor> Cell<A> {
+    /// A newer location for the actor this cell forwards to (an older one
+    /// never overwrites a newer: epochs fence stale answers).
+    fn reroute(&mut self, newer: Route) {
+        if let Mode::Forwarding(route) = &mut self.mode {
+            if newer.epoch > route.epoch && newer.node != *self.node.id() {
+                *route = newer;
+                self.entry.set_route(route.clone());
+            }
+        }
+    }
+
+    /// When an idle forwarder may retire, if it may at all.
+    fn retire_at(&self) -> Option<tokio::time::Instant> {
+        match (&self.mode, self.node.forwarder_idle()) {
+            (Mode::Forwarding(_), Some(idle)) if self.commit_wait.is_none() => {
+                Some(self.last_forward + idle)
+            }
+            _ => None,
+        }
+    }
+
+    /// An idle forwarder with no handle left on this node leaves the node's
+    /// table; what was already in its mailbox goes on to the actor.
+    fn try_retire(&mut self) {
+        let Mode::Forwarding(route) = &self.mode else {
+            return;
+        };
+        let route = route.clone();
+        if !self.node.retire_forwarder(self.entry.id, &route) {
+            // Still needed: look again after another idle period.
+            self.last_forward = tokio::time::Instant::now();
+            return;
+        }
+        while let Ok(envelope) = self.rx.try_recv() {
+            let numbered = self.number(envelope);
+            self.forward(&route, numbered);
+        }
+        tracing::debug!(actor = %self.id(), node = %self.node.id(), "idle forwarder retired");
+        self.mode = Mode::Stopped;
     }
 }
 

@@ -137,7 +137,18 @@ pub(crate) trait ErasedEntry: Send + Sync {
     fn actor(&self) -> ActorId;
     fn route_node(&self) -> NodeId;
     fn as_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync>;
+    /// Migrates the actor (as `Handle::migrate`), whatever its type.
+    fn migrate(self: Arc<Self>, dest: crate::id::Destination) -> MigrateFuture;
 }
+
+/// The outcome of a type-erased migration.
+pub(crate) type MigrateFuture = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = Result<crate::migration::MigrationReport, crate::error::Error>,
+            > + Send,
+    >,
+>;
 
 impl<A: Actor> ErasedEntry for Entry<A> {
     fn type_tag(&self) -> &'static str {
@@ -175,5 +186,9 @@ impl<A: Actor> ErasedEntry for Entry<A> {
 
     fn as_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
         self
+    }
+
+    fn migrate(self: Arc<Self>, dest: crate::id::Destination) -> MigrateFuture {
+        Box::pin(async move { crate::handle::Handle::from_entry(self).migrate(dest).await })
     }
 }

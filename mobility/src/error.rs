@@ -134,6 +134,17 @@ pub enum Error {
     /// A node configuration value is invalid.
     #[error("invalid node configuration: {0}")]
     Config(String),
+    /// [`Node::drain`](crate::Node::drain) could not place every actor: the
+    /// node stays up with these actors; the others moved.
+    #[error("node {node} cannot leave: {moved} actors moved, {} could not be placed: {}", failed.len(), failed.iter().map(|(a, why)| format!("{a} ({why})")).collect::<Vec<_>>().join(", "))]
+    DrainIncomplete {
+        /// The node that tried to drain.
+        node: NodeId,
+        /// How many actors moved.
+        moved: usize,
+        /// The actors that stay, each with why.
+        failed: Vec<(ActorId, String)>,
+    },
 }
 
 impl From<mobility_net::CodecError> for Error {

@@ -22,6 +22,14 @@ impl ActorId {
     pub fn as_u128(self) -> u128 {
         self.0
     }
+
+    /// Reads the text `Display` gives back (`<hex>.<hex>`).
+    pub(crate) fn parse(text: &str) -> Option<ActorId> {
+        let (high, low) = text.split_once('.')?;
+        let high = u64::from_str_radix(high, 16).ok()?;
+        let low = u64::from_str_radix(low, 16).ok()?;
+        Some(ActorId((u128::from(high) << 64) | u128::from(low)))
+    }
 }
 
 /// A fresh random 64-bit value (stream ids, process salt).

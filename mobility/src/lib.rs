@@ -10,12 +10,14 @@ mod cell;
 mod codec;
 pub mod context;
 mod deadline;
+mod directory;
 mod entry;
 mod error;
 pub mod events;
 pub mod fsm;
 pub mod handle;
 mod id;
+mod links;
 pub mod migration;
 mod network;
 mod node;
@@ -32,16 +34,17 @@ pub use handle::{Handle, Monitor};
 pub use id::{ActorId, Destination, NodeId, ParseDestinationError};
 pub use migration::{MigrationFailure, MigrationPhase, MigrationReport};
 pub use mobility_macros::mobile;
+pub use mobility_net::membership::MemberEvent;
 pub use mobility_net::tcp::TcpConfig;
-pub use node::{Node, NodeBuilder};
+pub use node::{DrainReport, Node, NodeBuilder, NodeStats};
 pub use reply::{DeferredReply, Reply, ReplyTo};
 
 /// Everything a user of mobility needs: `use mobility::prelude::*;`.
 pub mod prelude {
     pub use crate::{
         mobile, Actor, ActorId, Context, DeferredReply, Destination, Error, ExitReason, Handle,
-        Migratable, MigrationFailure, MigrationPhase, MigrationReport, Mobile, Node, NodeId, Reply,
-        TimerId,
+        MemberEvent, Migratable, MigrationFailure, MigrationPhase, MigrationReport, Mobile, Node,
+        NodeId, Reply, TimerId,
     };
 }
 

@@ -98,6 +98,9 @@ pub enum MigrationFailure {
     /// The actor stopped before it could move.
     #[error("the actor stopped before it could move")]
     Stopped,
+    /// The destination is leaving its cluster (draining) and takes no actor.
+    #[error("the destination is leaving its cluster")]
+    Leaving,
 }
 
 /// What a successful migration did. Returned by `Node::migrate` and emitted

@@ -12,18 +12,26 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::actor::Actor;
 use crate::cell::{Cell, Control, NetControl, Start};
+use crate::directory::Directory;
 use crate::entry::{Entry, ErasedEntry, Route};
 use crate::error::{Error, ExitReason};
 use crate::handle::Handle;
 use crate::id::{ActorId, Destination, NodeId};
+use crate::links::{Links, Path, Queued};
 use crate::migration::{MigrationFailure, MigrationReport, Snapshot};
 use crate::network::{NetSettings, Network};
 use crate::registry::{PrepareArgs, Registry};
 use crate::reply::{ReplySender, ReplyValue};
 use crate::wire::{PeerMsg, WireBody, WireEnvelope};
+use mobility_net::membership::{MemberEvent, Membership, MembershipConfig};
 use mobility_net::tcp::{Secret, TcpConfig};
 use mobility_net::{LinkReceiver, LinkSender};
 use std::net::SocketAddr;
+
+mod drain;
+mod members;
+
+pub use drain::DrainReport;
 
 /// Settings of a node.
 #[derive(Debug, Clone)]
@@ -31,6 +39,15 @@ struct Config {
     request_timeout: Duration,
     mailbox_capacity: Option<usize>,
     migration_timeout: Duration,
+    forwarder_idle: Duration,
+}
+
+/// Settings of the node's cluster membership.
+#[derive(Debug, Clone)]
+struct Gossip {
+    seeds: Vec<String>,
+    interval: Duration,
+    failure_timeout: Duration,
 }
 
 /// Builds a [`Node`]: `Node::builder().id("node-a").start().await?`.
@@ -42,6 +59,7 @@ pub struct NodeBuilder {
     listen: Option<String>,
     trusted: Vec<(String, Secret)>,
     tcp: TcpConfig,
+    gossip: Gossip,
 }
 
 impl NodeBuilder {
@@ -95,6 +113,37 @@ impl NodeBuilder {
         self
     }
 
+    /// Joins the cluster through the member listening at `addr`
+    /// (`"host:port"`, the address it gave [`NodeBuilder::listen`]). Call it
+    /// once per seed; one live seed is enough. Without seeds the node forms
+    /// a cluster of its own that others can join.
+    pub fn join(mut self, addr: impl Into<String>) -> Self {
+        self.gossip.seeds.push(addr.into());
+        self
+    }
+
+    /// How often the node gossips with another member. Default: 100 ms.
+    pub fn gossip_interval(mut self, interval: Duration) -> Self {
+        self.gossip.interval = interval;
+        self
+    }
+
+    /// About how long a silent member takes to be declared failed (its
+    /// directory entries dropped, its actors reported down). Default: 2 s.
+    pub fn failure_timeout(mut self, timeout: Duration) -> Self {
+        self.gossip.failure_timeout = timeout;
+        self
+    }
+
+    /// How long a forwarder left behind by a migration to another member
+    /// stays without traffic (and without handles on this node) before it
+    /// is retired; a sender that comes later is still forwarded, through
+    /// the directory. Default: 30 s.
+    pub fn forwarder_idle(mut self, idle: Duration) -> Self {
+        self.config.forwarder_idle = idle;
+        self
+    }
+
     /// Limits and timeouts of TCP links (frame size, handshake time,
     /// connection count, idle time, reconnection).
     pub fn tcp_config(mut self, config: TcpConfig) -> Self {
@@ -111,8 +160,15 @@ impl NodeBuilder {
             None => NodeId::new(&format!("node-{:08x}", crate::id::random_u64() as u32))
                 .map_err(|e| Error::Config(e.to_string()))?,
         };
-        if self.config.request_timeout.is_zero() || self.config.migration_timeout.is_zero() {
-            return Err(Error::Config("timeouts must be longer than zero".into()));
+        if self.config.request_timeout.is_zero()
+            || self.config.migration_timeout.is_zero()
+            || self.config.forwarder_idle.is_zero()
+            || self.gossip.interval.is_zero()
+            || self.gossip.failure_timeout <= self.gossip.interval
+        {
+            return Err(Error::Config(
+                "timeouts must be longer than zero, and the failure timeout longer than the gossip interval".into(),
+            ));
         }
         if self.config.mailbox_capacity == Some(0) {
             return Err(Error::Config(
@@ -120,6 +176,7 @@ impl NodeBuilder {
             ));
         }
         let registry = Registry::global()?;
+        let cluster_name = self.cluster.clone();
         let network = match (self.listen, self.cluster) {
             (None, _) => None,
             (Some(_), None) => {
@@ -143,13 +200,29 @@ impl NodeBuilder {
         };
         let (network, events) = match network {
             Some((network, events)) => (Some(network), Some(events)),
+            None if !self.gossip.seeds.is_empty() => {
+                return Err(Error::Config(
+                    "joining a cluster needs a listening node: Node::builder().listen(addr)".into(),
+                ))
+            }
             None => (None, None),
+        };
+        let directory = match (&network, cluster_name) {
+            (Some(network), Some((cluster, secret))) => Some(
+                start_directory(&id, network.local_addr(), cluster, secret, self.gossip).await?,
+            ),
+            _ => None,
         };
         tracing::debug!(node = %id, types = ?registry.tags(), "node started");
         let node = Node {
             shared: Arc::new(NodeShared {
                 deadlines: crate::deadline::Deadlines::start(),
                 network,
+                directory,
+                name_claims: Mutex::new(HashMap::new()),
+                forwarded: AtomicU64::new(0),
+                member_events: tokio::sync::broadcast::channel(256).0,
+                leaving: AtomicBool::new(false),
                 id,
                 config: self.config,
                 registry,
@@ -158,8 +231,7 @@ impl NodeBuilder {
                 pending: Mutex::new(HashMap::new()),
                 monitors: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(1),
-                peers: RwLock::new(HashMap::new()),
-                relays: RwLock::new(HashMap::new()),
+                links: Links::default(),
                 stopped: AtomicBool::new(false),
                 live_cells: AtomicUsize::new(0),
                 cell_tasks: Mutex::new(HashMap::new()),
@@ -169,8 +241,32 @@ impl NodeBuilder {
         if let Some(events) = events {
             tokio::spawn(crate::network::run_events(node.clone(), events));
         }
+        if let Some(directory) = &node.shared.directory {
+            let members = directory.subscribe();
+            tokio::spawn(members::follow(Arc::downgrade(&node.shared), members));
+        }
         Ok(node)
     }
+}
+
+/// Starts gossip on the UDP port of the same number as the TCP listener,
+/// and the directory on top of it.
+async fn start_directory(
+    id: &NodeId,
+    tcp_addr: SocketAddr,
+    cluster: String,
+    secret: Secret,
+    gossip: Gossip,
+) -> Result<Directory, Error> {
+    let interval = gossip.interval;
+    let mut config = MembershipConfig::new(id.clone(), cluster, secret, tcp_addr);
+    config.seeds = gossip.seeds;
+    config.gossip_interval = gossip.interval;
+    config.failure_timeout = gossip.failure_timeout;
+    let membership = Membership::start(config, Vec::new())
+        .await
+        .map_err(|e| Error::Config(format!("cannot start gossip on {tcp_addr} (UDP): {e}")))?;
+    Ok(Directory::start(membership, tcp_addr.to_string(), interval).await)
 }
 
 /// Something waiting on an actor (a reply, a monitor report): failed if the
@@ -184,6 +280,16 @@ pub(crate) struct NodeShared {
     id: NodeId,
     deadlines: Arc<crate::deadline::Deadlines>,
     network: Option<Network>,
+    /// The cluster's membership and directory (nodes that listen).
+    directory: Option<Directory>,
+    /// Name claims waiting for the coordinator's answer, by request id.
+    name_claims: Mutex<HashMap<u64, oneshot::Sender<Option<ActorId>>>>,
+    /// Messages this node forwarded for others toward a moved actor.
+    forwarded: AtomicU64,
+    /// Membership events, once the node has acted on them.
+    member_events: tokio::sync::broadcast::Sender<MemberEvent>,
+    /// Set by `drain`: no actor may arrive any more.
+    leaving: AtomicBool,
     config: Config,
     registry: &'static Registry,
     entries: RwLock<HashMap<ActorId, Arc<dyn ErasedEntry>>>,
@@ -193,15 +299,26 @@ pub(crate) struct NodeShared {
     /// Monitors of this node, by id.
     monitors: Mutex<HashMap<u64, Waiting<oneshot::Sender<ExitReason>>>>,
     next_id: AtomicU64,
-    peers: RwLock<HashMap<NodeId, LinkSender>>,
-    /// For nodes without a direct link: the linked node that traffic from
-    /// them came through, which can carry frames back.
-    relays: RwLock<HashMap<NodeId, NodeId>>,
+    links: Links,
     stopped: AtomicBool,
     live_cells: AtomicUsize,
     /// The cell tasks, to abort those still busy when shutdown's grace ends.
     cell_tasks: Mutex<HashMap<ActorId, tokio::task::AbortHandle>>,
     cells_done: tokio::sync::Notify,
+}
+
+/// Counters of a node ([`Node::stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NodeStats {
+    /// Actors active on this node.
+    pub hosted: usize,
+    /// Slots for actors that live elsewhere: proxies of local handles and
+    /// forwarders left behind by migrations.
+    pub forwarders: usize,
+    /// Messages from other nodes this node sent on toward an actor that
+    /// had moved (each one a hop a corrected sender no longer makes).
+    pub forwarded_messages: u64,
 }
 
 /// A running mobility node. Cheap to clone; every clone is the same node.
@@ -241,11 +358,17 @@ impl Node {
                 request_timeout: Duration::from_secs(5),
                 mailbox_capacity: None,
                 migration_timeout: Duration::from_secs(10),
+                forwarder_idle: Duration::from_secs(30),
             },
             cluster: None,
             listen: None,
             trusted: Vec::new(),
             tcp: TcpConfig::default(),
+            gossip: Gossip {
+                seeds: Vec::new(),
+                interval: Duration::from_millis(100),
+                failure_timeout: Duration::from_secs(2),
+            },
         }
     }
 
@@ -261,22 +384,85 @@ impl Node {
     /// Starts `actor` on this node; its `on_start` hook runs before its first
     /// message.
     pub async fn spawn<A: Actor>(&self, actor: A) -> Result<Handle<A>, Error> {
-        self.spawn_inner(None, actor)
+        self.spawn_inner(None, ActorId::fresh(), actor)
     }
 
-    /// Starts `actor` under a name unique on this node, so that
-    /// [`Node::lookup`] finds it. Fails if the name is taken.
+    /// Starts `actor` under a name unique in its cluster (on this node if it
+    /// has none), so that [`Node::lookup`] finds it from every member. Fails
+    /// with [`Error::NameTaken`] if another actor holds the name; of two
+    /// nodes claiming one name at the same moment, exactly one gets it.
     pub async fn spawn_named<A: Actor>(
         &self,
         name: impl Into<String>,
         actor: A,
     ) -> Result<Handle<A>, Error> {
-        self.spawn_inner(Some(name.into()), actor)
+        self.check_running()?;
+        let name = name.into();
+        let id = ActorId::fresh();
+        self.claim_name(&name, id).await?;
+        self.spawn_inner(Some(name), id, actor)
     }
 
-    fn spawn_inner<A: Actor>(&self, name: Option<String>, actor: A) -> Result<Handle<A>, Error> {
+    /// Asks the cluster's coordinator for `name` (nothing to ask without a
+    /// cluster: the node's own table decides).
+    async fn claim_name(&self, name: &str, actor: ActorId) -> Result<(), Error> {
+        let Some(directory) = &self.shared.directory else {
+            return Ok(());
+        };
+        let taken = |owner| Error::NameTaken {
+            name: name.to_owned(),
+            owner,
+        };
+        let coordinator = directory.coordinator();
+        if coordinator == *self.id() {
+            let local = self.local_holder(name);
+            return directory
+                .decide_claim(name, actor, self.id(), local)
+                .map_err(taken);
+        }
+        if let Some(found) = directory.find_name(name) {
+            return Err(taken(found.actor));
+        }
+        let unreachable = |reason: &str| Error::Unreachable {
+            addr: format!("the cluster's coordinator {coordinator}"),
+            reason: reason.to_owned(),
+        };
+        let request = self.next_id();
+        let (answer, answered) = oneshot::channel();
+        lock(&self.shared.name_claims).insert(request, answer);
+        let claim = PeerMsg::ClaimName {
+            name: name.to_owned(),
+            actor,
+            request,
+        };
+        let outcome = match self.send_peer(&coordinator, &claim) {
+            Err(e) => Err(unreachable(&e.to_string())),
+            Ok(()) => {
+                match tokio::time::timeout(self.shared.config.request_timeout, answered).await {
+                    Ok(Ok(None)) => Ok(()),
+                    Ok(Ok(Some(owner))) => Err(taken(owner)),
+                    Ok(Err(_)) => Err(unreachable("the claim was dropped")),
+                    Err(_) => Err(unreachable("no answer in time")),
+                }
+            }
+        };
+        lock(&self.shared.name_claims).remove(&request);
+        outcome
+    }
+
+    /// The actor holding `name` on this node and still active here.
+    fn local_holder(&self, name: &str) -> Option<ActorId> {
+        let id = lock(&self.shared.names).get(name).copied()?;
+        self.entry(&id).filter(|e| e.is_hosting()).map(|_| id)
+    }
+
+    fn spawn_inner<A: Actor>(
+        &self,
+        name: Option<String>,
+        id: ActorId,
+        actor: A,
+    ) -> Result<Handle<A>, Error> {
         self.check_running()?;
-        let id = ActorId::fresh();
         if let Some(name) = &name {
             if let Err(owner) = self.reserve_name(name, id) {
                 return Err(Error::NameTaken {
@@ -293,23 +479,46 @@ impl Node {
         Ok(Handle::from_entry(entry))
     }
 
-    /// The actor registered here under `name`, as a handle of type `A`.
-    /// Another type under that name is an error, not a panic.
-    pub fn lookup<A: Actor>(&self, name: &str) -> Result<Handle<A>, Error> {
-        let id =
-            lock(&self.shared.names)
-                .get(name)
-                .copied()
-                .ok_or_else(|| Error::NameNotFound {
-                    name: name.to_owned(),
-                })?;
-        let entry = read(&self.shared.entries)
-            .get(&id)
-            .cloned()
-            .ok_or_else(|| Error::NameNotFound {
+    /// The actor named `name`, as a handle of type `A`: the one active on
+    /// this node, else the one the cluster's directory knows (on whichever
+    /// member hosts it), else the one that lived here and moved away
+    /// (reached through its forwarder). Another type under that name is an
+    /// error, not a panic.
+    pub async fn lookup<A: Actor>(&self, name: &str) -> Result<Handle<A>, Error> {
+        self.check_running()?;
+        let what = || format!("the actor named {name:?}");
+        let local = lock(&self.shared.names)
+            .get(name)
+            .copied()
+            .and_then(|id| self.entry(&id));
+        if let Some(entry) = local.clone().filter(|e| e.is_hosting()) {
+            return Self::downcast::<A>(entry, what).map(Handle::from_entry);
+        }
+        let found = self.shared.directory.as_ref().and_then(|d| {
+            d.find_name(name)
+                .map(|found| (d.locate(found.actor), found))
+        });
+        if let Some((located, found)) = found {
+            if found.type_tag != A::TYPE_TAG {
+                return Err(Error::WrongType {
+                    what: what(),
+                    expected: A::TYPE_TAG.to_owned(),
+                    found: found.type_tag,
+                });
+            }
+            let (node, epoch) = located.unwrap_or((found.node, 0));
+            let entry = self.entry_for::<A>(found.actor, node.clone(), epoch)?;
+            if !entry.is_hosting() && entry.route().epoch < epoch {
+                entry.control(NetControl::Moved { node, epoch });
+            }
+            return Ok(Handle::from_entry(entry));
+        }
+        match local {
+            Some(entry) => Self::downcast::<A>(entry, what).map(Handle::from_entry),
+            None => Err(Error::NameNotFound {
                 name: name.to_owned(),
-            })?;
-        Self::downcast::<A>(entry, || format!("the actor named {name:?}")).map(Handle::from_entry)
+            }),
+        }
     }
 
     /// The same actor as `handle`, sending from this node: what a handle
@@ -418,9 +627,7 @@ impl Node {
     /// connecting to them.
     pub(crate) async fn resolve(&self, dest: &Destination) -> Result<NodeId, MigrationFailure> {
         match dest {
-            Destination::Node(id) if self.has_peer(id) || id == self.id() || self.has_route(id) => {
-                Ok(id.clone())
-            }
+            Destination::Node(id) if self.has_peer(id) || id == self.id() => Ok(id.clone()),
             Destination::Node(id) => match self.address_of(id) {
                 Some(addr) => self
                     .connect(&addr)
@@ -443,19 +650,21 @@ impl Node {
 
     /// Where `peer` listens, if this node knows.
     pub(crate) fn address_of(&self, peer: &NodeId) -> Option<String> {
-        self.shared
-            .network
-            .as_ref()
-            .and_then(|n| n.address_of(peer))
+        self.member_address(peer).or_else(|| {
+            self.shared
+                .network
+                .as_ref()
+                .and_then(|n| n.address_of(peer))
+        })
     }
 
     /// An authenticated link to `peer` is up (new, or replacing one).
     pub(crate) fn add_link(&self, peer: NodeId, link: LinkSender) {
-        write(&self.shared.peers).insert(peer, link);
+        self.shared.links.add(peer, link);
     }
 
     fn add_peer(&self, peer: NodeId, sender: LinkSender, receiver: LinkReceiver) {
-        write(&self.shared.peers).insert(peer.clone(), sender);
+        self.shared.links.add(peer.clone(), sender);
         let node = self.clone();
         tokio::spawn(async move { node.read_link(peer, receiver).await });
     }
@@ -472,59 +681,58 @@ impl Node {
     /// [`ExitReason::NodeDown`], and cells are told (a migration toward it
     /// aborts at once).
     pub(crate) fn peer_lost(&self, peer: &NodeId, why: &str) {
-        if write(&self.shared.peers).remove(peer).is_none() {
+        if !self.shared.links.remove(peer) {
             return;
         }
         tracing::warn!(node = %self.id(), %peer, reason = why, "peer lost");
-        let entries: Vec<Arc<dyn ErasedEntry>> =
-            read(&self.shared.entries).values().cloned().collect();
-        let behind: std::collections::HashSet<ActorId> = entries
-            .iter()
-            .filter(|e| !e.is_hosting() && e.route_node() == *peer)
-            .map(|e| e.actor())
-            .collect();
-        let reason = ExitReason::NodeDown(peer.clone());
-        let failed: Vec<(ActorId, ReplySender)> = {
-            let mut pending = lock(&self.shared.pending);
-            let ids: Vec<u64> = pending
-                .iter()
-                .filter(|(_, w)| behind.contains(&w.actor))
-                .map(|(id, _)| *id)
-                .collect();
-            ids.into_iter()
-                .filter_map(|id| pending.remove(&id).map(|w| (w.actor, w.sender)))
-                .collect()
-        };
-        for (actor, sender) in failed {
-            let _ = sender.send(Err(Error::ActorDown {
-                actor,
-                reason: reason.clone(),
-            }));
-        }
-        let fired: Vec<oneshot::Sender<ExitReason>> = {
-            let mut monitors = lock(&self.shared.monitors);
-            let ids: Vec<u64> = monitors
-                .iter()
-                .filter(|(_, w)| behind.contains(&w.actor))
-                .map(|(id, _)| *id)
-                .collect();
-            ids.into_iter()
-                .filter_map(|id| monitors.remove(&id).map(|w| w.sender))
-                .collect()
-        };
-        for sender in fired {
-            let _ = sender.send(reason.clone());
-        }
+        let entries = self.all_entries();
+        self.fail_waiting_on(peer, &std::collections::HashSet::new());
         for entry in entries {
             entry.control(NetControl::PeerLost(peer.clone()));
         }
     }
 
+    /// The live members of this node's cluster that are not leaving, this
+    /// node included, sorted (only this node if it does not listen).
+    pub fn members(&self) -> Vec<NodeId> {
+        let mut members: Vec<NodeId> = match &self.shared.directory {
+            Some(directory) => directory
+                .members()
+                .into_iter()
+                .filter(|m| !m.leaving)
+                .map(|m| m.id)
+                .collect(),
+            None => vec![self.id().clone()],
+        };
+        members.sort();
+        members
+    }
+
+    /// Membership events (a member joined, left, failed), each sent once the
+    /// node has acted on it (a failed member's actors are reported down
+    /// before its `Failed` event).
+    pub fn member_events(&self) -> tokio::sync::broadcast::Receiver<MemberEvent> {
+        self.shared.member_events.subscribe()
+    }
+
+    /// Counters of this node: what it hosts, forwards, and has forwarded.
+    pub fn stats(&self) -> NodeStats {
+        let entries = read(&self.shared.entries);
+        let hosted = entries.values().filter(|e| e.is_hosting()).count();
+        let forwarders = entries
+            .values()
+            .filter(|e| !e.is_hosting() && e.exit_reason().is_none())
+            .count();
+        NodeStats {
+            hosted,
+            forwarders,
+            forwarded_messages: self.shared.forwarded.load(Ordering::Relaxed),
+        }
+    }
+
     /// The nodes this node is linked to.
     pub fn peers(&self) -> Vec<NodeId> {
-        let mut peers: Vec<NodeId> = read(&self.shared.peers).keys().cloned().collect();
-        peers.sort();
-        peers
+        self.shared.links.linked()
     }
 
     /// Whether actor `id` is active on this node right now.
@@ -576,10 +784,13 @@ impl Node {
                 task.abort();
             }
         }
+        if let Some(directory) = &self.shared.directory {
+            directory.shutdown().await;
+        }
         if let Some(network) = &self.shared.network {
             network.shutdown();
         }
-        write(&self.shared.peers).clear();
+        self.shared.links.clear();
         write(&self.shared.entries).clear();
         lock(&self.shared.pending).clear();
         lock(&self.shared.monitors).clear();
@@ -595,6 +806,75 @@ impl Node {
     }
 
     // ---- crate-internal plumbing ------------------------------------------
+
+    /// `actor` is active here since `epoch`: the cluster's directory says so.
+    pub(crate) fn announce_hosting(
+        &self,
+        actor: ActorId,
+        epoch: u64,
+        name: Option<&str>,
+        type_tag: &str,
+    ) {
+        if let Some(directory) = &self.shared.directory {
+            directory.hosting(actor, epoch, name.map(|n| (n, type_tag)));
+        }
+    }
+
+    /// `actor` is no longer active here.
+    pub(crate) fn announce_left(&self, actor: ActorId, name: Option<&str>) {
+        if let Some(directory) = &self.shared.directory {
+            directory.left(actor, name);
+        }
+    }
+
+    /// Where the cluster's directory says `actor` is active, and since when.
+    pub(crate) fn locate(&self, actor: ActorId) -> Option<(NodeId, u64)> {
+        self.shared.directory.as_ref()?.locate(actor)
+    }
+
+    /// Where a live member of this cluster (not this node) listens.
+    fn member_address(&self, node: &NodeId) -> Option<String> {
+        if node == self.id() {
+            return None;
+        }
+        self.shared.directory.as_ref()?.address_of(node)
+    }
+
+    pub(crate) fn count_forwarded(&self) {
+        self.shared.forwarded.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How long an idle forwarder waits before retiring; `None` where the
+    /// directory cannot stand in for it (no cluster).
+    pub(crate) fn forwarder_idle(&self) -> Option<Duration> {
+        self.shared
+            .directory
+            .as_ref()
+            .map(|_| self.shared.config.forwarder_idle)
+    }
+
+    /// Removes the forwarder of `actor` from the node's table if nothing
+    /// here needs it: no handle holds it, and the directory knows where
+    /// the actor is (so a late sender can still be forwarded). The check is
+    /// made under the table's write lock, which every new holder needs.
+    pub(crate) fn retire_forwarder(&self, actor: ActorId, route: &Route) -> bool {
+        let located = self.locate(actor);
+        if located.is_none_or(|(node, epoch)| node != route.node || epoch < route.epoch) {
+            return false;
+        }
+        let mut entries = write(&self.shared.entries);
+        // The table's reference and the cell's: nobody else holds it.
+        let idle = entries
+            .get(&actor)
+            .is_some_and(|entry| Arc::strong_count(entry) == 2 && !entry.is_hosting());
+        if idle {
+            entries.remove(&actor);
+            drop(entries);
+            let mut names = lock(&self.shared.names);
+            names.retain(|_, holder| *holder != actor);
+        }
+        idle
+    }
 
     pub(crate) fn migration_timeout(&self) -> Duration {
         self.shared.config.migration_timeout
@@ -790,7 +1070,7 @@ impl Node {
     }
 
     pub(crate) fn has_peer(&self, node: &NodeId) -> bool {
-        read(&self.shared.peers).contains_key(node)
+        self.shared.links.has_direct(node)
     }
 
     /// Sends a frame to a node: over the direct link, or else relayed by
@@ -824,26 +1104,74 @@ impl Node {
             outer.extend_from_slice(&frame);
             Ok(outer)
         };
-        let direct = read(&self.shared.peers).get(to).cloned();
-        let (link, frame) = match direct {
-            Some(link) if from == self.id() => (link, frame),
-            Some(link) => (link, relayed(hops)?),
-            None => {
-                let hop = read(&self.shared.relays)
-                    .get(to)
-                    .cloned()
-                    .ok_or_else(unknown)?;
-                if hops == 0 || hop == *to {
-                    return Err(unknown());
-                }
-                let link = read(&self.shared.peers)
-                    .get(&hop)
-                    .cloned()
-                    .ok_or_else(unknown)?;
-                (link, relayed(hops - 1)?)
+        let path = self.shared.links.path(to);
+        if let Path::Direct(link) = &path {
+            let frame = if from == self.id() {
+                frame
+            } else {
+                relayed(hops)?
+            };
+            return link.send(Bytes::from(frame)).map_err(|_| unknown());
+        }
+        // A member of this cluster is dialed on first use rather than
+        // reached through a relay, which may leave the cluster.
+        if let Some(addr) = self.member_address(to) {
+            let frame = if from == self.id() {
+                frame
+            } else {
+                relayed(hops)?
+            };
+            if let Queued::DialNeeded = self.shared.links.queue(to, Bytes::from(frame)) {
+                self.dial(to.clone(), addr);
             }
-        };
-        link.send(Bytes::from(frame)).map_err(|_| unknown())
+            return Ok(());
+        }
+        match path {
+            Path::Relay(link) if hops > 0 => link
+                .send(Bytes::from(relayed(hops - 1)?))
+                .map_err(|_| unknown()),
+            _ => Err(unknown()),
+        }
+    }
+
+    /// Dials `to` at `addr`; the frames queued for it go once the link is
+    /// up, or are answered as undeliverable if it cannot be reached.
+    fn dial(&self, to: NodeId, addr: String) {
+        let node = self.clone();
+        tokio::spawn(async move {
+            let why = match node.connect(&addr).await {
+                Ok(peer) if peer == to => return,
+                Ok(other) => format!("{addr} is node {other}, not {to}"),
+                Err(e) => e.to_string(),
+            };
+            tracing::warn!(node = %node.id(), peer = %to, reason = %why, "dial failed");
+            for frame in node.shared.links.dial_failed(&to) {
+                node.bounce(&to, &frame);
+            }
+        });
+    }
+
+    /// Answers a frame that could not reach `to` as undeliverable.
+    fn bounce(&self, to: &NodeId, frame: &Bytes) {
+        match crate::wire::open_frame(frame) {
+            Ok((
+                PeerMsg::Deliver {
+                    actor, envelope, ..
+                },
+                _,
+            )) => self.reject(&envelope, actor, ExitReason::NodeDown(to.clone())),
+            Ok((PeerMsg::Prepare { actor, epoch, .. }, _)) => self.control(
+                &actor,
+                NetControl::PrepareAck {
+                    epoch,
+                    result: Err(MigrationFailure::Unreachable(to.to_string())),
+                },
+            ),
+            Ok((msg, _)) => {
+                tracing::warn!(node = %self.id(), peer = %to, ?msg, "undeliverable frame dropped")
+            }
+            Err(e) => tracing::warn!(node = %self.id(), error = %e, "undeliverable frame dropped"),
+        }
     }
 
     /// Handles one frame from linked node `from`.
@@ -858,18 +1186,13 @@ impl Node {
 
     /// Whether frames for `node` can be relayed by a linked node.
     fn has_route(&self, node: &NodeId) -> bool {
-        read(&self.shared.relays)
-            .get(node)
-            .is_some_and(|hop| self.has_peer(hop))
+        self.shared.links.has_relay(node)
     }
 
     /// Remembers that `origin` can be reached through linked node `via`.
     fn learn_route(&self, origin: &NodeId, via: &NodeId) {
-        if origin == via || origin == self.id() || self.has_peer(origin) {
-            return;
-        }
-        if read(&self.shared.relays).get(origin) != Some(via) {
-            write(&self.shared.relays).insert(origin.clone(), via.clone());
+        if origin != self.id() {
+            self.shared.links.learn_relay(origin, via);
         }
     }
 
@@ -937,6 +1260,38 @@ impl Node {
         }
     }
 
+    /// A message for an actor this node has no slot for (its forwarder
+    /// retired, say): sent on to where the directory says it lives, and
+    /// its sender told so.
+    fn forward_unknown(&self, actor: ActorId, type_tag: String, envelope: WireEnvelope) {
+        let located = self.locate(actor).filter(|(node, _)| node != self.id());
+        let Some((node, epoch)) = located else {
+            return self.reject(&envelope, actor, ExitReason::NoSuchActor);
+        };
+        let origin = envelope.origin.node.clone();
+        if origin != node {
+            let moved = PeerMsg::Moved {
+                actor,
+                node: node.clone(),
+                epoch,
+                addr: self.address_of(&node),
+            };
+            let _ = self.send_peer(&origin, &moved);
+        }
+        self.count_forwarded();
+        let deliver = PeerMsg::Deliver {
+            actor,
+            type_tag,
+            envelope,
+        };
+        if let Err(e) = self.send_peer(&node, &deliver) {
+            tracing::warn!(node = %self.id(), %actor, to = %node, error = %e, "message could not be forwarded");
+            if let PeerMsg::Deliver { envelope, .. } = &deliver {
+                self.reject(envelope, actor, ExitReason::NodeDown(node));
+            }
+        }
+    }
+
     /// A correction: go straight to `node` from now on, dialing it first if
     /// this node has no link to it yet (until then, the old route works).
     fn on_moved(&self, actor: ActorId, node: NodeId, epoch: u64, addr: Option<String>) {
@@ -975,7 +1330,9 @@ impl Node {
                 }
             }
             PeerMsg::Deliver {
-                actor, envelope, ..
+                actor,
+                type_tag,
+                envelope,
             } => match self.entry(&actor) {
                 Some(entry) => {
                     self.learn_route(&envelope.origin.node, from);
@@ -984,7 +1341,7 @@ impl Node {
                         self.reject(&envelope, actor, reason);
                     }
                 }
-                None => self.reject(&envelope, actor, ExitReason::NoSuchActor),
+                None => self.forward_unknown(actor, type_tag, envelope),
             },
             PeerMsg::Reply { request, result } => {
                 if let Some(waiter) = self.take_pending(request) {
@@ -1011,6 +1368,9 @@ impl Node {
                 epoch,
             } => {
                 let result = match self.registry().get(&type_tag) {
+                    _ if self.shared.leaving.load(Ordering::Acquire) => {
+                        Err(MigrationFailure::Leaving)
+                    }
                     None => Err(MigrationFailure::UnknownType {
                         tag: type_tag,
                         known: self.registry().tags(),
@@ -1053,6 +1413,28 @@ impl Node {
                 self.control(&actor, NetControl::Committed { epoch })
             }
             PeerMsg::Abort { actor, epoch } => self.control(&actor, NetControl::Abort { epoch }),
+            PeerMsg::ClaimName {
+                name,
+                actor,
+                request,
+            } => {
+                let Some(directory) = &self.shared.directory else {
+                    tracing::warn!(node = %self.id(), peer = %from, "a name claim reached a node outside any cluster");
+                    return;
+                };
+                let owner = directory
+                    .decide_claim(&name, actor, from, self.local_holder(&name))
+                    .err();
+                let answer = PeerMsg::NameClaimed { request, owner };
+                if let Err(e) = self.send_peer(from, &answer) {
+                    tracing::warn!(node = %self.id(), peer = %from, error = %e, "a claim's answer could not be sent");
+                }
+            }
+            PeerMsg::NameClaimed { request, owner } => {
+                if let Some(waiter) = lock(&self.shared.name_claims).remove(&request) {
+                    let _ = waiter.send(owner);
+                }
+            }
         }
     }
 }

@@ -4,6 +4,7 @@
 //! - 1: deliver / reply / down, two-phase migration (prepare, ack, commit,
 //!   committed, abort), route corrections (moved, with the new location's
 //!   address) and relays for nodes without a direct link.
+//! - 2: name claims sent to the cluster's coordinator (claim, answer).
 
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +14,7 @@ use crate::migration::MigrationFailure;
 
 /// Version of the protocol below; a link refuses peers of another version.
 #[allow(dead_code)] // checked by the handshake of network links
-pub(crate) const PROTOCOL_VERSION: u32 = 1;
+pub(crate) const PROTOCOL_VERSION: u32 = 2;
 
 /// One stream of messages toward an actor: the node that numbered them and a
 /// random id of the numbering cell (so a new cell never reuses old numbers).
@@ -101,6 +102,18 @@ pub(crate) enum PeerMsg {
     /// reply finding its way back along a forwarding chain); `hops` left.
     /// The carried frame follows this header.
     Relay { from: NodeId, to: NodeId, hops: u8 },
+    /// To the cluster's coordinator: may `actor` take `name`?
+    ClaimName {
+        name: String,
+        actor: ActorId,
+        request: u64,
+    },
+    /// The coordinator's answer to claim `request`: granted, or the actor
+    /// that holds the name.
+    NameClaimed {
+        request: u64,
+        owner: Option<ActorId>,
+    },
 }
 
 /// How many nodes a relayed frame may cross before it is dropped.

@@ -153,6 +153,7 @@ async fn migrate_and_back_keeps_state_and_handle() {
     );
     let on_b = b
         .lookup::<Counter>("counter")
+        .await
         .expect("name registered at b");
     assert_eq!(on_b.get().await, Ok(6));
     a.migrate(&counter, a.id()).await.expect("back to a");

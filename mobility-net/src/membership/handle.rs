@@ -1,0 +1,450 @@
+//! [`Membership`]: a running chitchat instance on the authenticated
+//! transport, its live members and their events.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chitchat::{spawn_chitchat, Chitchat, ChitchatConfig, ChitchatHandle, ChitchatId, NodeState};
+use tokio::sync::{broadcast, watch, Mutex};
+
+use super::auth_udp::{AuthUdpTransport, GossipKey, TransportStats};
+use super::config::MembershipConfig;
+use super::events::{Member, MemberEvent, Observed, Tracker};
+use crate::{NetError, NodeId};
+
+/// The reserved key that carries a member's lifecycle status.
+pub(super) const STATUS_KEY: &str = "status";
+/// The status of a member that announced a graceful leave.
+pub(super) const LEAVING: &str = "leaving";
+/// Events buffered for a slow subscriber before it sees `Lagged`.
+const EVENT_CAPACITY: usize = 1024;
+/// `leave` waits at most this many gossip intervals for its status to go
+/// out to every live peer.
+const LEAVE_WAIT_INTERVALS: u32 = 10;
+
+/// This node's membership in a cluster: gossip (chitchat over an
+/// authenticated UDP transport), failure detection, the live members and
+/// their published key-value state, and [`MemberEvent`]s.
+///
+/// Cheap to clone (the clones share one instance). Dropping the last clone
+/// stops gossiping, like [`shutdown`](Membership::shutdown).
+///
+/// The key `status` is reserved (it carries the graceful-leave announcement,
+/// shown as [`Member::leaving`]): [`set`](Membership::set) and
+/// [`delete`](Membership::delete) refuse it.
+#[derive(Clone)]
+pub struct Membership {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    id: NodeId,
+    gossip_addr: SocketAddr,
+    gossip_interval: Duration,
+    chitchat: Arc<Mutex<Chitchat>>,
+    /// `None` once shut down.
+    handle: Mutex<Option<ChitchatHandle>>,
+    /// Serializes `leave` calls.
+    leave_lock: Mutex<()>,
+    /// Tells the watcher task to stop.
+    stop: watch::Sender<bool>,
+    shared: Arc<Shared>,
+    stats: Arc<TransportStats>,
+}
+
+/// What the watcher task and the handle share.
+struct Shared {
+    view: RwLock<View>,
+    events: broadcast::Sender<MemberEvent>,
+}
+
+/// The members as last seen.
+struct View {
+    /// This node's own values (authoritative: written by `set`/`delete`
+    /// under chitchat's lock, never from a possibly older snapshot).
+    self_values: BTreeMap<String, String>,
+    /// Whether this node announced its leave.
+    leaving: bool,
+    /// Live peers (latest incarnation of each id).
+    peers: BTreeMap<NodeId, Member>,
+    tracker: Tracker,
+    /// Shut down: no more snapshots are applied.
+    stopped: bool,
+}
+
+impl Shared {
+    fn read(&self) -> RwLockReadGuard<'_, View> {
+        self.view.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, View> {
+        self.view.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Applies a snapshot of live peers; emits the events it implies (after
+    /// the view is updated, so a subscriber that hears `Joined(x)` finds `x`
+    /// in `members()`).
+    fn apply(&self, observed: Vec<Observed>) {
+        let mut view = self.write();
+        if view.stopped {
+            return;
+        }
+        let (events, peers) = view.tracker.update(observed);
+        view.peers = peers;
+        for event in events {
+            match &event {
+                MemberEvent::Joined(id) => tracing::info!(member = %id, "member joined"),
+                MemberEvent::Left(id) => tracing::info!(member = %id, "member left"),
+                MemberEvent::Failed(id) => tracing::info!(member = %id, "member failed"),
+            }
+            // No subscriber is not an error.
+            let _ = self.events.send(event);
+        }
+    }
+}
+
+impl Membership {
+    /// Binds the gossip socket, starts chitchat on the authenticated
+    /// transport with `initial` as this node's key-value state, and starts
+    /// watching the live members.
+    ///
+    /// Fails with [`NetError::Bind`] if the address cannot be bound, or is
+    /// not a concrete address (port 0 or an unspecified IP: it is advertised
+    /// to peers as is).
+    pub async fn start(
+        config: MembershipConfig,
+        initial: Vec<(String, String)>,
+    ) -> Result<Membership, NetError> {
+        let addr = config.gossip_addr;
+        let bind_error = |source| NetError::Bind {
+            addr: addr.to_string(),
+            source,
+        };
+        if addr.port() == 0 || addr.ip().is_unspecified() {
+            return Err(bind_error(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the gossip address is advertised to peers: give a concrete IP address and port",
+            )));
+        }
+        let socket = tokio::net::UdpSocket::bind(addr)
+            .await
+            .map_err(bind_error)?;
+        let stats = Arc::new(TransportStats::default());
+        let transport = AuthUdpTransport::new(
+            socket,
+            GossipKey::derive(&config.secret, &config.cluster),
+            Arc::clone(&stats),
+        );
+
+        let initial: Vec<(String, String)> = initial
+            .into_iter()
+            .filter(|(key, _)| {
+                let reserved = key == STATUS_KEY;
+                if reserved {
+                    tracing::warn!(key, "reserved membership key ignored");
+                }
+                !reserved
+            })
+            .collect();
+        let self_values: BTreeMap<String, String> = initial.iter().cloned().collect();
+
+        let gossip_interval = config.effective_gossip_interval();
+        let chitchat_config = ChitchatConfig {
+            chitchat_id: ChitchatId::new(config.node.as_str(), generation(), addr),
+            cluster_id: config.cluster.clone(),
+            gossip_interval,
+            listen_addr: addr,
+            seed_nodes: config.seeds.clone(),
+            failure_detector_config: config.failure_detector_config(),
+            marked_for_deletion_grace_period: config.grace_period(),
+            catchup_callback: None,
+            extra_liveness_predicate: None,
+        };
+        let handle = spawn_chitchat(chitchat_config, initial, &transport)
+            .await
+            .map_err(|err| bind_error(io::Error::other(format!("{err:#}"))))?;
+        let chitchat = handle.chitchat();
+        let live = chitchat.lock().await.live_nodes_watcher();
+
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let shared = Arc::new(Shared {
+            view: RwLock::new(View {
+                self_values,
+                leaving: false,
+                peers: BTreeMap::new(),
+                tracker: Tracker::default(),
+                stopped: false,
+            }),
+            events,
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        tokio::spawn(watch_live_nodes(
+            live,
+            stop_rx,
+            Arc::clone(&shared),
+            config.node.clone(),
+        ));
+        tracing::info!(node = %config.node, cluster = %config.cluster, %addr, "membership started");
+        Ok(Membership {
+            inner: Arc::new(Inner {
+                id: config.node,
+                gossip_addr: addr,
+                gossip_interval,
+                chitchat,
+                handle: Mutex::new(Some(handle)),
+                leave_lock: Mutex::new(()),
+                stop,
+                shared,
+                stats,
+            }),
+        })
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> &NodeId {
+        &self.inner.id
+    }
+
+    /// This node's UDP gossip address.
+    pub fn gossip_addr(&self) -> SocketAddr {
+        self.inner.gossip_addr
+    }
+
+    /// Sets a key of this node's published state (the reserved key `status`
+    /// is refused with a warning). Visible in this node's
+    /// [`members`](Membership::members) on return; peers see it within a
+    /// few gossip intervals.
+    pub async fn set(&self, key: &str, value: &str) {
+        if key == STATUS_KEY {
+            tracing::warn!(key, "reserved membership key: not set");
+            return;
+        }
+        let mut chitchat = self.inner.chitchat.lock().await;
+        chitchat.self_node_state().set(key, value);
+        // Under chitchat's lock, so concurrent writes land in the same order
+        // in both places.
+        self.inner
+            .shared
+            .write()
+            .self_values
+            .insert(key.to_owned(), value.to_owned());
+    }
+
+    /// Deletes a key of this node's published state (the reserved key
+    /// `status` is refused with a warning).
+    pub async fn delete(&self, key: &str) {
+        if key == STATUS_KEY {
+            tracing::warn!(key, "reserved membership key: not deleted");
+            return;
+        }
+        let mut chitchat = self.inner.chitchat.lock().await;
+        chitchat.self_node_state().delete(key);
+        self.inner.shared.write().self_values.remove(key);
+    }
+
+    /// The live members, this node included (sorted by id): peers as of the
+    /// last change chitchat reported, this node with its current values.
+    /// Members that announced a leave stay (with `leaving` set) until they
+    /// go silent. After [`shutdown`](Membership::shutdown) or
+    /// [`leave`](Membership::leave), only this node.
+    pub fn members(&self) -> Vec<Member> {
+        let view = self.inner.shared.read();
+        let mut members: Vec<Member> = view.peers.values().cloned().collect();
+        members.push(self.myself(&view));
+        members.sort_by(|a, b| a.id.cmp(&b.id));
+        members
+    }
+
+    /// One live member (this node included), if it is live.
+    pub fn member(&self, id: &NodeId) -> Option<Member> {
+        let view = self.inner.shared.read();
+        if *id == self.inner.id {
+            Some(self.myself(&view))
+        } else {
+            view.peers.get(id).cloned()
+        }
+    }
+
+    fn myself(&self, view: &View) -> Member {
+        Member {
+            id: self.inner.id.clone(),
+            gossip_addr: self.inner.gossip_addr,
+            values: view.self_values.clone(),
+            leaving: view.leaving,
+        }
+    }
+
+    /// Member events from now on. Subscribe first, then read
+    /// [`members`](Membership::members) for the current set. A receiver that
+    /// falls more than 1024 events behind gets `RecvError::Lagged`.
+    pub fn subscribe(&self) -> broadcast::Receiver<MemberEvent> {
+        self.inner.shared.events.subscribe()
+    }
+
+    /// Gossip datagrams dropped on receipt so far: wrong version, bad tag
+    /// (wrong secret or cluster, altered bytes), timestamp more than 30 s
+    /// off, or an undecodable payload.
+    pub fn rejected_datagrams(&self) -> u64 {
+        self.inner.stats.rejected()
+    }
+
+    /// Leaves gracefully: publishes `status = leaving` (peers report
+    /// [`MemberEvent::Left`], not `Failed`), waits until that state has gone
+    /// out to every live peer (at most 10 gossip intervals), then shuts
+    /// down. Idempotent; concurrent calls return when the first is done.
+    pub async fn leave(&self) {
+        let _serial = self.inner.leave_lock.lock().await;
+        let peers: Vec<SocketAddr> = {
+            let mut chitchat = self.inner.chitchat.lock().await;
+            let mut view = self.inner.shared.write();
+            if view.leaving {
+                return;
+            }
+            view.leaving = true;
+            chitchat.self_node_state().set(STATUS_KEY, LEAVING);
+            view.peers
+                .values()
+                .filter(|peer| !peer.leaving)
+                .map(|peer| peer.gossip_addr)
+                .collect()
+        };
+        if self.inner.handle.lock().await.is_some() {
+            self.wait_until_announced(&peers).await;
+        }
+        self.shutdown().await;
+        tracing::info!(node = %self.inner.id, "left the cluster");
+    }
+
+    /// Waits until every peer in `peers` was sent two delta-carrying
+    /// messages since the `leaving` status was set: the second was computed
+    /// after the status, so it carried it (chitchat sends whatever the peer
+    /// lacks). Gives up after [`LEAVE_WAIT_INTERVALS`] gossip intervals.
+    async fn wait_until_announced(&self, peers: &[SocketAddr]) {
+        let stats = &self.inner.stats;
+        let baseline: Vec<(SocketAddr, u64)> = peers
+            .iter()
+            .map(|&addr| (addr, stats.deltas_sent_to(addr)))
+            .collect();
+        let interval = self.inner.gossip_interval;
+        let deadline = tokio::time::Instant::now() + interval.saturating_mul(LEAVE_WAIT_INTERVALS);
+        let poll = (interval / 5).clamp(Duration::from_millis(1), Duration::from_millis(20));
+        loop {
+            let pending = baseline
+                .iter()
+                .filter(|(addr, before)| stats.deltas_sent_to(*addr) < before + 2)
+                .count();
+            if pending == 0 {
+                return;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::debug!(
+                    pending,
+                    "leaving: not every peer was sent our status in time"
+                );
+                return;
+            }
+            tokio::time::sleep(poll).await;
+        }
+    }
+
+    /// Stops gossiping at once and closes the socket: peers will declare
+    /// this node [`Failed`](MemberEvent::Failed). Idempotent.
+    pub async fn shutdown(&self) {
+        let mut handle = self.inner.handle.lock().await;
+        let Some(running) = handle.take() else {
+            return;
+        };
+        {
+            let mut view = self.inner.shared.write();
+            view.stopped = true;
+            view.peers.clear();
+        }
+        self.inner.stop.send_replace(true);
+        if let Err(err) = running.shutdown().await {
+            tracing::warn!(error = %err, "gossip server ended with an error");
+        }
+        tracing::debug!(node = %self.inner.id, "membership shut down");
+    }
+}
+
+impl fmt::Debug for Membership {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Membership")
+            .field("id", &self.inner.id)
+            .field("gossip_addr", &self.inner.gossip_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The start generation of this incarnation: microseconds since the UNIX
+/// epoch, so a restarted node has a larger one.
+fn generation() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// The live peers of a chitchat snapshot (any incarnation of `me` excluded).
+fn observe(snapshot: &BTreeMap<ChitchatId, NodeState>, me: &NodeId) -> Vec<Observed> {
+    snapshot
+        .iter()
+        .filter_map(|(chitchat_id, state)| {
+            let id = match NodeId::new(&chitchat_id.node_id) {
+                Ok(id) => id,
+                Err(err) => {
+                    tracing::debug!(error = %err, "gossip member with an invalid node id ignored");
+                    return None;
+                }
+            };
+            if id == *me {
+                return None;
+            }
+            let mut values = BTreeMap::new();
+            let mut leaving = false;
+            for (key, value) in state.key_values() {
+                if key == STATUS_KEY {
+                    leaving = value == LEAVING;
+                } else {
+                    values.insert(key.to_owned(), value.to_owned());
+                }
+            }
+            Some(Observed {
+                generation: chitchat_id.generation_id,
+                member: Member {
+                    id,
+                    gossip_addr: chitchat_id.gossip_advertise_addr,
+                    values,
+                    leaving,
+                },
+            })
+        })
+        .collect()
+}
+
+/// Applies every snapshot of chitchat's live nodes until told to stop (or
+/// until the membership is dropped).
+async fn watch_live_nodes(
+    mut live: watch::Receiver<BTreeMap<ChitchatId, NodeState>>,
+    mut stop: watch::Receiver<bool>,
+    shared: Arc<Shared>,
+    me: NodeId,
+) {
+    loop {
+        let observed = observe(&live.borrow_and_update(), &me);
+        shared.apply(observed);
+        tokio::select! {
+            biased;
+            _ = stop.changed() => return,
+            changed = live.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! The cluster directory: which node hosts which actor (and at which epoch)
+//! and which actor holds which name, read from the members' gossip state.
+//!
+//! Each node publishes only what it hosts, in its own gossip keys:
+//! - `addr`: where it listens for TCP links;
+//! - `a:<actor id>` = `<epoch>`: an actor active here;
+//! - `n:<name>` = `<actor id> <type tag>`: a name held by an actor here.
+//!
+//! A failed node's keys leave with it. During a move both the old and the
+//! new host may be seen for a moment; the higher epoch wins, and the old
+//! node forwards meanwhile.
+//!
+//! Names are claimed through one coordinator (the live member with the
+//! smallest id, not leaving), which sees every claim in order: of two nodes
+//! claiming a name at once, exactly one gets it, the other is told who has
+//! it. Should two coordinators ever grant one name (members that disagree
+//! on who is alive, just after a join), every node resolves the name to the
+//! same winner: the smaller actor id.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use mobility_net::membership::{Member, MemberEvent, Membership};
+use tokio::sync::{broadcast, mpsc};
+
+use crate::id::{ActorId, NodeId};
+
+const ADDR_KEY: &str = "addr";
+
+/// How long a granted claim holds a name before it shows in gossip.
+const CLAIM_HOLD: Duration = Duration::from_secs(10);
+
+fn actor_key(actor: ActorId) -> String {
+    format!("a:{actor}")
+}
+
+fn name_key(name: &str) -> String {
+    format!("n:{name}")
+}
+
+/// A name as the directory sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NameEntry {
+    pub(crate) actor: ActorId,
+    pub(crate) type_tag: String,
+    pub(crate) node: NodeId,
+}
+
+/// A change to this node's own keys, applied in order by one task.
+enum Publish {
+    Set(String, String),
+    Delete(String),
+}
+
+/// A claim this node granted as coordinator, until gossip shows it.
+struct Claim {
+    actor: ActorId,
+    node: NodeId,
+    at: Instant,
+}
+
+pub(crate) struct Directory {
+    membership: Membership,
+    gossip_interval: Duration,
+    publish: mpsc::UnboundedSender<Publish>,
+    claims: Mutex<HashMap<String, Claim>>,
+}
+
+impl std::fmt::Debug for Directory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Directory")
+            .field("membership", &self.membership)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Directory {
+    /// Publishes this node's TCP address and starts the ordered publisher.
+    pub(crate) async fn start(
+        membership: Membership,
+        tcp_addr: String,
+        gossip_interval: Duration,
+    ) -> Directory {
+        membership.set(ADDR_KEY, &tcp_addr).await;
+        let (publish, mut queue) = mpsc::unbounded_channel();
+        let publisher = membership.clone();
+        tokio::spawn(async move {
+            while let Some(change) = queue.recv().await {
+                match change {
+                    Publish::Set(key, value) => publisher.set(&key, &value).await,
+                    Publish::Delete(key) => publisher.delete(&key).await,
+                }
+            }
+        });
+        Directory {
+            membership,
+            gossip_interval,
+            publish,
+            claims: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn gossip_interval(&self) -> Duration {
+        self.gossip_interval
+    }
+
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<MemberEvent> {
+        self.membership.subscribe()
+    }
+
+    fn set(&self, key: String, value: String) {
+        let _ = self.publish.send(Publish::Set(key, value));
+    }
+
+    fn delete(&self, key: String) {
+        let _ = self.publish.send(Publish::Delete(key));
+    }
+
+    /// `actor` is active here since `epoch`, under `name` if it has one.
+    pub(crate) fn hosting(&self, actor: ActorId, epoch: u64, name: Option<(&str, &str)>) {
+        self.set(actor_key(actor), epoch.to_string());
+        if let Some((name, type_tag)) = name {
+            self.set(name_key(name), format!("{actor} {type_tag}"));
+        }
+    }
+
+    /// `actor` is no longer active here (moved away or ended).
+    pub(crate) fn left(&self, actor: ActorId, name: Option<&str>) {
+        self.delete(actor_key(actor));
+        if let Some(name) = name {
+            self.delete(name_key(name));
+        }
+    }
+
+    /// The live members, this node included.
+    pub(crate) fn members(&self) -> Vec<Member> {
+        self.membership.members()
+    }
+
+    /// Where a live member listens for TCP links.
+    pub(crate) fn address_of(&self, node: &NodeId) -> Option<String> {
+        self.membership
+            .member(node)
+            .and_then(|m| m.values.get(ADDR_KEY).cloned())
+    }
+
+    /// The live node hosting `actor`, with the epoch it hosts it at.
+    pub(crate) fn locate(&self, actor: ActorId) -> Option<(NodeId, u64)> {
+        let key = actor_key(actor);
+        self.members()
+            .into_iter()
+            .filter_map(|m| {
+                let epoch = m.values.get(&key)?.parse::<u64>().ok()?;
+                Some((m.id, epoch))
+            })
+            .max_by_key(|(_, epoch)| *epoch)
+    }
+
+    /// The actor holding `name` in the cluster, if any.
+    pub(crate) fn find_name(&self, name: &str) -> Option<NameEntry> {
+        let key = name_key(name);
+        self.members()
+            .into_iter()
+            .filter_map(|m| {
+                let value = m.values.get(&key)?;
+                let (actor, type_tag) = value.split_once(' ')?;
+                Some(NameEntry {
+                    actor: ActorId::parse(actor)?,
+                    type_tag: type_tag.to_owned(),
+                    node: m.id,
+                })
+            })
+            .min_by_key(|entry| entry.actor)
+    }
+
+    /// How many actors each live member that is not leaving hosts.
+    pub(crate) fn load(&self) -> Vec<(NodeId, usize)> {
+        self.members()
+            .into_iter()
+            .filter(|m| !m.leaving)
+            .map(|m| {
+                let hosted = m.values.keys().filter(|k| k.starts_with("a:")).count();
+                (m.id, hosted)
+            })
+            .collect()
+    }
+
+    /// Who decides name claims now: the smallest live member not leaving.
+    pub(crate) fn coordinator(&self) -> NodeId {
+        self.members()
+            .into_iter()
+            .filter(|m| !m.leaving)
+            .map(|m| m.id)
+            .min()
+            .unwrap_or_else(|| self.membership.id().clone())
+    }
+
+    /// As coordinator: grants `name` to `actor` of node `node`, or says which
+    /// actor holds it. `local` is the holder on this node, if any.
+    pub(crate) fn decide_claim(
+        &self,
+        name: &str,
+        actor: ActorId,
+        node: &NodeId,
+        local: Option<ActorId>,
+    ) -> Result<(), ActorId> {
+        if let Some(owner) = local.filter(|owner| *owner != actor) {
+            return Err(owner);
+        }
+        if let Some(entry) = self.find_name(name) {
+            if entry.actor != actor {
+                return Err(entry.actor);
+            }
+        }
+        let mut claims = lock(&self.claims);
+        let members = self.members();
+        // A claim lapses once gossip shows it, or its claimant is gone, or
+        // it never showed up in time.
+        claims.retain(|_, claim| {
+            claim.at.elapsed() < CLAIM_HOLD && members.iter().any(|m| m.id == claim.node)
+        });
+        match claims.get(name) {
+            Some(claim) if claim.actor != actor => Err(claim.actor),
+            _ => {
+                claims.insert(
+                    name.to_owned(),
+                    Claim {
+                        actor,
+                        node: node.clone(),
+                        at: Instant::now(),
+                    },
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// This node leaves the cluster gracefully.
+    pub(crate) async fn leave(&self) {
+        self.membership.leave().await;
+    }
+
+    pub(crate) async fn shutdown(&self) {
+        self.membership.shutdown().await;
+    }
+}

@@ -1,0 +1,178 @@
+//! Graceful leave: every actor of the node moves to other members, spread
+//! evenly and a few at a time; then the node leaves the cluster and stops.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::Node;
+use crate::entry::ErasedEntry;
+use crate::error::Error;
+use crate::id::{ActorId, Destination, NodeId};
+use crate::migration::MigrationReport;
+
+/// How many actors move at once during a drain.
+const DRAIN_CONCURRENCY: usize = 4;
+
+/// What [`Node::drain`] did.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DrainReport {
+    /// One report per actor moved, in the order they landed.
+    pub moved: Vec<MigrationReport>,
+    /// How long the drain took, leaving included.
+    pub took: Duration,
+}
+
+impl Node {
+    /// Leaves the cluster gracefully: moves every actor of this node to the
+    /// other members (spread evenly by how many actors each hosts, at most
+    /// 4 moves at once; an actor whose move fails is tried on the next
+    /// member), waits for them to land, tells the cluster this node is
+    /// leaving, lets the forwarders it leaves behind go quiet, then shuts
+    /// the node down.
+    ///
+    /// If an actor cannot be placed, the node stays up and in the cluster
+    /// with that actor still running here, and the error
+    /// ([`Error::DrainIncomplete`]) says which actors and why; those that
+    /// did move stay moved.
+    pub async fn drain(&self) -> Result<DrainReport, Error> {
+        self.check_running()?;
+        let Some(directory) = &self.shared.directory else {
+            return Err(Error::Config(
+                "only a member of a cluster can drain: give the builder .cluster(..) and .listen(..)".into(),
+            ));
+        };
+        let started = Instant::now();
+        self.shared.leaving.store(true, Ordering::Release);
+        let actors: Vec<Arc<dyn ErasedEntry>> = self
+            .all_entries()
+            .into_iter()
+            .filter(|e| e.is_hosting())
+            .collect();
+        let mut load: Vec<(NodeId, usize)> = directory
+            .load()
+            .into_iter()
+            .filter(|(node, _)| node != self.id())
+            .collect();
+        let mut moved = Vec::new();
+        let mut failed: Vec<(ActorId, String)> = Vec::new();
+        if load.is_empty() {
+            failed = actors
+                .iter()
+                .map(|a| {
+                    (
+                        a.actor(),
+                        "no other member of the cluster to take it".to_owned(),
+                    )
+                })
+                .collect();
+        } else {
+            let permits = Arc::new(Semaphore::new(DRAIN_CONCURRENCY));
+            let mut moves = JoinSet::new();
+            for entry in actors {
+                let order = placement(&mut load);
+                let permits = Arc::clone(&permits);
+                moves.spawn(async move {
+                    let _permit = permits.acquire_owned().await;
+                    place(entry, order).await
+                });
+            }
+            while let Some(outcome) = moves.join_next().await {
+                match outcome {
+                    Ok(Ok(report)) => moved.push(report),
+                    Ok(Err((actor, why))) => failed.push((actor, why)),
+                    Err(e) => tracing::error!(node = %self.id(), error = %e, "a drain task failed"),
+                }
+            }
+        }
+        if !failed.is_empty() {
+            self.shared.leaving.store(false, Ordering::Release);
+            return Err(Error::DrainIncomplete {
+                node: self.id().clone(),
+                moved: moved.len(),
+                failed,
+            });
+        }
+        directory.leave().await;
+        self.wait_forwarding_quiet(directory.gossip_interval() * 3)
+            .await;
+        self.shutdown().await;
+        Ok(DrainReport {
+            moved,
+            took: started.elapsed(),
+        })
+    }
+
+    /// Waits until this node has forwarded nothing for `quiet` (its senders
+    /// have been corrected or rerouted), for at most the migration timeout.
+    async fn wait_forwarding_quiet(&self, quiet: Duration) {
+        let deadline = Instant::now() + self.shared.config.migration_timeout;
+        let mut seen = self.shared.forwarded.load(Ordering::Relaxed);
+        let mut since = Instant::now();
+        while Instant::now() < deadline {
+            tokio::time::sleep(quiet / 4).await;
+            let now = self.shared.forwarded.load(Ordering::Relaxed);
+            if now != seen {
+                seen = now;
+                since = Instant::now();
+            } else if since.elapsed() >= quiet {
+                return;
+            }
+        }
+        tracing::warn!(node = %self.id(), "still forwarding when the drain's time ran out");
+    }
+}
+
+/// The members to try for one actor, least loaded first; the first one is
+/// counted as taking it.
+fn placement(load: &mut [(NodeId, usize)]) -> Vec<NodeId> {
+    load.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    if let Some(first) = load.first_mut() {
+        first.1 += 1;
+    }
+    load.iter().map(|(node, _)| node.clone()).collect()
+}
+
+/// Moves one actor to the first member of `order` that takes it.
+async fn place(
+    entry: Arc<dyn ErasedEntry>,
+    order: Vec<NodeId>,
+) -> Result<MigrationReport, (ActorId, String)> {
+    let actor = entry.actor();
+    let mut why = Vec::new();
+    for node in order {
+        match Arc::clone(&entry)
+            .migrate(Destination::Node(node.clone()))
+            .await
+        {
+            Ok(report) => return Ok(report),
+            // Gone meanwhile (stopped): nothing left to place.
+            Err(Error::ActorDown { .. }) if !entry.is_hosting() => {
+                return Err((actor, "it stopped during the drain".into()))
+            }
+            Err(e) => why.push(format!("{node}: {e}")),
+        }
+    }
+    Err((actor, why.join("; ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn placement_spreads_evenly_and_orders_fallbacks() {
+        let id = |s: &str| NodeId::new(s).unwrap();
+        let mut load = vec![(id("b"), 2), (id("c"), 0), (id("d"), 0)];
+        let picks: Vec<NodeId> = (0..6).map(|_| placement(&mut load)[0].clone()).collect();
+        let names: Vec<&str> = picks.iter().map(NodeId::as_str).collect();
+        assert_eq!(names, ["c", "d", "c", "d", "b", "c"]);
+        let order = placement(&mut load);
+        assert_eq!(order.len(), 3, "every member is a fallback");
+    }
+}

@@ -1,0 +1,132 @@
+//! What the node does when membership changes: a failed member's actors
+//! are reported down, a leaving member's traffic goes where the directory
+//! says its actors went.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Weak};
+
+use mobility_net::membership::MemberEvent;
+use tokio::sync::broadcast;
+
+use super::{lock, read, Node, NodeShared};
+use crate::cell::NetControl;
+use crate::entry::ErasedEntry;
+use crate::error::{Error, ExitReason};
+use crate::id::{ActorId, NodeId};
+
+/// Follows the membership's events for as long as the node exists.
+pub(crate) async fn follow(node: Weak<NodeShared>, mut events: broadcast::Receiver<MemberEvent>) {
+    loop {
+        let event = match events.recv().await {
+            Ok(event) => event,
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "membership events missed");
+                continue;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        let Some(shared) = node.upgrade() else { return };
+        let node = Node::from_shared(shared);
+        if node
+            .shared
+            .stopped
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            return;
+        }
+        node.on_member_event(&event);
+        let _ = node.shared.member_events.send(event);
+    }
+}
+
+impl Node {
+    fn on_member_event(&self, event: &MemberEvent) {
+        match event {
+            MemberEvent::Joined(peer) => {
+                tracing::info!(node = %self.id(), %peer, "member joined");
+            }
+            MemberEvent::Left(peer) => {
+                tracing::info!(node = %self.id(), %peer, "member left");
+                // Its link is not used again: what went through it goes
+                // where the directory says, or is answered as undeliverable.
+                self.shared.links.remove(peer);
+                self.reroute_from(peer);
+            }
+            MemberEvent::Failed(peer) => {
+                tracing::warn!(node = %self.id(), %peer, "member failed");
+                self.shared.links.remove(peer);
+                let moved = self.reroute_from(peer);
+                self.fail_waiting_on(peer, &moved);
+                for entry in self.all_entries() {
+                    entry.control(NetControl::PeerLost(peer.clone()));
+                }
+            }
+        }
+    }
+
+    /// Points every slot routed to `peer` at where the directory says its
+    /// actor lives now; the actors so found.
+    fn reroute_from(&self, peer: &NodeId) -> HashSet<ActorId> {
+        let mut moved = HashSet::new();
+        for entry in self.all_entries() {
+            if entry.is_hosting() || entry.route_node() != *peer {
+                continue;
+            }
+            let actor = entry.actor();
+            if let Some((node, epoch)) = self.locate(actor).filter(|(n, _)| n != peer) {
+                entry.control(NetControl::Moved { node, epoch });
+                moved.insert(actor);
+            }
+        }
+        moved
+    }
+
+    pub(super) fn all_entries(&self) -> Vec<Arc<dyn ErasedEntry>> {
+        read(&self.shared.entries).values().cloned().collect()
+    }
+
+    /// Fails the replies and monitors that wait on actors last seen on
+    /// `peer` (gone for good) with [`ExitReason::NodeDown`], but for
+    /// monitors of actors found alive elsewhere (`alive`).
+    pub(super) fn fail_waiting_on(&self, peer: &NodeId, alive: &HashSet<ActorId>) {
+        let behind: HashSet<ActorId> = self
+            .all_entries()
+            .iter()
+            .filter(|e| !e.is_hosting() && e.route_node() == *peer)
+            .map(|e| e.actor())
+            .chain(alive.iter().copied())
+            .collect();
+        let reason = ExitReason::NodeDown(peer.clone());
+        let failed: Vec<(ActorId, crate::reply::ReplySender)> = {
+            let mut pending = lock(&self.shared.pending);
+            let ids: Vec<u64> = pending
+                .iter()
+                .filter(|(_, w)| behind.contains(&w.actor))
+                .map(|(id, _)| *id)
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| pending.remove(&id).map(|w| (w.actor, w.sender)))
+                .collect()
+        };
+        for (actor, sender) in failed {
+            let _ = sender.send(Err(Error::ActorDown {
+                actor,
+                reason: reason.clone(),
+            }));
+        }
+        let fired: Vec<tokio::sync::oneshot::Sender<ExitReason>> = {
+            let mut monitors = lock(&self.shared.monitors);
+            let ids: Vec<u64> = monitors
+                .iter()
+                .filter(|(_, w)| behind.contains(&w.actor) && !alive.contains(&w.actor))
+                .map(|(id, _)| *id)
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| monitors.remove(&id).map(|w| w.sender))
+                .collect()
+        };
+        for sender in fired {
+            let _ = sender.send(reason.clone());
+        }
+    }
+}

@@ -1,0 +1,477 @@
+//! Clusters of three or more nodes in one process, joined by gossip:
+//! membership, the cluster-wide directory, migration inside the cluster with
+//! forwarding and path correction, concurrent name claims, a failed node,
+//! forwarder retirement, and a drain under load.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::PATIENCE;
+use mobility::prelude::*;
+use mobility::NodeStats;
+
+const SECRET: &str = "cluster secret";
+
+#[mobile]
+#[derive(Default)]
+pub struct Counter {
+    count: u64,
+}
+
+#[mobile]
+impl Counter {
+    pub fn add(&mut self, n: u64) -> u64 {
+        self.count += n;
+        self.count
+    }
+
+    pub fn where_am_i(&self, ctx: &mut Context<Self>) -> String {
+        ctx.node().id().to_string()
+    }
+}
+
+/// Numbered messages from many senders: what arrived, per sender.
+#[mobile]
+#[derive(Default)]
+pub struct Ledger {
+    next: HashMap<String, u64>,
+    out_of_order: u64,
+    duplicates: u64,
+    handled: u64,
+}
+
+#[mobile]
+impl Ledger {
+    pub fn record(&mut self, sender: String, seq: u64) {
+        self.handled += 1;
+        let next = self.next.entry(sender).or_insert(0);
+        if seq < *next {
+            self.duplicates += 1;
+        } else if seq > *next {
+            self.out_of_order += 1;
+            *next = seq + 1;
+        } else {
+            *next += 1;
+        }
+    }
+
+    /// (handled, duplicates, out of order, next expected per sender)
+    pub fn tally(&self) -> (u64, u64, u64, HashMap<String, u64>) {
+        (
+            self.handled,
+            self.duplicates,
+            self.out_of_order,
+            self.next.clone(),
+        )
+    }
+}
+
+fn builder(id: &str) -> mobility::NodeBuilder {
+    Node::builder()
+        .id(id)
+        .cluster("test-cluster", SECRET)
+        .listen("127.0.0.1:0")
+        .gossip_interval(Duration::from_millis(50))
+        .failure_timeout(Duration::from_millis(1500))
+        .request_timeout(Duration::from_secs(20))
+}
+
+/// Nodes joined into one cluster through the first, each seeing all.
+async fn cluster(ids: &[&str]) -> Vec<Node> {
+    let first = builder(ids[0]).start().await.expect("seed starts");
+    let seed = first.listen_addr().expect("listens").to_string();
+    let mut nodes = vec![first];
+    for id in &ids[1..] {
+        nodes.push(builder(id).join(&seed).start().await.expect("joins"));
+    }
+    for node in &nodes {
+        wait_for("every member sees every other", || {
+            node.members().len() == ids.len()
+        })
+        .await;
+    }
+    nodes
+}
+
+/// Polls `check` every few milliseconds until it holds or `PATIENCE` ends.
+async fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Looks `name` up on `node` until the directory has it.
+async fn lookup_eventually<A: Actor>(node: &Node, name: &str) -> Handle<A> {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match node.lookup::<A>(name).await {
+            Ok(handle) => return handle,
+            Err(Error::NameNotFound { .. }) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(e) => panic!("lookup of {name} on {}: {e}", node.id()),
+        }
+    }
+}
+
+fn forwarded(node: &Node) -> u64 {
+    let NodeStats {
+        forwarded_messages, ..
+    } = node.stats();
+    forwarded_messages
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_find_a_named_actor_from_every_node() {
+    let nodes = cluster(&["a", "b", "c"]).await;
+    let mut events = nodes[0].member_events();
+    let counter = nodes[1]
+        .spawn_named("counter", Counter::default())
+        .await
+        .expect("spawn");
+    counter.add(1).await.expect("local call");
+    for (i, node) in nodes.iter().enumerate() {
+        let found = lookup_eventually::<Counter>(node, "counter").await;
+        assert_eq!(found.id(), counter.id(), "same actor from {}", node.id());
+        assert_eq!(
+            found.add(1).await,
+            Ok(i as u64 + 2),
+            "answered via {}",
+            node.id()
+        );
+        assert_eq!(found.where_am_i().await.as_deref(), Ok("b"));
+    }
+    // The wrong type is an error, not a panic, on every node.
+    match nodes[2].lookup::<Ledger>("counter").await {
+        Err(Error::WrongType {
+            expected, found, ..
+        }) => {
+            assert!(expected.contains("Ledger") && found.contains("Counter"))
+        }
+        other => panic!("expected a wrong type error, got {other:?}"),
+    }
+    // A name taken anywhere in the cluster is taken everywhere.
+    match nodes[2].spawn_named("counter", Counter::default()).await {
+        Err(Error::NameTaken { owner, .. }) => assert_eq!(owner, counter.id()),
+        other => panic!("expected name taken, got {other:?}"),
+    }
+    // The name goes when its actor stops.
+    counter.stop().await.expect("stop");
+    for node in &nodes {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while node.lookup::<Counter>("counter").await.is_ok() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "name still on {}",
+                node.id()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    assert!(events.try_recv().is_err(), "no membership change meanwhile");
+    for node in &nodes {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_is_forwarded_once_then_goes_direct() {
+    let nodes = cluster(&["a", "b", "c", "d"]).await;
+    let (a, b, c, d) = (&nodes[0], &nodes[1], &nodes[2], &nodes[3]);
+    let counter = a
+        .spawn_named("hops", Counter::default())
+        .await
+        .expect("spawn");
+    let from_d = lookup_eventually::<Counter>(d, "hops").await;
+    assert_eq!(from_d.add(1).await, Ok(1));
+
+    // A chain of moves inside the cluster: a -> b -> c -> a.
+    let mut expected = 1;
+    for (from, to) in [(a, b), (b, c), (c, a)] {
+        let before = forwarded(from);
+        let report = counter
+            .migrate(Destination::node(to.id().clone()))
+            .await
+            .expect("in-cluster migration");
+        assert_eq!((&report.from, &report.to), (from.id(), to.id()));
+        assert!(to.hosts(counter.id()) && !from.hosts(counter.id()));
+        // d's handle still points at the old node: one forwarded hop...
+        expected += 1;
+        assert_eq!(from_d.add(1).await, Ok(expected));
+        assert_eq!(forwarded(from), before + 1, "one hop through {}", from.id());
+        // ...and then d goes straight to the actor.
+        wait_for("d's route corrected", || from_d.location() == *to.id()).await;
+        for _ in 0..5 {
+            expected += 1;
+            assert_eq!(from_d.add(1).await, Ok(expected));
+        }
+        assert_eq!(forwarded(from), before + 1, "no further hop once corrected");
+        assert_eq!(from_d.where_am_i().await.as_deref(), Ok(to.id().as_str()));
+    }
+    // Every node's lookup converges to the new location.
+    for node in &nodes {
+        let node_id = node.id().clone();
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let found = node.lookup::<Counter>("hops").await.expect("found");
+            if found.location() == *a.id() {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{node_id} still sees {}",
+                found.location()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    for node in &nodes {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_claiming_one_name_at_once_end_with_one_owner() {
+    let nodes = cluster(&["a", "b", "c"]).await;
+    for round in 0..10 {
+        let name = format!("only-one-{round}");
+        // The claims come from the two nodes that are not the coordinator,
+        // and from the coordinator itself, at the same moment.
+        let (first, second, third) = tokio::join!(
+            nodes[1].spawn_named(name.clone(), Counter::default()),
+            nodes[2].spawn_named(name.clone(), Counter::default()),
+            nodes[0].spawn_named(name.clone(), Counter::default()),
+        );
+        let outcomes = [first, second, third];
+        let winners: Vec<&Handle<Counter>> =
+            outcomes.iter().filter_map(|o| o.as_ref().ok()).collect();
+        assert_eq!(winners.len(), 1, "round {round}: exactly one owner");
+        let winner = winners[0].id();
+        for outcome in &outcomes {
+            if let Err(e) = outcome {
+                match e {
+                    Error::NameTaken { owner, name: taken } => {
+                        assert_eq!((*owner, taken), (winner, &name), "told who has it")
+                    }
+                    other => panic!("round {round}: unexpected {other}"),
+                }
+            }
+        }
+        for node in &nodes {
+            let found = lookup_eventually::<Counter>(node, &name).await;
+            assert_eq!(found.id(), winner, "{} agrees on the owner", node.id());
+        }
+    }
+    for node in &nodes {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_forwarder_retires_and_a_late_sender_still_gets_through() {
+    let nodes = {
+        let first = builder("a")
+            .forwarder_idle(Duration::from_millis(200))
+            .start()
+            .await
+            .expect("a");
+        let seed = first.listen_addr().expect("addr").to_string();
+        let mut nodes = vec![first];
+        for id in ["b", "c"] {
+            let node = builder(id)
+                .forwarder_idle(Duration::from_millis(200))
+                .join(&seed)
+                .start()
+                .await
+                .expect("joins");
+            nodes.push(node);
+        }
+        for node in &nodes {
+            wait_for("full membership", || node.members().len() == 3).await;
+        }
+        nodes
+    };
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    let id = a
+        .spawn_named("late", Counter::default())
+        .await
+        .expect("spawn")
+        .id();
+    // Only c holds a handle; a keeps none.
+    let from_c = lookup_eventually::<Counter>(c, "late").await;
+    assert_eq!(from_c.id(), id);
+    assert_eq!(from_c.add(1).await, Ok(1));
+    c.migrate(&from_c, Destination::node(b.id().clone()))
+        .await
+        .expect("moved to b");
+    assert!(b.hosts(id));
+    wait_for("a's forwarder retired", || a.stats().forwarders == 0).await;
+    assert_eq!(a.stats().hosted, 0);
+
+    // c never sent since the move, so it still routes through a: a has no
+    // slot for the actor any more and forwards through the directory.
+    assert_eq!(from_c.location(), *a.id(), "c's route is stale");
+    let before = forwarded(a);
+    assert_eq!(from_c.add(1).await, Ok(2), "the late sender got through");
+    assert_eq!(forwarded(a), before + 1);
+    wait_for("c corrected", || from_c.location() == *b.id()).await;
+    assert_eq!(from_c.add(1).await, Ok(3));
+    assert_eq!(forwarded(a), before + 1, "direct after the correction");
+    for node in &nodes {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_node_takes_its_entries_and_its_actors_are_reported_down() {
+    let nodes = cluster(&["a", "b"]).await;
+    let seed = nodes[0].listen_addr().expect("addr").to_string();
+    // Node c runs on a runtime of its own, which the test drops: its tasks
+    // and sockets vanish at once, as when a process is killed.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (kill, killed) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let c = builder("c").join(&seed).start().await.expect("c joins");
+            let victim = c
+                .spawn_named("victim", Counter::default())
+                .await
+                .expect("spawn on c");
+            tx.send(victim.id()).expect("send id");
+            let _ = killed.await;
+            drop(c);
+        });
+        drop(runtime);
+    });
+    let victim_id = tokio::task::spawn_blocking(move || rx.recv().expect("id"))
+        .await
+        .expect("join");
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let victim = lookup_eventually::<Counter>(a, "victim").await;
+    assert_eq!(victim.id(), victim_id);
+    assert_eq!(victim.add(1).await, Ok(1));
+    let monitor = victim.monitor();
+    let mut events = b.member_events();
+    kill.send(()).expect("kill c");
+    tokio::task::spawn_blocking(move || thread.join().expect("thread"))
+        .await
+        .expect("join");
+
+    // Monitors fire, the entries go, calls fail as down.
+    let reason = tokio::time::timeout(PATIENCE, monitor)
+        .await
+        .expect("monitor fired in time");
+    assert_eq!(reason, ExitReason::NodeDown(NodeId::new("c").expect("id")));
+    let event = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match events.recv().await {
+                Ok(MemberEvent::Failed(node)) => return node,
+                Ok(_) => continue,
+                Err(e) => panic!("events: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("failure reported");
+    assert_eq!(event.as_str(), "c");
+    for node in [a, b] {
+        wait_for("c left the member list", || node.members().len() == 2).await;
+        match node.lookup::<Counter>("victim").await {
+            Err(Error::NameNotFound { .. }) => {}
+            other => panic!("the dead node's name is still there: {other:?}"),
+        }
+    }
+    match victim.add(1).await {
+        Err(Error::ActorDown { reason, .. }) => {
+            assert_eq!(reason, ExitReason::NodeDown(NodeId::new("c").expect("id")))
+        }
+        other => panic!("expected the actor down, got {other:?}"),
+    }
+    for node in &nodes {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draining_a_node_under_load_moves_every_actor_and_loses_nothing() {
+    let nodes = cluster(&["a", "b", "c"]).await;
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    let mut ledgers = Vec::new();
+    for i in 0..6 {
+        let ledger = b
+            .spawn_named(format!("ledger-{i}"), Ledger::default())
+            .await
+            .expect("spawn");
+        ledgers.push(ledger.id());
+    }
+    // Senders on a and c send numbered messages to every ledger throughout.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut senders = Vec::new();
+    for node in [a, c] {
+        for i in 0..6 {
+            let handle = lookup_eventually::<Ledger>(node, &format!("ledger-{i}")).await;
+            let stop = stop.clone();
+            let sender = format!("{}-{i}", node.id());
+            senders.push(tokio::spawn(async move {
+                let mut seq = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if seq % 10 == 9 {
+                        handle
+                            .record(sender.clone(), seq)
+                            .await
+                            .expect("request answered");
+                    } else {
+                        handle.tell().record(sender.clone(), seq).expect("sent");
+                    }
+                    seq += 1;
+                    tokio::task::yield_now().await;
+                }
+                (sender, seq, handle)
+            }));
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await; // load before the drain
+    let report = b.drain().await.expect("drain");
+    assert_eq!(report.moved.len(), 6, "every actor moved");
+    let to_a = report.moved.iter().filter(|r| r.to == *a.id()).count();
+    assert_eq!((to_a, 6 - to_a), (3, 3), "spread evenly");
+    assert!(b.spawn(Counter::default()).await.is_err(), "b is shut down");
+    tokio::time::sleep(Duration::from_millis(200)).await; // load after the drain
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut sent: HashMap<String, u64> = HashMap::new();
+    let mut handles = Vec::new();
+    for sender in senders {
+        let (name, count, handle) = sender.await.expect("sender");
+        sent.insert(name, count);
+        handles.push(handle);
+    }
+    let mut total_handled = 0;
+    for (i, _) in ledgers.iter().enumerate() {
+        let handle = lookup_eventually::<Ledger>(a, &format!("ledger-{i}")).await;
+        let (handled, duplicates, out_of_order, next) = handle.tally().await.expect("tally");
+        assert_eq!((duplicates, out_of_order), (0, 0), "ledger-{i}");
+        for (sender, n) in &next {
+            assert_eq!(Some(n), sent.get(sender), "ledger-{i} got all of {sender}");
+        }
+        total_handled += handled;
+    }
+    let total_sent: u64 = sent.values().sum();
+    assert_eq!(total_handled, total_sent, "lost = 0");
+    wait_for("b left the cluster", || a.members().len() == 2).await;
+    drop(handles);
+    for node in [a, c] {
+        node.shutdown().await;
+    }
+}
