@@ -475,3 +475,56 @@ async fn draining_a_node_under_load_moves_every_actor_and_loses_nothing() {
         node.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_that_cannot_place_an_actor_says_which_and_keeps_it() {
+    let alone = builder("alone").start().await.expect("node");
+    let counter = alone
+        .spawn_named("stays", Counter::default())
+        .await
+        .expect("spawn");
+    match alone.drain().await {
+        Err(Error::DrainIncomplete { moved, failed, .. }) => {
+            assert_eq!(moved, 0);
+            assert_eq!(failed.len(), 1);
+            assert_eq!(failed[0].0, counter.id(), "names the actor");
+            assert!(failed[0].1.contains("no other member"), "{}", failed[0].1);
+        }
+        other => panic!("expected an incomplete drain, got {other:?}"),
+    }
+    assert_eq!(counter.add(1).await, Ok(1), "the actor still runs here");
+    assert_eq!(alone.members().len(), 1, "still a member");
+    alone.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_freed_elsewhere_can_be_taken_again_where_it_began() {
+    let nodes = cluster(&["a", "b"]).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let first = a
+        .spawn_named("reused", Counter::default())
+        .await
+        .expect("spawn");
+    a.migrate(&first, Destination::node(b.id().clone()))
+        .await
+        .expect("moved");
+    first.stop().await.expect("stopped on b");
+    // The directory forgets the name once b's change has gossiped.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let second = loop {
+        match a.spawn_named("reused", Counter::default()).await {
+            Ok(handle) => break handle,
+            Err(Error::NameTaken { owner, .. }) if owner == first.id() => {
+                assert!(tokio::time::Instant::now() < deadline, "name never freed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(e) => panic!("unexpected {e}"),
+        }
+    };
+    assert_ne!(second.id(), first.id());
+    let found = lookup_eventually::<Counter>(b, "reused").await;
+    assert_eq!(found.add(5).await, Ok(5), "the new actor, from empty state");
+    for node in &nodes {
+        node.shutdown().await;
+    }
+}

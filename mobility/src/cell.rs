@@ -1193,6 +1193,9 @@ impl<A: Actor> Cell<A> {
         };
         let snapshot = *snapshot;
         let name_reserved = match &snapshot.name {
+            Some(name) if self.node.name_held_elsewhere(name, actor) => {
+                return refuse(&self.node, MigrationFailure::NameTaken(name.clone()))
+            }
             Some(name) => match self.node.reserve_name(name, actor) {
                 Ok(newly) => newly,
                 Err(_) => return refuse(&self.node, MigrationFailure::NameTaken(name.clone())),

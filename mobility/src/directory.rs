@@ -18,7 +18,7 @@
 //! same winner: the smaller actor id.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mobility_net::membership::{Member, MemberEvent, Membership};
@@ -60,11 +60,38 @@ struct Claim {
     at: Instant,
 }
 
+impl Claim {
+    /// Whether the claim still stands: it lapses once gossip shows the
+    /// name (gossip is the truth from then on, also when the actor later
+    /// ends), or its claimant is gone, or it never showed up in time.
+    fn holds(&self, name: &str, membership: &Membership) -> bool {
+        self.at.elapsed() < CLAIM_HOLD
+            && membership.value(&self.node, ADDR_KEY).is_some()
+            && !membership
+                .values_of(&name_key(name))
+                .iter()
+                .any(|(_, value)| value.starts_with(&format!("{} ", self.actor)))
+    }
+}
+
+/// Drops the claims gossip has caught up with, every gossip interval, for
+/// as long as the directory exists.
+async fn sweep_claims(
+    membership: Membership,
+    claims: Arc<Mutex<HashMap<String, Claim>>>,
+    interval: Duration,
+) {
+    while Arc::strong_count(&claims) > 1 {
+        tokio::time::sleep(interval).await;
+        lock(&claims).retain(|name, claim| claim.holds(name, &membership));
+    }
+}
+
 pub(crate) struct Directory {
     membership: Membership,
     gossip_interval: Duration,
     publish: mpsc::UnboundedSender<Publish>,
-    claims: Mutex<HashMap<String, Claim>>,
+    claims: Arc<Mutex<HashMap<String, Claim>>>,
 }
 
 impl std::fmt::Debug for Directory {
@@ -97,11 +124,17 @@ impl Directory {
                 }
             }
         });
+        let claims = Arc::new(Mutex::new(HashMap::new()));
+        tokio::spawn(sweep_claims(
+            membership.clone(),
+            Arc::clone(&claims),
+            gossip_interval,
+        ));
         Directory {
             membership,
             gossip_interval,
             publish,
-            claims: Mutex::new(HashMap::new()),
+            claims,
         }
     }
 
@@ -144,35 +177,29 @@ impl Directory {
 
     /// Where a live member listens for TCP links.
     pub(crate) fn address_of(&self, node: &NodeId) -> Option<String> {
-        self.membership
-            .member(node)
-            .and_then(|m| m.values.get(ADDR_KEY).cloned())
+        self.membership.value(node, ADDR_KEY)
     }
 
     /// The live node hosting `actor`, with the epoch it hosts it at.
     pub(crate) fn locate(&self, actor: ActorId) -> Option<(NodeId, u64)> {
-        let key = actor_key(actor);
-        self.members()
+        self.membership
+            .values_of(&actor_key(actor))
             .into_iter()
-            .filter_map(|m| {
-                let epoch = m.values.get(&key)?.parse::<u64>().ok()?;
-                Some((m.id, epoch))
-            })
+            .filter_map(|(node, epoch)| Some((node, epoch.parse::<u64>().ok()?)))
             .max_by_key(|(_, epoch)| *epoch)
     }
 
     /// The actor holding `name` in the cluster, if any.
     pub(crate) fn find_name(&self, name: &str) -> Option<NameEntry> {
-        let key = name_key(name);
-        self.members()
+        self.membership
+            .values_of(&name_key(name))
             .into_iter()
-            .filter_map(|m| {
-                let value = m.values.get(&key)?;
+            .filter_map(|(node, value)| {
                 let (actor, type_tag) = value.split_once(' ')?;
                 Some(NameEntry {
                     actor: ActorId::parse(actor)?,
                     type_tag: type_tag.to_owned(),
-                    node: m.id,
+                    node,
                 })
             })
             .min_by_key(|entry| entry.actor)
@@ -218,12 +245,7 @@ impl Directory {
             }
         }
         let mut claims = lock(&self.claims);
-        let members = self.members();
-        // A claim lapses once gossip shows it, or its claimant is gone, or
-        // it never showed up in time.
-        claims.retain(|_, claim| {
-            claim.at.elapsed() < CLAIM_HOLD && members.iter().any(|m| m.id == claim.node)
-        });
+        claims.retain(|claimed, claim| claim.holds(claimed, &self.membership));
         match claims.get(name) {
             Some(claim) if claim.actor != actor => Err(claim.actor),
             _ => {

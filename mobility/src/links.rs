@@ -81,11 +81,6 @@ impl Links {
         }
     }
 
-    /// Whether frames for `node` can be relayed by a linked node.
-    pub(crate) fn has_relay(&self, node: &NodeId) -> bool {
-        matches!(self.path(node), Path::Relay(..))
-    }
-
     /// Remembers that `origin` can be reached through linked node `via`.
     pub(crate) fn learn_relay(&self, origin: &NodeId, via: &NodeId) {
         if origin == via || self.has_direct(origin) {

@@ -1017,14 +1017,25 @@ impl Node {
             .map_err(|_| MigrationFailure::Stopped)
     }
 
+    /// Whether the cluster's directory has `name` held by another actor.
+    pub(crate) fn name_held_elsewhere(&self, name: &str, actor: ActorId) -> bool {
+        self.shared
+            .directory
+            .as_ref()
+            .and_then(|d| d.find_name(name))
+            .is_some_and(|found| found.actor != actor)
+    }
+
     /// Claims `name` for `actor`; `Ok(true)` if newly claimed, `Ok(false)` if
     /// it already had it, `Err(owner)` if another actor has it.
     pub(crate) fn reserve_name(&self, name: &str, actor: ActorId) -> Result<bool, ActorId> {
         let mut names = lock(&self.shared.names);
         match names.get(name) {
             Some(owner) if *owner == actor => Ok(false),
-            Some(owner) => Err(*owner),
-            None => {
+            // A name left here by an actor that moved away (or ended) only
+            // pointed at where it went: an actor active here takes it.
+            Some(owner) if self.entry(owner).is_some_and(|e| e.is_hosting()) => Err(*owner),
+            _ => {
                 names.insert(name.to_owned(), actor);
                 Ok(true)
             }
@@ -1182,11 +1193,6 @@ impl Node {
                 tracing::warn!(node = %self.id(), peer = %from, error = %e, "dropped an undecodable frame")
             }
         }
-    }
-
-    /// Whether frames for `node` can be relayed by a linked node.
-    fn has_route(&self, node: &NodeId) -> bool {
-        self.shared.links.has_relay(node)
     }
 
     /// Remembers that `origin` can be reached through linked node `via`.

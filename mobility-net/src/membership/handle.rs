@@ -269,6 +269,33 @@ impl Membership {
         }
     }
 
+    /// The value of `key` at one live member (this node included), without
+    /// copying the member's other values.
+    pub fn value(&self, id: &NodeId, key: &str) -> Option<String> {
+        let view = self.inner.shared.read();
+        if *id == self.inner.id {
+            view.self_values.get(key).cloned()
+        } else {
+            view.peers.get(id)?.values.get(key).cloned()
+        }
+    }
+
+    /// Every live member (this node included) that has `key`, with its
+    /// value: a read of one key across the cluster, without copying the
+    /// members' other values.
+    pub fn values_of(&self, key: &str) -> Vec<(NodeId, String)> {
+        let view = self.inner.shared.read();
+        let mine = view
+            .self_values
+            .get(key)
+            .map(|value| (self.inner.id.clone(), value.clone()));
+        view.peers
+            .values()
+            .filter_map(|m| m.values.get(key).map(|v| (m.id.clone(), v.clone())))
+            .chain(mine)
+            .collect()
+    }
+
     fn myself(&self, view: &View) -> Member {
         Member {
             id: self.inner.id.clone(),
