@@ -30,6 +30,10 @@ impl Counter {
     pub fn where_am_i(&self, ctx: &mut Context<Self>) -> String {
         ctx.node().id().to_string()
     }
+
+    pub async fn slow(&self) {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
 }
 
 /// Numbered messages from many senders: what arrived, per sender.
@@ -524,6 +528,39 @@ async fn a_name_freed_elsewhere_can_be_taken_again_where_it_began() {
     assert_ne!(second.id(), first.id());
     let found = lookup_eventually::<Counter>(b, "reused").await;
     assert_eq!(found.add(5).await, Ok(5), "the new actor, from empty state");
+    for node in &nodes {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_says_when_the_first_message_was_handled_after_the_move() {
+    let nodes = cluster(&["a", "b"]).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let counter = a.spawn(Counter::default()).await.expect("spawn");
+    // Nothing waits when the actor starts at b: no first message to report.
+    let idle = counter
+        .migrate(Destination::node(b.id().clone()))
+        .await
+        .expect("idle move");
+    assert_eq!(idle.first_message, None);
+
+    // The actor is busy; the move is asked, then more messages queue
+    // behind it: they move with it and the first is handled at a.
+    counter.tell().slow().expect("sent");
+    let mut moving = Box::pin(counter.migrate(Destination::node(a.id().clone())));
+    // One poll sends the request; the move waits for `slow` to end.
+    assert!(tokio::time::timeout(Duration::ZERO, &mut moving)
+        .await
+        .is_err());
+    for _ in 0..10 {
+        counter.tell().add(1).expect("sent");
+    }
+    let report = moving.await.expect("busy move");
+    assert!(report.queued_messages > 0, "{report}");
+    let first = report.first_message.expect("a first message was handled");
+    assert!(first >= report.freeze, "{report}");
+    assert_eq!(counter.add(0).await, Ok(10));
     for node in &nodes {
         node.shutdown().await;
     }

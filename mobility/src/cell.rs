@@ -46,6 +46,10 @@ pub(crate) enum NetControl {
     },
     Committed {
         epoch: u64,
+        queued: bool,
+    },
+    FirstHandled {
+        epoch: u64,
     },
     Abort {
         epoch: u64,
@@ -333,6 +337,8 @@ struct CommitWait {
     started: Instant,
     commit_sent: Instant,
     deadline: tokio::time::Instant,
+    /// Committed, waiting for the destination's first handled message.
+    acknowledged: bool,
 }
 
 enum Mode<A: Actor> {
@@ -355,6 +361,9 @@ pub(crate) struct Cell<A: Actor> {
     commit_wait: Option<CommitWait>,
     /// When this cell last forwarded a message (or began forwarding).
     last_forward: tokio::time::Instant,
+    /// Just arrived: tell this source, for this epoch, when the first
+    /// message has been handled.
+    first_notice: Option<(NodeId, u64)>,
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
@@ -394,6 +403,7 @@ impl<A: Actor> Cell<A> {
             starting,
             commit_wait: None,
             last_forward: tokio::time::Instant::now(),
+            first_notice: None,
         }
     }
 
@@ -463,6 +473,12 @@ impl<A: Actor> Cell<A> {
             if let Mode::Hosting(hosted) = &mut self.mode {
                 if let Some(item) = hosted.queue.pop_front() {
                     self.handle(item).await;
+                    if let Some((source, epoch)) = self.first_notice.take() {
+                        let actor = self.id();
+                        let _ = self
+                            .node
+                            .send_peer(&source, &PeerMsg::FirstHandled { actor, epoch });
+                    }
                     continue;
                 }
             }
@@ -512,11 +528,11 @@ impl<A: Actor> Cell<A> {
 
     async fn on_wakeup(&mut self) {
         let now = tokio::time::Instant::now();
-        if self.commit_wait.as_ref().is_some_and(|w| w.deadline <= now) {
-            if let Some(wait) = self.commit_wait.take() {
+        if let Some(wait) = self.commit_wait.as_ref().filter(|w| w.deadline <= now) {
+            if !wait.acknowledged {
                 tracing::warn!(actor = %self.id(), to = %wait.report.to, "commit not acknowledged in time; the actor was handed over");
-                wait.reply.send(Ok::<_, Error>(wait.report));
             }
+            self.finish_migration();
         }
         match &mut self.mode {
             Mode::Hosting(hosted) => {
@@ -1126,6 +1142,7 @@ impl<A: Actor> Cell<A> {
             restore,
             commit: Duration::ZERO,
             freeze: Duration::ZERO,
+            first_message: None,
         };
         self.mode = Mode::Forwarding(route);
         self.last_forward = tokio::time::Instant::now();
@@ -1137,17 +1154,43 @@ impl<A: Actor> Cell<A> {
             started: migrating.started,
             commit_sent,
             deadline: tokio::time::Instant::now() + self.node.migration_timeout(),
+            acknowledged: false,
         });
     }
 
-    fn on_committed(&mut self, epoch: u64) {
-        let Some(wait) = self.commit_wait.take_if(|w| w.report.epoch == epoch) else {
+    fn on_committed(&mut self, epoch: u64, queued: bool) {
+        let current = |w: &CommitWait| w.report.epoch == epoch && !w.acknowledged;
+        let Some(wait) = self.commit_wait.as_mut().filter(|w| current(w)) else {
             tracing::debug!(actor = %self.id(), epoch, "stale commit acknowledgement");
             return;
         };
-        let mut report = wait.report;
-        report.commit = wait.commit_sent.elapsed();
-        report.freeze = wait.started.elapsed();
+        wait.report.commit = wait.commit_sent.elapsed();
+        wait.report.freeze = wait.started.elapsed();
+        wait.acknowledged = true;
+        if !queued {
+            self.finish_migration();
+        }
+    }
+
+    /// The destination handled its first message: the report is complete.
+    fn on_first_handled(&mut self, epoch: u64) {
+        let Some(wait) = self
+            .commit_wait
+            .as_mut()
+            .filter(|w| w.report.epoch == epoch && w.acknowledged)
+        else {
+            return;
+        };
+        wait.report.first_message = Some(wait.started.elapsed());
+        self.finish_migration();
+    }
+
+    /// Emits the migration's report and gives it to whoever asked.
+    fn finish_migration(&mut self) {
+        let Some(wait) = self.commit_wait.take() else {
+            return;
+        };
+        let report = wait.report;
         tracing::info!(
             target: "mobility::migration",
             actor = %report.actor,
@@ -1159,6 +1202,7 @@ impl<A: Actor> Cell<A> {
             prepare_us = report.prepare.as_micros() as u64,
             restore_us = report.restore.as_micros() as u64,
             commit_us = report.commit.as_micros() as u64,
+            first_message_us = report.first_message.map(|d| d.as_micros() as u64),
             state_bytes = report.state_bytes,
             snapshot_bytes = report.snapshot_bytes,
             queued = report.queued_messages,
@@ -1289,9 +1333,14 @@ impl<A: Actor> Cell<A> {
         self.node
             .announce_hosting(self.entry.id, epoch, hosted.name.as_deref(), A::TYPE_TAG);
         self.mode = Mode::Hosting(hosted);
+        let queued = matches!(&self.mode, Mode::Hosting(h) if !h.queue.is_empty());
+        if queued {
+            self.first_notice = Some((prepared.source.clone(), epoch));
+        }
         let committed = PeerMsg::Committed {
             actor: self.id(),
             epoch,
+            queued,
         };
         let _ = self.node.send_peer(&prepared.source, &committed);
         tracing::debug!(actor = %self.id(), node = %self.node.id(), epoch, "actor active after migration");
@@ -1341,7 +1390,10 @@ impl<A: Actor> Cell<A> {
                 }
             }
             Control::Net(NetControl::Commit { epoch }) => self.on_commit(epoch),
-            Control::Net(NetControl::Committed { epoch }) => self.on_committed(epoch),
+            Control::Net(NetControl::Committed { epoch, queued }) => {
+                self.on_committed(epoch, queued)
+            }
+            Control::Net(NetControl::FirstHandled { epoch }) => self.on_first_handled(epoch),
             Control::Net(NetControl::Abort { epoch }) => self.on_abort(epoch),
             Control::Net(NetControl::Moved { node, epoch }) => self.reroute(Route { node, epoch }),
             Control::Net(NetControl::PeerLost(peer)) => {
@@ -1357,10 +1409,10 @@ impl<A: Actor> Cell<A> {
                     .as_ref()
                     .is_some_and(|w| w.report.to == peer)
                 {
-                    if let Some(wait) = self.commit_wait.take() {
+                    if self.commit_wait.as_ref().is_some_and(|w| !w.acknowledged) {
                         tracing::warn!(actor = %self.id(), %peer, "destination lost before acknowledging the commit");
-                        wait.reply.send(Ok::<_, Error>(wait.report));
                     }
+                    self.finish_migration();
                 }
             }
             Control::Net(NetControl::Shutdown) => {

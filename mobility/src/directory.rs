@@ -51,6 +51,9 @@ pub(crate) struct NameEntry {
 enum Publish {
     Set(String, String),
     Delete(String),
+    /// The name is in our own state now: a claim granted here for it has
+    /// done its job.
+    Settle(String, ActorId),
 }
 
 /// A claim this node granted as coordinator, until gossip shows it.
@@ -62,11 +65,15 @@ struct Claim {
 
 impl Claim {
     /// Whether the claim still stands: it lapses once gossip shows the
-    /// name (gossip is the truth from then on, also when the actor later
-    /// ends), or its claimant is gone, or it never showed up in time.
+    /// name or the actor (gossip is the truth from then on, also when the
+    /// actor later ends), or its claimant is gone, or it never showed up in
+    /// time.
     fn holds(&self, name: &str, membership: &Membership) -> bool {
+        // A host publishes an actor's name before the actor itself, so an
+        // actor seen anywhere had its name seen too (even if it moved on).
         self.at.elapsed() < CLAIM_HOLD
             && membership.value(&self.node, ADDR_KEY).is_some()
+            && membership.values_of(&actor_key(self.actor)).is_empty()
             && !membership
                 .values_of(&name_key(name))
                 .iter()
@@ -78,11 +85,14 @@ impl Claim {
 /// as long as the directory exists.
 async fn sweep_claims(
     membership: Membership,
-    claims: Arc<Mutex<HashMap<String, Claim>>>,
+    claims: std::sync::Weak<Mutex<HashMap<String, Claim>>>,
     interval: Duration,
 ) {
-    while Arc::strong_count(&claims) > 1 {
+    loop {
         tokio::time::sleep(interval).await;
+        let Some(claims) = claims.upgrade() else {
+            return;
+        };
         lock(&claims).retain(|name, claim| claim.holds(name, &membership));
     }
 }
@@ -116,18 +126,25 @@ impl Directory {
         membership.set(ADDR_KEY, &tcp_addr).await;
         let (publish, mut queue) = mpsc::unbounded_channel();
         let publisher = membership.clone();
+        let claims: Arc<Mutex<HashMap<String, Claim>>> = Arc::new(Mutex::new(HashMap::new()));
+        let settled = Arc::clone(&claims);
         tokio::spawn(async move {
             while let Some(change) = queue.recv().await {
                 match change {
                     Publish::Set(key, value) => publisher.set(&key, &value).await,
                     Publish::Delete(key) => publisher.delete(&key).await,
+                    Publish::Settle(name, actor) => {
+                        let mut claims = lock(&settled);
+                        if claims.get(&name).is_some_and(|c| c.actor == actor) {
+                            claims.remove(&name);
+                        }
+                    }
                 }
             }
         });
-        let claims = Arc::new(Mutex::new(HashMap::new()));
         tokio::spawn(sweep_claims(
             membership.clone(),
-            Arc::clone(&claims),
+            Arc::downgrade(&claims),
             gossip_interval,
         ));
         Directory {
@@ -156,10 +173,12 @@ impl Directory {
 
     /// `actor` is active here since `epoch`, under `name` if it has one.
     pub(crate) fn hosting(&self, actor: ActorId, epoch: u64, name: Option<(&str, &str)>) {
-        self.set(actor_key(actor), epoch.to_string());
+        // The name first: whoever sees the actor here has seen its name.
         if let Some((name, type_tag)) = name {
             self.set(name_key(name), format!("{actor} {type_tag}"));
+            let _ = self.publish.send(Publish::Settle(name.to_owned(), actor));
         }
+        self.set(actor_key(actor), epoch.to_string());
     }
 
     /// `actor` is no longer active here (moved away or ended).

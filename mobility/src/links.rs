@@ -38,6 +38,10 @@ pub(crate) struct Links {
     relays: RwLock<HashMap<NodeId, NodeId>>,
     /// Frames for nodes being dialed, in the order they were sent.
     dialing: Mutex<HashMap<NodeId, Vec<Bytes>>>,
+    /// Links to members declared failed or gone: not used, but kept (a
+    /// session ends once its last sender is dropped) in case the member
+    /// turns out alive and is seen again.
+    parked: Mutex<HashMap<NodeId, LinkSender>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -98,12 +102,30 @@ impl Links {
         for frame in dialing.remove(&peer).unwrap_or_default() {
             let _ = link.send(frame);
         }
+        lock(&self.parked).remove(&peer);
         write(&self.direct).insert(peer, link);
+    }
+
+    /// Stops using the link to `peer` (declared failed or gone) but keeps
+    /// its session open.
+    pub(crate) fn park(&self, peer: &NodeId) {
+        if let Some(link) = write(&self.direct).remove(peer) {
+            lock(&self.parked).insert(peer.clone(), link);
+        }
+    }
+
+    /// `peer` is seen alive again: its parked link is used again.
+    pub(crate) fn unpark(&self, peer: &NodeId) {
+        let parked = lock(&self.parked).remove(peer);
+        if let Some(link) = parked {
+            self.add(peer.clone(), link);
+        }
     }
 
     /// Drops the link to `peer`; whether there was one.
     pub(crate) fn remove(&self, peer: &NodeId) -> bool {
-        write(&self.direct).remove(peer).is_some()
+        let parked = lock(&self.parked).remove(peer).is_some();
+        write(&self.direct).remove(peer).is_some() || parked
     }
 
     /// Keeps `frame` until the link to `to` is up. Checked again under the
@@ -138,5 +160,6 @@ impl Links {
         write(&self.direct).clear();
         write(&self.relays).clear();
         lock(&self.dialing).clear();
+        lock(&self.parked).clear();
     }
 }

@@ -139,6 +139,10 @@ pub struct MigrationReport {
     /// Time the actor handled no message: from freeze to activation at the
     /// destination (measured to the commit acknowledgement, an upper bound).
     pub freeze: Duration,
+    /// From the freeze to the destination's first handled message, as the
+    /// source learns it (an upper bound, like `freeze`); `None` if no
+    /// message was waiting when the actor started there.
+    pub first_message: Option<Duration>,
 }
 
 impl fmt::Display for MigrationReport {
@@ -159,7 +163,11 @@ impl fmt::Display for MigrationReport {
             self.queued_messages,
             self.timers,
             self.forwarded_messages
-        )
+        )?;
+        if let Some(first) = self.first_message {
+            write!(f, ", first message handled after {first:?}")?;
+        }
+        Ok(())
     }
 }
 

@@ -1415,8 +1415,13 @@ impl Node {
                 result,
             } => self.control(&actor, NetControl::PrepareAck { epoch, result }),
             PeerMsg::Commit { actor, epoch } => self.control(&actor, NetControl::Commit { epoch }),
-            PeerMsg::Committed { actor, epoch } => {
-                self.control(&actor, NetControl::Committed { epoch })
+            PeerMsg::Committed {
+                actor,
+                epoch,
+                queued,
+            } => self.control(&actor, NetControl::Committed { epoch, queued }),
+            PeerMsg::FirstHandled { actor, epoch } => {
+                self.control(&actor, NetControl::FirstHandled { epoch })
             }
             PeerMsg::Abort { actor, epoch } => self.control(&actor, NetControl::Abort { epoch }),
             PeerMsg::ClaimName {

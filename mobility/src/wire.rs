@@ -4,7 +4,8 @@
 //! - 1: deliver / reply / down, two-phase migration (prepare, ack, commit,
 //!   committed, abort), route corrections (moved, with the new location's
 //!   address) and relays for nodes without a direct link.
-//! - 2: name claims sent to the cluster's coordinator (claim, answer).
+//! - 2: name claims sent to the cluster's coordinator (claim, answer);
+//!   the destination reports its first handled message after a move.
 
 use serde::{Deserialize, Serialize};
 
@@ -94,8 +95,15 @@ pub(crate) enum PeerMsg {
     },
     /// Phase two: activate the prepared actor.
     Commit { actor: ActorId, epoch: u64 },
-    /// The prepared actor is active at the destination.
-    Committed { actor: ActorId, epoch: u64 },
+    /// The prepared actor is active at the destination; `queued`: messages
+    /// were waiting, and `FirstHandled` follows once the first is handled.
+    Committed {
+        actor: ActorId,
+        epoch: u64,
+        queued: bool,
+    },
+    /// The destination handled its first message after the move.
+    FirstHandled { actor: ActorId, epoch: u64 },
     /// Drop the prepared actor; the source keeps it.
     Abort { actor: ActorId, epoch: u64 },
     /// A frame from `from` for `to`, carried by a node linked to both (a

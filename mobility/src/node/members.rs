@@ -44,17 +44,18 @@ impl Node {
         match event {
             MemberEvent::Joined(peer) => {
                 tracing::info!(node = %self.id(), %peer, "member joined");
+                self.shared.links.unpark(peer);
             }
             MemberEvent::Left(peer) => {
                 tracing::info!(node = %self.id(), %peer, "member left");
                 // Its link is not used again: what went through it goes
                 // where the directory says, or is answered as undeliverable.
-                self.shared.links.remove(peer);
+                self.shared.links.park(peer);
                 self.reroute_from(peer);
             }
             MemberEvent::Failed(peer) => {
                 tracing::warn!(node = %self.id(), %peer, "member failed");
-                self.shared.links.remove(peer);
+                self.shared.links.park(peer);
                 let moved = self.reroute_from(peer);
                 self.fail_waiting_on(peer, &moved);
                 for entry in self.all_entries() {
