@@ -60,6 +60,10 @@ pub(crate) enum NetControl {
     },
     /// The link to this node is gone for good.
     PeerLost(NodeId),
+    /// A (new) session with this node is up.
+    PeerUp(NodeId),
+    /// This member of the cluster was declared failed.
+    MemberFailed(NodeId),
     Shutdown,
 }
 
@@ -364,6 +368,17 @@ pub(crate) struct Cell<A: Actor> {
     /// Just arrived: tell this source, for this epoch, when the first
     /// message has been handled.
     first_notice: Option<(NodeId, u64)>,
+    /// A migration's outcome its destination may not have heard (the link
+    /// was lost): said again whenever a session with it comes up.
+    outcome_owed: Option<OwedOutcome>,
+}
+
+/// The decision of a migration, owed to its destination.
+#[derive(Debug, Clone)]
+struct OwedOutcome {
+    dest: NodeId,
+    epoch: u64,
+    commit: bool,
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
@@ -404,6 +419,7 @@ impl<A: Actor> Cell<A> {
             commit_wait: None,
             last_forward: tokio::time::Instant::now(),
             first_notice: None,
+            outcome_owed: None,
         }
     }
 
@@ -1079,6 +1095,13 @@ impl<A: Actor> Cell<A> {
             };
             let _ = self.node.send_peer(&migrating.dest, &abort);
         }
+        // The destination may hold a prepared copy it never hears about:
+        // the abort is said again when a session with it comes up.
+        self.outcome_owed = Some(OwedOutcome {
+            dest: migrating.dest.clone(),
+            epoch: migrating.epoch,
+            commit: false,
+        });
         tracing::warn!(%actor, to = %migrating.dest, %phase, %failure, "migration failed; the actor stays");
         self.resume(
             migrating.hosted,
@@ -1130,7 +1153,7 @@ impl<A: Actor> Cell<A> {
             actor,
             type_tag: A::TYPE_TAG.to_owned(),
             from: self.node.id().clone(),
-            to: migrating.dest,
+            to: migrating.dest.clone(),
             epoch: migrating.epoch,
             state_bytes: migrating.state_bytes,
             snapshot_bytes: migrating.snapshot_bytes,
@@ -1146,6 +1169,13 @@ impl<A: Actor> Cell<A> {
         };
         self.mode = Mode::Forwarding(route);
         self.last_forward = tokio::time::Instant::now();
+        // Owed until acknowledged: a commit lost with a session is said
+        // again on the next one.
+        self.outcome_owed = Some(OwedOutcome {
+            dest: migrating.dest.clone(),
+            epoch: migrating.epoch,
+            commit: true,
+        });
         // The state stays only at the destination now; drop ours.
         drop(migrating.hosted);
         self.commit_wait = Some(CommitWait {
@@ -1159,6 +1189,13 @@ impl<A: Actor> Cell<A> {
     }
 
     fn on_committed(&mut self, epoch: u64, queued: bool) {
+        if self
+            .outcome_owed
+            .as_ref()
+            .is_some_and(|o| o.commit && o.epoch == epoch)
+        {
+            self.outcome_owed = None;
+        }
         let current = |w: &CommitWait| w.report.epoch == epoch && !w.acknowledged;
         let Some(wait) = self.commit_wait.as_mut().filter(|w| current(w)) else {
             tracing::debug!(actor = %self.id(), epoch, "stale commit acknowledgement");
@@ -1415,6 +1452,12 @@ impl<A: Actor> Cell<A> {
                     self.finish_migration();
                 }
             }
+            Control::Net(NetControl::PeerUp(peer)) => self.resend_outcome(&peer),
+            Control::Net(NetControl::MemberFailed(peer)) => {
+                if matches!(&self.mode, Mode::Prepared(p) if p.source == peer) {
+                    self.discard_prepared(ExitReason::NodeDown(peer));
+                }
+            }
             Control::Net(NetControl::Shutdown) => {
                 let reason = ExitReason::NodeDown(self.node.id().clone());
                 match std::mem::replace(&mut self.mode, Mode::Stopped) {
@@ -1430,6 +1473,50 @@ impl<A: Actor> Cell<A> {
 }
 
 impl<A: Actor> Cell<A> {
+    /// Says a migration's outcome again to its destination, now that a
+    /// session with it is up (both are idempotent there).
+    fn resend_outcome(&self, peer: &NodeId) {
+        let Some(owed) = self.outcome_owed.as_ref().filter(|o| o.dest == *peer) else {
+            return;
+        };
+        let (actor, epoch) = (self.id(), owed.epoch);
+        let msg = if owed.commit {
+            PeerMsg::Commit { actor, epoch }
+        } else {
+            PeerMsg::Abort { actor, epoch }
+        };
+        tracing::info!(%actor, %peer, epoch, commit = owed.commit, "migration outcome said again");
+        let _ = self.node.send_peer(peer, &msg);
+    }
+
+    /// The source of a prepared actor died before deciding: the copy here
+    /// is dropped and the actor reported down (it died with its node; it
+    /// never lives in two places).
+    fn discard_prepared(&mut self, reason: ExitReason) {
+        let Mode::Prepared(prepared) = std::mem::replace(&mut self.mode, Mode::Stopped) else {
+            return;
+        };
+        let prepared = *prepared;
+        let actor = self.id();
+        tracing::warn!(%actor, source = %prepared.source, "source failed during the migration: the prepared copy is dropped");
+        if prepared.name_reserved {
+            if let Some(name) = &prepared.hosted.name {
+                self.node.release_name(name, actor);
+            }
+        }
+        let _ = self.entry.exit.set(reason.clone());
+        for numbered in prepared.arrived {
+            numbered.reject(&self.node, actor, &reason);
+        }
+        let mut hosted = prepared.hosted;
+        for item in hosted.queue.drain(..) {
+            item.reject(&self.node, actor, &reason);
+        }
+        for (node, monitor) in hosted.monitors.drain(..) {
+            self.node.send_down(&node, monitor, actor, reason.clone());
+        }
+    }
+
     /// A newer location for the actor this cell forwards to (an older one
     /// never overwrites a newer: epochs fence stale answers).
     fn reroute(&mut self, newer: Route) {

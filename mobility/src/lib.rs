@@ -37,6 +37,8 @@ pub use mobility_macros::mobile;
 pub use mobility_net::membership::MemberEvent;
 pub use mobility_net::tcp::TcpConfig;
 pub use node::{DrainReport, Node, NodeBuilder, NodeStats};
+#[doc(hidden)]
+pub use node::{Fault, FaultDirection, FaultStep};
 pub use reply::{DeferredReply, Reply, ReplyTo};
 
 /// Everything a user of mobility needs: `use mobility::prelude::*;`.

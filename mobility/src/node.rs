@@ -29,9 +29,12 @@ use mobility_net::{LinkReceiver, LinkSender};
 use std::net::SocketAddr;
 
 mod drain;
+mod faults;
 mod members;
 
 pub use drain::DrainReport;
+#[doc(hidden)]
+pub use faults::{Direction as FaultDirection, Fault, Step as FaultStep};
 
 /// Settings of a node.
 #[derive(Debug, Clone)]
@@ -223,6 +226,7 @@ impl NodeBuilder {
                 forwarded: AtomicU64::new(0),
                 member_events: tokio::sync::broadcast::channel(256).0,
                 leaving: AtomicBool::new(false),
+                faults: faults::Faults::default(),
                 id,
                 config: self.config,
                 registry,
@@ -290,6 +294,8 @@ pub(crate) struct NodeShared {
     member_events: tokio::sync::broadcast::Sender<MemberEvent>,
     /// Set by `drain`: no actor may arrive any more.
     leaving: AtomicBool,
+    /// Faults injected by tests.
+    faults: faults::Faults,
     config: Config,
     registry: &'static Registry,
     entries: RwLock<HashMap<ActorId, Arc<dyn ErasedEntry>>>,
@@ -660,7 +666,11 @@ impl Node {
 
     /// An authenticated link to `peer` is up (new, or replacing one).
     pub(crate) fn add_link(&self, peer: NodeId, link: LinkSender) {
-        self.shared.links.add(peer, link);
+        self.shared.links.add(peer.clone(), link);
+        // A migration's outcome lost with an earlier session is said again.
+        for entry in self.all_entries() {
+            entry.control(NetControl::PeerUp(peer.clone()));
+        }
     }
 
     fn add_peer(&self, peer: NodeId, sender: LinkSender, receiver: LinkReceiver) {
@@ -1092,7 +1102,10 @@ impl Node {
 
     /// Sends a whole frame (header and tail) to a node.
     pub(crate) fn send_frame(&self, to: &NodeId, frame: Vec<u8>) -> Result<(), Error> {
-        self.route_frame(to, frame, self.id(), crate::wire::RELAY_HOPS)
+        match self.fault_outgoing(to, frame) {
+            Some(frame) => self.route_frame(to, frame, self.id(), crate::wire::RELAY_HOPS),
+            None => Ok(()),
+        }
     }
 
     fn route_frame(
@@ -1187,6 +1200,12 @@ impl Node {
 
     /// Handles one frame from linked node `from`.
     pub(crate) fn on_frame(&self, from: &NodeId, frame: &Bytes) {
+        for _ in 0..self.fault_incoming(from, frame) {
+            self.handle_frame(from, frame);
+        }
+    }
+
+    fn handle_frame(&self, from: &NodeId, frame: &Bytes) {
         match crate::wire::open_frame(frame) {
             Ok((msg, tail)) => self.on_peer_msg(from, msg, &tail),
             Err(e) => {

@@ -60,6 +60,7 @@ impl Node {
                 self.fail_waiting_on(peer, &moved);
                 for entry in self.all_entries() {
                     entry.control(NetControl::PeerLost(peer.clone()));
+                    entry.control(NetControl::MemberFailed(peer.clone()));
                 }
             }
         }
