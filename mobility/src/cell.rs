@@ -1504,7 +1504,6 @@ impl<A: Actor> Cell<A> {
                 self.node.release_name(name, actor);
             }
         }
-        let _ = self.entry.exit.set(reason.clone());
         for numbered in prepared.arrived {
             numbered.reject(&self.node, actor, &reason);
         }
@@ -1515,6 +1514,7 @@ impl<A: Actor> Cell<A> {
         for (node, monitor) in hosted.monitors.drain(..) {
             self.node.send_down(&node, monitor, actor, reason.clone());
         }
+        let _ = self.entry.exit.set(reason);
     }
 
     /// A newer location for the actor this cell forwards to (an older one
