@@ -90,7 +90,7 @@ fn deliver(node: &Node, event: TransportEvent) {
             link,
         } => {
             tracing::info!(node = %node.id(), %peer, %cluster, "peer connected");
-            node.add_link(peer, link);
+            node.add_link(&peer, link);
         }
         TransportEvent::Frame { peer, frame } => node.on_frame(&peer, &frame),
         TransportEvent::PeerLost { peer, reason } => node.peer_lost(&peer, &reason),

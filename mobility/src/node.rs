@@ -665,12 +665,12 @@ impl Node {
     }
 
     /// An authenticated link to `peer` is up (new, or replacing one).
-    pub(crate) fn add_link(&self, peer: NodeId, link: LinkSender) {
+    pub(crate) fn add_link(&self, peer: &NodeId, link: LinkSender) {
+        self.shared.links.add(peer.clone(), link);
         // A migration's outcome lost with an earlier session is said again.
         for entry in self.all_entries() {
             entry.control(NetControl::PeerUp(peer.clone()));
         }
-        self.shared.links.add(peer, link);
     }
 
     fn add_peer(&self, peer: NodeId, sender: LinkSender, receiver: LinkReceiver) {
