@@ -62,6 +62,18 @@ pub(crate) enum NetControl {
     PeerLost(NodeId),
     /// A (new) session with this node is up.
     PeerUp(NodeId),
+    /// The node this cell forwarded through died, maybe with messages of
+    /// its stream: go to `node` from now on, in a new stream (the actor
+    /// would otherwise wait forever for the lost numbers).
+    Restream {
+        node: NodeId,
+        epoch: u64,
+    },
+    /// The destination `from` of migration `epoch` asks for its outcome.
+    Resolve {
+        epoch: u64,
+        from: NodeId,
+    },
     /// This member of the cluster was declared failed.
     MemberFailed(NodeId),
     Shutdown,
@@ -119,6 +131,10 @@ enum Queued<A: Actor> {
 /// How many state changes in a row `on_enter` may cause before the cell
 /// stops following them (a state machine that never settles).
 const MAX_ENTERS: usize = 64;
+
+/// How many times a commit is said again before the source stops waiting
+/// for its acknowledgement.
+const COMMIT_RETRIES: u32 = 3;
 
 impl<A: Actor> Numbered<A> {
     fn from_wire(envelope: WireEnvelope) -> Self {
@@ -329,6 +345,8 @@ struct Prepared<A: Actor> {
     hosted: Box<Hosted<A>>,
     source: NodeId,
     epoch: u64,
+    /// When to ask the source for its decision if none came.
+    ask_at: tokio::time::Instant,
     arrived: Vec<Numbered<A>>,
     previous: Route,
     name_reserved: bool,
@@ -343,6 +361,8 @@ struct CommitWait {
     deadline: tokio::time::Instant,
     /// Committed, waiting for the destination's first handled message.
     acknowledged: bool,
+    /// Times the commit was said again for want of an acknowledgement.
+    retries: u32,
 }
 
 enum Mode<A: Actor> {
@@ -371,6 +391,9 @@ pub(crate) struct Cell<A: Actor> {
     /// A migration's outcome its destination may not have heard (the link
     /// was lost): said again whenever a session with it comes up.
     outcome_owed: Option<OwedOutcome>,
+    /// The node the hosted actor last came from, to acknowledge a commit
+    /// it says again.
+    commit_source: Option<NodeId>,
 }
 
 /// The decision of a migration, owed to its destination.
@@ -420,6 +443,7 @@ impl<A: Actor> Cell<A> {
             last_forward: tokio::time::Instant::now(),
             first_notice: None,
             outcome_owed: None,
+            commit_source: None,
         }
     }
 
@@ -536,6 +560,7 @@ impl<A: Actor> Cell<A> {
         let mode = match &self.mode {
             Mode::Hosting(hosted) => hosted.ctx.timers.next_deadline(),
             Mode::Migrating(migrating) => Some(migrating.deadline),
+            Mode::Prepared(prepared) => Some(prepared.ask_at),
             _ => None,
         };
         let commit = self.commit_wait.as_ref().map(|w| w.deadline);
@@ -544,11 +569,32 @@ impl<A: Actor> Cell<A> {
 
     async fn on_wakeup(&mut self) {
         let now = tokio::time::Instant::now();
-        if let Some(wait) = self.commit_wait.as_ref().filter(|w| w.deadline <= now) {
-            if !wait.acknowledged {
-                tracing::warn!(actor = %self.id(), to = %wait.report.to, "commit not acknowledged in time; the actor was handed over");
+        if let Some(wait) = self.commit_wait.as_mut().filter(|w| w.deadline <= now) {
+            if !wait.acknowledged && wait.retries < COMMIT_RETRIES {
+                // The commit is idempotent: say it again and wait again.
+                wait.retries += 1;
+                wait.deadline = now + self.node.migration_timeout();
+                let dest = wait.report.to.clone();
+                self.resend_outcome(&dest);
+            } else {
+                if !wait.acknowledged {
+                    let (actor, to) = (wait.report.actor, &wait.report.to);
+                    tracing::warn!(%actor, %to, "commit never acknowledged; the actor was handed over");
+                }
+                self.finish_migration();
             }
-            self.finish_migration();
+        }
+        if let Mode::Prepared(prepared) = &mut self.mode {
+            if prepared.ask_at <= now {
+                // No decision came: ask the source for it (again).
+                prepared.ask_at = now + self.node.migration_timeout();
+                let ask = PeerMsg::Resolve {
+                    actor: self.entry.id,
+                    epoch: prepared.epoch,
+                };
+                tracing::info!(actor = %self.entry.id, source = %prepared.source, "no decision on a prepared actor: asking its source");
+                let _ = self.node.send_peer(&prepared.source, &ask);
+            }
         }
         match &mut self.mode {
             Mode::Hosting(hosted) => {
@@ -1185,6 +1231,7 @@ impl<A: Actor> Cell<A> {
             commit_sent,
             deadline: tokio::time::Instant::now() + self.node.migration_timeout(),
             acknowledged: false,
+            retries: 0,
         });
     }
 
@@ -1330,6 +1377,7 @@ impl<A: Actor> Cell<A> {
             hosted,
             source: from.clone(),
             epoch,
+            ask_at: tokio::time::Instant::now() + self.node.migration_timeout(),
             arrived: Vec::new(),
             previous,
             name_reserved,
@@ -1347,6 +1395,21 @@ impl<A: Actor> Cell<A> {
 
     fn on_commit(&mut self, epoch: u64) {
         let Mode::Prepared(prepared) = &self.mode else {
+            // A commit said again (its acknowledgement was lost): say again
+            // that it is done.
+            if let Mode::Hosting(hosted) = &self.mode {
+                if hosted.epoch == epoch {
+                    if let Some(source) = self.commit_source.clone() {
+                        let committed = PeerMsg::Committed {
+                            actor: self.id(),
+                            epoch,
+                            queued: false,
+                        };
+                        let _ = self.node.send_peer(&source, &committed);
+                        return;
+                    }
+                }
+            }
             tracing::warn!(actor = %self.id(), epoch, "commit without a prepared actor ignored");
             return;
         };
@@ -1370,6 +1433,7 @@ impl<A: Actor> Cell<A> {
         self.node
             .announce_hosting(self.entry.id, epoch, hosted.name.as_deref(), A::TYPE_TAG);
         self.mode = Mode::Hosting(hosted);
+        self.commit_source = Some(prepared.source.clone());
         let queued = matches!(&self.mode, Mode::Hosting(h) if !h.queue.is_empty());
         if queued {
             self.first_notice = Some((prepared.source.clone(), epoch));
@@ -1453,6 +1517,22 @@ impl<A: Actor> Cell<A> {
                 }
             }
             Control::Net(NetControl::PeerUp(peer)) => self.resend_outcome(&peer),
+            Control::Net(NetControl::Restream { node, epoch }) => {
+                if let Mode::Forwarding(route) = &self.mode {
+                    if epoch >= route.epoch && node != *self.node.id() {
+                        self.stream = Origin {
+                            node: self.node.id().clone(),
+                            stream: crate::id::random_u64(),
+                        };
+                        self.next_seq = 0;
+                        self.mode = Mode::Forwarding(Route { node, epoch });
+                        if let Mode::Forwarding(route) = &self.mode {
+                            self.entry.set_route(route.clone());
+                        }
+                    }
+                }
+            }
+            Control::Net(NetControl::Resolve { epoch, from }) => self.on_resolve(epoch, &from),
             Control::Net(NetControl::MemberFailed(peer)) => {
                 if matches!(&self.mode, Mode::Prepared(p) if p.source == peer) {
                     self.discard_prepared(ExitReason::NodeDown(peer));
@@ -1487,6 +1567,27 @@ impl<A: Actor> Cell<A> {
         };
         tracing::info!(%actor, %peer, epoch, commit = owed.commit, "migration outcome said again");
         let _ = self.node.send_peer(peer, &msg);
+    }
+
+    /// A destination holding a prepared copy asks what was decided: commit
+    /// if this cell handed the actor to it at that epoch, else abort.
+    fn on_resolve(&self, epoch: u64, from: &NodeId) {
+        let committed = match &self.mode {
+            Mode::Forwarding(route) => route.node == *from && route.epoch == epoch,
+            _ => false,
+        };
+        // Still deciding (waiting for its prepare answer): the answer comes.
+        if matches!(&self.mode, Mode::Migrating(m) if m.epoch == epoch && m.dest == *from) {
+            return;
+        }
+        let actor = self.id();
+        let msg = if committed {
+            PeerMsg::Commit { actor, epoch }
+        } else {
+            PeerMsg::Abort { actor, epoch }
+        };
+        tracing::info!(%actor, to = %from, epoch, committed, "told a destination the outcome it asked for");
+        let _ = self.node.send_peer(from, &msg);
     }
 
     /// The source of a prepared actor died before deciding: the copy here

@@ -842,6 +842,11 @@ impl Node {
         self.shared.directory.as_ref()?.locate(actor)
     }
 
+    /// Whether `node` is this node or a live member of its cluster.
+    pub(crate) fn is_cluster_node(&self, node: &NodeId) -> bool {
+        node == self.id() || self.member_address(node).is_some()
+    }
+
     /// Where a live member of this cluster (not this node) listens.
     fn member_address(&self, node: &NodeId) -> Option<String> {
         if node == self.id() {
@@ -1442,6 +1447,16 @@ impl Node {
             PeerMsg::FirstHandled { actor, epoch } => {
                 self.control(&actor, NetControl::FirstHandled { epoch })
             }
+            PeerMsg::Resolve { actor, epoch } => match self.entry(&actor) {
+                Some(entry) => entry.control(NetControl::Resolve {
+                    epoch,
+                    from: from.clone(),
+                }),
+                // Nothing here hands this actor over: it was not committed.
+                None => {
+                    let _ = self.send_peer(from, &PeerMsg::Abort { actor, epoch });
+                }
+            },
             PeerMsg::Abort { actor, epoch } => self.control(&actor, NetControl::Abort { epoch }),
             PeerMsg::ClaimName {
                 name,

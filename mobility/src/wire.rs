@@ -5,7 +5,8 @@
 //!   committed, abort), route corrections (moved, with the new location's
 //!   address) and relays for nodes without a direct link.
 //! - 2: name claims sent to the cluster's coordinator (claim, answer);
-//!   the destination reports its first handled message after a move.
+//!   the destination reports its first handled message after a move; a
+//!   destination without a decision asks for it (resolve).
 
 use serde::{Deserialize, Serialize};
 
@@ -104,6 +105,9 @@ pub(crate) enum PeerMsg {
     },
     /// The destination handled its first message after the move.
     FirstHandled { actor: ActorId, epoch: u64 },
+    /// From a destination holding a prepared actor without a decision: was
+    /// migration `epoch` committed?
+    Resolve { actor: ActorId, epoch: u64 },
     /// Drop the prepared actor; the source keeps it.
     Abort { actor: ActorId, epoch: u64 },
     /// A frame from `from` for `to`, carried by a node linked to both (a

@@ -51,24 +51,26 @@ impl Node {
                 // Its link is not used again: what went through it goes
                 // where the directory says, or is answered as undeliverable.
                 self.shared.links.park(peer);
-                self.reroute_from(peer);
+                self.reroute_from(peer, false);
             }
             MemberEvent::Failed(peer) => {
                 tracing::warn!(node = %self.id(), %peer, "member failed");
                 self.shared.links.park(peer);
-                let moved = self.reroute_from(peer);
+                let moved = self.reroute_from(peer, true);
                 self.fail_waiting_on(peer, &moved);
                 for entry in self.all_entries() {
                     entry.control(NetControl::PeerLost(peer.clone()));
                     entry.control(NetControl::MemberFailed(peer.clone()));
                 }
+                self.sweep_after_failure(peer.clone());
             }
         }
     }
 
     /// Points every slot routed to `peer` at where the directory says its
-    /// actor lives now; the actors so found.
-    fn reroute_from(&self, peer: &NodeId) -> HashSet<ActorId> {
+    /// actor lives now; the actors so found. After a failure the slots
+    /// start new streams: what the dead node held of the old ones is lost.
+    fn reroute_from(&self, peer: &NodeId, failed: bool) -> HashSet<ActorId> {
         let mut moved = HashSet::new();
         for entry in self.all_entries() {
             if entry.is_hosting() || entry.route_node() != *peer {
@@ -76,11 +78,50 @@ impl Node {
             }
             let actor = entry.actor();
             if let Some((node, epoch)) = self.locate(actor).filter(|(n, _)| n != peer) {
-                entry.control(NetControl::Moved { node, epoch });
+                entry.control(if failed {
+                    NetControl::Restream { node, epoch }
+                } else {
+                    NetControl::Moved { node, epoch }
+                });
                 moved.insert(actor);
             }
         }
         moved
+    }
+
+    /// A request that went through a live member toward an actor on the
+    /// failed node (a forwarder passed it on) waits on no slot routed to
+    /// the failed node. Once the directory has settled, whatever waits on
+    /// an actor no member hosts any more is failed too.
+    fn sweep_after_failure(&self, peer: NodeId) {
+        let Some(settle) = self
+            .shared
+            .directory
+            .as_ref()
+            .map(|d| d.gossip_interval() * 4)
+        else {
+            return;
+        };
+        let node = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(settle).await;
+            let gone: HashSet<ActorId> = node
+                .all_entries()
+                .iter()
+                .filter(|e| !e.is_hosting() && e.exit_reason().is_none())
+                .map(|e| e.actor())
+                .filter(|actor| node.locate(*actor).is_none())
+                .filter(|actor| {
+                    // In this cluster (it was seen here), not one elsewhere.
+                    node.entry(actor).is_some_and(|e| {
+                        node.is_cluster_node(&e.route_node()) || e.route_node() == peer
+                    })
+                })
+                .collect();
+            if !gone.is_empty() {
+                node.fail_waiting_for(&gone, &ExitReason::NodeDown(peer));
+            }
+        });
     }
 
     pub(super) fn all_entries(&self) -> Vec<Arc<dyn ErasedEntry>> {
@@ -99,6 +140,18 @@ impl Node {
             .chain(alive.iter().copied())
             .collect();
         let reason = ExitReason::NodeDown(peer.clone());
+        let dead: HashSet<ActorId> = behind.difference(alive).copied().collect();
+        self.fail_replies(&behind, &reason);
+        self.fail_monitors(&dead, &reason);
+    }
+
+    /// Fails whatever waits on `actors` (replies and monitors).
+    fn fail_waiting_for(&self, actors: &HashSet<ActorId>, reason: &ExitReason) {
+        self.fail_replies(actors, reason);
+        self.fail_monitors(actors, reason);
+    }
+
+    fn fail_replies(&self, behind: &HashSet<ActorId>, reason: &ExitReason) {
         let failed: Vec<(ActorId, crate::reply::ReplySender)> = {
             let mut pending = lock(&self.shared.pending);
             let ids: Vec<u64> = pending
@@ -116,11 +169,14 @@ impl Node {
                 reason: reason.clone(),
             }));
         }
+    }
+
+    fn fail_monitors(&self, dead: &HashSet<ActorId>, reason: &ExitReason) {
         let fired: Vec<tokio::sync::oneshot::Sender<ExitReason>> = {
             let mut monitors = lock(&self.shared.monitors);
             let ids: Vec<u64> = monitors
                 .iter()
-                .filter(|(_, w)| behind.contains(&w.actor) && !alive.contains(&w.actor))
+                .filter(|(_, w)| dead.contains(&w.actor))
                 .map(|(id, _)| *id)
                 .collect();
             ids.into_iter()
