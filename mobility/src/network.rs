@@ -10,7 +10,7 @@ use mobility_net::tcp::{EventHandler, Identity, Secret, TcpConfig, Transport, Tr
 
 use crate::error::Error;
 use crate::id::NodeId;
-use crate::node::Node;
+use crate::node::{Node, WeakNode};
 
 /// TCP settings of a node, as given to its builder.
 #[derive(Debug, Clone)]
@@ -38,7 +38,8 @@ pub(crate) struct Network {
 pub(crate) struct Events {
     /// Set once `waiting` is drained and `node` set: events go straight in.
     ready: AtomicBool,
-    node: std::sync::OnceLock<Node>,
+    /// Weak: the node owns the transport, which owns this.
+    node: std::sync::OnceLock<WeakNode>,
     waiting: Mutex<Vec<TransportEvent>>,
 }
 
@@ -60,17 +61,17 @@ impl Events {
                 return;
             }
         }
-        if let Some(node) = self.node.get() {
-            deliver(node, event);
+        if let Some(node) = self.node.get().and_then(WeakNode::upgrade) {
+            deliver(&node, event);
         }
     }
 
     /// The node exists: hands it what waited, then every event as it comes.
     fn attach(&self, node: Node) {
         let mut waiting = lock(&self.waiting);
-        let node = self.node.get_or_init(|| node);
+        let _ = self.node.set(node.downgrade());
         for event in waiting.drain(..) {
-            deliver(node, event);
+            deliver(&node, event);
         }
         self.ready.store(true, Ordering::Release);
     }

@@ -313,6 +313,16 @@ pub(crate) struct NodeShared {
     cells_done: tokio::sync::Notify,
 }
 
+/// A node, if it still exists (held by what the node itself owns).
+#[derive(Clone)]
+pub(crate) struct WeakNode(std::sync::Weak<NodeShared>);
+
+impl WeakNode {
+    pub(crate) fn upgrade(&self) -> Option<Node> {
+        self.0.upgrade().map(Node::from_shared)
+    }
+}
+
 /// Counters of a node ([`Node::stats`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -380,6 +390,11 @@ impl Node {
 
     pub(crate) fn from_shared(shared: Arc<NodeShared>) -> Self {
         Node { shared }
+    }
+
+    /// A reference that does not keep the node alive.
+    pub(crate) fn downgrade(&self) -> WeakNode {
+        WeakNode(Arc::downgrade(&self.shared))
     }
 
     /// This node's id.

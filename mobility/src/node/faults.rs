@@ -160,6 +160,14 @@ impl Node {
         faults.armed.store(times > 0, Ordering::Release);
     }
 
+    /// Test hook: disarms every fault not yet struck.
+    #[doc(hidden)]
+    pub fn fault_clear(&self) {
+        let faults = &self.shared.faults;
+        lock(&faults.plan).clear();
+        faults.armed.store(false, Ordering::Release);
+    }
+
     /// Test hook: how many injected faults have struck.
     #[doc(hidden)]
     pub fn faults_struck(&self) -> u64 {
