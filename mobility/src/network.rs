@@ -67,11 +67,11 @@ impl Events {
     }
 
     /// The node exists: hands it what waited, then every event as it comes.
-    fn attach(&self, node: Node) {
+    fn attach(&self, node: &Node) {
         let mut waiting = lock(&self.waiting);
         let _ = self.node.set(node.downgrade());
         for event in waiting.drain(..) {
-            deliver(&node, event);
+            deliver(node, event);
         }
         self.ready.store(true, Ordering::Release);
     }
@@ -174,5 +174,5 @@ impl Network {
 /// Gives the node to the transport's event handler: from now on events go
 /// straight from the peer tasks into the node.
 pub(crate) async fn run_events(node: Node, events: Arc<Events>) {
-    events.attach(node);
+    events.attach(&node);
 }
