@@ -19,7 +19,6 @@ use common::PATIENCE;
 use mobility::prelude::*;
 use mobility::{Fault, FaultDirection, FaultStep, TcpConfig};
 
-const SECRET: &str = "soak secret";
 const FEDERATION: &str = "soak federation";
 
 #[mobile]
