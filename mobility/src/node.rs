@@ -662,6 +662,12 @@ impl Node {
             Destination::Tcp { .. } => {
                 let addr = dest.to_string();
                 let addr = addr.trim_start_matches("tcp://");
+                // This node's own address: nothing to dial.
+                if addr.parse::<SocketAddr>().ok() == self.listen_addr()
+                    && self.listen_addr().is_some()
+                {
+                    return Ok(self.id().clone());
+                }
                 self.connect(addr)
                     .await
                     .map_err(|e| MigrationFailure::Unreachable(e.to_string()))
