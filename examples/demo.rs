@@ -1,16 +1,24 @@
-//! The main job: a cluster of two nodes (`home`: node-a, node-b) and a node
-//! of another cluster (`away`: node-c), all on loopback TCP in one process.
-//! A tally actor moves inside the cluster and out to the other cluster and
-//! back, again and again, while senders on node-a and node-b keep sending
-//! numbered messages and requests. Every move's report is printed, then the
-//! tally: everything sent was handled exactly once and in order, nothing was
-//! lost.
+//! The main job, in one process on loopback TCP: a cluster `home` of three
+//! nodes (node-a, node-b, node-c) that find each other by gossip (b and c
+//! join through a), and a node of another cluster, `away` (node-x), that
+//! trusts `home`.
+//!
+//! A tally actor, registered under the cluster-wide name `tally`, moves a
+//! dozen times: inside the cluster (a -> b -> c), out to the other cluster
+//! (`tcp://` node-x), and back into the cluster, again and again. Meanwhile
+//! senders on every node of `home`, each holding a handle it got by looking
+//! the name up on its own node, keep sending numbered messages
+//! (fire-and-forget) and requests. Every move's report is printed (freeze
+//! time and phases, bytes, messages moved and forwarded), then the tally:
+//! everything sent was handled exactly once and in order, nothing lost, and
+//! the freeze times. The process exits non-zero if anything was lost,
+//! duplicated or reordered, or if a move, a sender or a lookup saw an error.
 //!
 //! Run with `cargo run --example demo` (add `RUST_LOG=mobility=debug` to see
 //! the runtime's events).
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mobility::prelude::*;
 use tokio::sync::watch;
@@ -80,25 +88,46 @@ impl Tally {
 }
 
 /// Sends numbered messages (three tells, then a request) until told to stop;
-/// returns how many it sent.
+/// returns how many it sent, and the error that stopped it early, if any.
 async fn sender(
     name: String,
     tally: Handle<Tally>,
     mut stop: watch::Receiver<bool>,
-) -> Result<u64, Error> {
+) -> (u64, Option<Error>) {
     let mut n = 0;
     while !*stop.borrow_and_update() {
         for _ in 0..3 {
-            tally.tell().record(name.clone(), n)?;
+            if let Err(e) = tally.tell().record(name.clone(), n) {
+                return (n, Some(e));
+            }
             n += 1;
         }
-        tally.record_and_count(name.clone(), n).await?;
+        let request = tally.record_and_count(name.clone(), n).await;
         n += 1;
+        if let Err(e) = request {
+            return (n, Some(e));
+        }
         if n % 64 == 0 {
             tokio::task::yield_now().await;
         }
     }
-    Ok(n)
+    (n, None)
+}
+
+/// Waits until `check` holds, or fails after `within`.
+async fn wait_until(
+    what: &str,
+    within: Duration,
+    mut check: impl AsyncFnMut() -> bool,
+) -> Result<(), String> {
+    let deadline = Instant::now() + within;
+    while !check().await {
+        if Instant::now() > deadline {
+            return Err(format!("timed out after {within:?} waiting for {what}"));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
 }
 
 #[tokio::main]
@@ -110,72 +139,124 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
 
     const HOME: &str = "a secret of cluster home";
+    const AWAY: &str = "a secret of cluster away";
     const FEDERATION: &str = "a secret home and away share";
-    let node = |id: &'static str, cluster: &'static str, secret: &'static str| {
-        Node::builder()
+    const PATIENCE: Duration = Duration::from_secs(20);
+    let node = |id: &str, cluster: &str, secret: &str, seed: Option<&str>| {
+        let mut builder = Node::builder()
             .id(id)
             .cluster(cluster, secret)
             .trust_cluster(if cluster == "home" { "away" } else { "home" }, FEDERATION)
             .listen("127.0.0.1:0")
-            .start()
+            .gossip_interval(Duration::from_millis(50))
+            .failure_timeout(Duration::from_secs(5))
+            // Each step of a move may take 3 s before it is abandoned (the
+            // actor then stays where it was): a failure shows in seconds.
+            .migration_timeout(Duration::from_secs(3));
+        if let Some(seed) = seed {
+            builder = builder.join(seed);
+        }
+        builder.start()
     };
-    let a = node("node-a", "home", HOME).await?;
-    let b = node("node-b", "home", HOME).await?;
-    let c = node("node-c", "away", "a secret of cluster away").await?;
     let addr = |n: &Node| {
         n.listen_addr()
             .map(|a| a.to_string())
             .ok_or("not listening")
     };
-    a.connect(&addr(&b)?).await?;
+    let a = node("node-a", "home", HOME, None).await?;
+    let seed = addr(&a)?;
+    let b = node("node-b", "home", HOME, Some(&seed)).await?;
+    let c = node("node-c", "home", HOME, Some(&seed)).await?;
+    let x = node("node-x", "away", AWAY, None).await?;
+    let home = [&a, &b, &c];
+    let started = Instant::now();
+    for n in home {
+        wait_until("the three members of home", PATIENCE, async || {
+            n.members().len() == 3
+        })
+        .await?;
+    }
     println!(
-        "cluster home: {} on {}, {} on {}; cluster away: {} on {}",
+        "cluster home (gossip, joined through {}'s {seed}): {}, in {:.0?}",
         a.id(),
-        addr(&a)?,
-        b.id(),
-        addr(&b)?,
-        c.id(),
-        addr(&c)?
+        home.iter()
+            .map(|n| Ok(format!("{} on {}", n.id(), addr(n)?)))
+            .collect::<Result<Vec<_>, &str>>()?
+            .join(", "),
+        started.elapsed()
     );
-    let to_c: Destination = format!("tcp://{}", addr(&c)?).parse()?;
+    println!("cluster away: {} on {}", x.id(), addr(&x)?);
 
     let tally = a.spawn_named("tally", Tally::default()).await?;
     println!("spawned actor {} on {} as \"tally\"", tally.id(), a.id());
 
-    // Two senders on each node of cluster home; those on node-b send through node-b.
+    // Two senders on each node of home, each with a handle found by name on
+    // its own node.
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut senders = Vec::new();
-    for (i, node) in [&a, &b, &a, &b].into_iter().enumerate() {
-        let handle = node.bind(&tally)?;
-        let name = format!("{}/sender-{i}", node.id());
-        senders.push(tokio::spawn(sender(name, handle, stop_rx.clone())));
+    for n in home {
+        let mut found = None;
+        wait_until("the name tally in the directory", PATIENCE, async || {
+            found = n.lookup::<Tally>("tally").await.ok();
+            found.is_some()
+        })
+        .await?;
+        let handle = found.ok_or("lookup")?;
+        for i in 0..2 {
+            let name = format!("{}/sender-{i}", n.id());
+            senders.push(tokio::spawn(sender(name, handle.clone(), stop_rx.clone())));
+        }
+    }
+    println!(
+        "{} senders (2 on each node of home) look tally up by name and send throughout",
+        senders.len()
+    );
+
+    // a -> b -> c inside home, out to x (by address: x is not a member),
+    // back to a by address, three times over.
+    let tcp = |n: &Node| -> Result<Destination, Box<dyn std::error::Error>> {
+        Ok(format!("tcp://{}", addr(n)?).parse()?)
+    };
+    let mut route: Vec<Destination> = Vec::new();
+    for _ in 0..3 {
+        route.extend([b.id().into(), c.id().into(), tcp(&x)?, tcp(&a)?]);
     }
 
     println!("\nmigrating under load (inside the cluster, out to the other cluster, back):");
+    let mut problems: Vec<String> = Vec::new();
     let mut freezes = Vec::new();
-    for round in 0..12 {
+    for (i, dest) in route.into_iter().enumerate() {
         tokio::time::sleep(Duration::from_millis(40)).await;
-        let dest: Destination = match round % 3 {
-            0 => b.id().into(),
-            1 => to_c.clone(),
-            _ => a.id().into(),
+        let report = match a.migrate(&tally, dest.clone()).await {
+            Ok(report) => report,
+            Err(e) => {
+                println!("  move {:>2}: to {dest} FAILED: {e}", i + 1);
+                problems.push(format!("move {} to {dest} failed: {e}", i + 1));
+                break;
+            }
         };
-        let report = a.migrate(&tally, dest).await?;
-        let kind = if report.to == *c.id() || report.from == *c.id() {
-            "across clusters"
+        let kind = if report.to == *x.id() {
+            "out of cluster"
+        } else if report.from == *x.id() {
+            "back into home"
         } else {
             "in cluster"
         };
         println!(
-            "  move {:>2}: {} -> {} ({kind:>15})  freeze {:>9.3?}  (capture {:.3?}, prepare {:.3?}, commit {:.3?})  {} B state, {} queued, {} forwarded",
-            round + 1,
+            "  move {:>2}: {} -> {} ({kind:>14})  freeze {:>9.3?}  (capture {:.3?}, prepare {:.3?} incl. restore {:.3?}, commit {:.3?}, first message handled {})  {} B state, {} B snapshot, {} queued, {} forwarded",
+            i + 1,
             report.from,
             report.to,
             report.freeze,
             report.capture,
             report.prepare,
+            report.restore,
             report.commit,
+            report
+                .first_message
+                .map_or_else(|| "-".to_owned(), |d| format!("{d:.3?}")),
             report.state_bytes,
+            report.snapshot_bytes,
             report.queued_messages,
             report.forwarded_messages
         );
@@ -185,39 +266,71 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     stop_tx.send(true)?;
     let mut sent = 0;
     for task in senders {
-        sent += task.await??;
-    }
-    let totals = tally.totals().await?;
-    freezes.sort();
-    println!(
-        "\nactor now on {}; lookup by name from node-b finds it: {}",
-        tally.location(),
-        {
-            let found = b.lookup::<Tally>("tally").await?;
-            found.id() == tally.id()
+        let (n, error) = task.await?;
+        sent += n;
+        if let Some(error) = error {
+            problems.push(format!("a sender stopped on an error: {error}"));
         }
-    );
-    println!(
-        "freeze time: median {:.3?}, max {:.3?}",
-        freezes[freezes.len() / 2],
-        freezes[freezes.len() - 1]
-    );
-    println!(
-        "\ntally: sent {sent}, handled {} (exactly once: {} duplicates), out of order {}, lost {}",
-        totals.handled,
-        totals.duplicates,
-        totals.out_of_order,
-        sent - totals.handled
-    );
-    println!("the actor itself counted {} arrivals", totals.moves_seen);
-
-    let ok = totals.handled == sent && totals.duplicates == 0 && totals.out_of_order == 0;
-    a.shutdown().await;
-    b.shutdown().await;
-    c.shutdown().await;
-    if !ok {
-        return Err("a message was lost, duplicated or reordered".into());
     }
-    println!("nothing lost.");
+    let mut found_everywhere = true;
+    for n in home {
+        match n.lookup::<Tally>("tally").await {
+            Ok(found) => found_everywhere &= found.id() == tally.id(),
+            Err(e) => {
+                found_everywhere = false;
+                problems.push(format!("lookup of tally on {} failed: {e}", n.id()));
+            }
+        }
+    }
+    println!(
+        "\nactor now on {}; lookup by name from every node of home finds it: {found_everywhere}",
+        tally.location()
+    );
+    println!(
+        "messages forwarded by old locations: {}",
+        [&a, &b, &c, &x]
+            .iter()
+            .map(|n| format!("{} {}", n.id(), n.stats().forwarded_messages))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    freezes.sort();
+    if let (Some(median), Some(max)) = (freezes.get(freezes.len() / 2), freezes.last()) {
+        println!(
+            "freeze time over {} moves: median {median:.3?}, max {max:.3?}",
+            freezes.len()
+        );
+    }
+    match tally.totals().await {
+        Ok(totals) => {
+            let lost = sent.saturating_sub(totals.handled);
+            println!(
+                "\ntally: sent {sent}, handled exactly once {}, duplicates {}, out of order {}, lost {lost}",
+                totals.handled, totals.duplicates, totals.out_of_order,
+            );
+            println!("the actor itself counted {} arrivals", totals.moves_seen);
+            if lost > 0 || totals.handled != sent {
+                problems.push(format!("{sent} sent but {} handled", totals.handled));
+            }
+            if totals.duplicates > 0 || totals.out_of_order > 0 {
+                problems.push(format!(
+                    "{} handled twice, {} out of order",
+                    totals.duplicates, totals.out_of_order
+                ));
+            }
+        }
+        Err(e) => problems.push(format!("the tally did not answer: {e}")),
+    }
+
+    for n in [&a, &b, &c, &x] {
+        n.shutdown().await;
+    }
+    if !problems.is_empty() {
+        for problem in &problems {
+            println!("FAILED: {problem}");
+        }
+        std::process::exit(1);
+    }
+    println!("nothing lost, nothing twice, nothing out of order.");
     Ok(())
 }

@@ -107,11 +107,12 @@ impl Links {
     }
 
     /// Stops using the link to `peer` (declared failed or gone) but keeps
-    /// its session open.
+    /// its session open; relays to it or through it are forgotten.
     pub(crate) fn park(&self, peer: &NodeId) {
         if let Some(link) = write(&self.direct).remove(peer) {
             lock(&self.parked).insert(peer.clone(), link);
         }
+        write(&self.relays).retain(|to, via| to != peer && via != peer);
     }
 
     /// `peer` is seen alive again: its parked link is used again.
@@ -124,6 +125,7 @@ impl Links {
 
     /// Drops the link to `peer`; whether there was one.
     pub(crate) fn remove(&self, peer: &NodeId) -> bool {
+        write(&self.relays).retain(|to, via| to != peer && via != peer);
         let parked = lock(&self.parked).remove(peer).is_some();
         write(&self.direct).remove(peer).is_some() || parked
     }

@@ -1378,6 +1378,16 @@ impl Node {
                     self.on_frame(&origin, tail);
                 } else if let Err(e) = self.route_frame(&to, tail.to_vec(), &origin, hops) {
                     tracing::warn!(node = %self.id(), %to, error = %e, "a relayed frame could not be carried on");
+                    // A message's sender is told, not left waiting.
+                    if let Ok((
+                        PeerMsg::Deliver {
+                            actor, envelope, ..
+                        },
+                        _,
+                    )) = crate::wire::open_frame(tail)
+                    {
+                        self.reject(&envelope, actor, ExitReason::NodeDown(to));
+                    }
                 }
             }
             PeerMsg::Deliver {
