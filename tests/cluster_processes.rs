@@ -216,7 +216,6 @@ fn a_three_process_cluster_moves_the_greeter_and_reports_a_killed_node() {
 
 /// The same, and then a call from b, the node the actor left for c.
 #[test]
-#[ignore = "runtime bug, intermittent: b's call can go to a relay through a, which drops it, and time out"]
 fn a_call_from_the_former_host_of_an_actor_on_a_killed_node_says_it_is_down() {
     scenario("former-host", true);
 }
