@@ -28,7 +28,9 @@ const DATA_HEADER: usize = 1 + 8 + 1 + 8;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Wire {
     /// First frame of each side on a new socket: the session it holds with
-    /// the other (if any) and the last chunk it received in that session.
+    /// the other (if any; the leader always names one) and the last chunk
+    /// it received in that session. The leader sends a second one, naming
+    /// a new session, if the follower's lists the first as dropped.
     Resume {
         /// Id of the session the sender holds with the receiver.
         session: Option<[u8; 16]>,

@@ -36,6 +36,17 @@
 //!   session resumes on a new one. The `Data` header gains the sender's
 //!   cumulative ack (u64 big-endian, after the `more` byte), so a
 //!   standalone `Ack` goes only when nothing flows back for a short while.
+//! - **3**: one side creates sessions. Of the two nodes, the one with the
+//!   smaller node id (the leader) creates every session; its `Resume`
+//!   always names one, whose 16-byte id starts with a generation (u64
+//!   big-endian) that only grows while the leader runs. The other takes up
+//!   the session named if it is newer than the one it holds and not one it
+//!   dropped, and never creates one; if the follower's `Resume` lists the
+//!   leader's session as dropped, the leader names the next one in a
+//!   second `Resume` on the same socket. (Before, each side created a
+//!   session from the socket's handshake when it had none, so a `Resume`
+//!   read late, from a socket the other side had already given up, could
+//!   leave the two sides on different sessions.)
 
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -48,7 +59,7 @@ use crate::NodeId;
 pub const MAGIC: [u8; 4] = *b"MOBY";
 
 /// The wire protocol version this build speaks (history in the module docs).
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Largest frame accepted before the peer is authenticated.
 pub const HANDSHAKE_MAX_FRAME: usize = 4096;

@@ -20,9 +20,28 @@ use bytes::{Bytes, BytesMut};
 
 use super::frame::Wire;
 
-/// Identifies a session; both sides derive it from the handshake that
-/// created the session.
+/// Identifies a session. Only one side of a pair of nodes creates sessions
+/// (see `peer.rs`): its id starts with the creator's generation, a
+/// counter that only grows while the creator runs, so of two sessions of
+/// the same creator the later has the larger generation; the rest comes
+/// from the handshake of the socket it was created on.
 pub(crate) type SessionId = [u8; 16];
+
+/// The id of a session created with `generation` on the socket whose
+/// handshake gave `handshake`.
+pub(crate) fn new_session_id(generation: u64, handshake: &SessionId) -> SessionId {
+    let mut id = [0u8; 16];
+    id[..8].copy_from_slice(&generation.to_be_bytes());
+    id[8..].copy_from_slice(&handshake[..8]);
+    id
+}
+
+/// The generation of the session `id` (see [`new_session_id`]).
+pub(crate) fn generation(id: &SessionId) -> u64 {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&id[..8]);
+    u64::from_be_bytes(bytes)
+}
 
 /// The peer broke the session protocol: the session cannot go on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,15 +62,23 @@ pub(crate) enum SessionError {
         /// The last sequence number assigned.
         sent: u64,
     },
-    /// The peer resumes from a point that does not exist.
-    #[error("resume from {upto} outside [{acked}, {sent}]")]
+    /// The peer resumes from beyond the last chunk sent.
+    #[error("resume from {upto} but only {sent} chunks were sent")]
     BadResume {
         /// What the peer claims to have received.
         upto: u64,
-        /// What it acknowledged before.
-        acked: u64,
         /// The last sequence number assigned.
         sent: u64,
+    },
+    /// The peer resumes from before what it acknowledged: a `Resume` it
+    /// wrote on a socket it gave up before a later one went on with the
+    /// session (what it received only grows), read late.
+    #[error("stale resume from {upto}, {acked} already acknowledged")]
+    StaleResume {
+        /// What the peer claimed to have received.
+        upto: u64,
+        /// What it acknowledged since.
+        acked: u64,
     },
     /// A message grew beyond `max_message` while being reassembled.
     #[error("message of more than {max} bytes")]
@@ -63,9 +90,13 @@ pub(crate) enum SessionError {
 
 impl SessionError {
     /// Whether the session cannot go on. A gap only means the socket lost
-    /// or mangled frames: dropping it and resuming on a new one is enough.
+    /// or mangled frames, a stale resume that the socket was given up by
+    /// the peer: dropping it and resuming on a new one is enough.
     pub(crate) fn is_fatal(&self) -> bool {
-        !matches!(self, SessionError::Gap { .. })
+        !matches!(
+            self,
+            SessionError::Gap { .. } | SessionError::StaleResume { .. }
+        )
     }
 }
 
@@ -162,35 +193,32 @@ impl Session {
         }
     }
 
-    /// Whether nothing was ever received from the peer in this session, nor
-    /// acknowledged by it.
-    pub(crate) fn is_fresh(&self) -> bool {
-        self.received == 0 && self.acked == 0
-    }
-
-    /// Gives a fresh session another id: the peer never held it (both
-    /// sides created a session at once on sockets that crossed), so it
-    /// becomes the one the peer creates now, queued messages included.
-    pub(crate) fn rekey(&mut self, id: SessionId) {
-        debug_assert!(self.is_fresh());
-        self.id = id;
-        self.next_send = None;
-    }
-
     /// A new socket is resumed: the peer received every chunk up to
     /// `peer_upto`; send from the next one.
     pub(crate) fn connect(&mut self, peer_upto: u64) -> Result<(), SessionError> {
         let sent = self.next_seq - 1;
-        if peer_upto < self.acked || peer_upto > sent {
+        if peer_upto > sent {
             return Err(SessionError::BadResume {
                 upto: peer_upto,
-                acked: self.acked,
                 sent,
+            });
+        }
+        if peer_upto < self.acked {
+            return Err(SessionError::StaleResume {
+                upto: peer_upto,
+                acked: self.acked,
             });
         }
         self.release(peer_upto);
         self.next_send = Some(peer_upto + 1);
         Ok(())
+    }
+
+    /// A new socket is resumed by a peer that did not hold this session
+    /// when it wrote its `Resume` (it takes the session up from ours): send
+    /// every chunk not acknowledged, from the first.
+    pub(crate) fn connect_unacked(&mut self) {
+        self.next_send = Some(self.acked + 1);
     }
 
     /// The socket is gone: nothing goes out until the next `connect`.
