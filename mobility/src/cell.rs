@@ -1317,6 +1317,19 @@ impl<A: Actor> Cell<A> {
         };
         let previous = match &self.mode {
             Mode::Forwarding(route) if route.epoch < epoch => route.clone(),
+            // The same prepare again: it is already here, paused; say so
+            // again (the source ignores what it no longer waits for).
+            Mode::Prepared(prepared) if prepared.epoch == epoch && prepared.source == from => {
+                let ack = PeerMsg::PrepareAck {
+                    actor,
+                    epoch,
+                    result: Ok(0),
+                };
+                let _ = self.node.send_peer(&from, &ack);
+                return;
+            }
+            // Already committed: nothing to answer.
+            Mode::Hosting(hosted) if hosted.epoch == epoch => return,
             _ => return refuse(&self.node, MigrationFailure::Busy),
         };
         let snapshot = *snapshot;
