@@ -368,3 +368,36 @@ async fn handles_travel_inside_messages_and_state() {
     assert_eq!(relay.relay_add(4).await, Ok(Ok(4)));
     assert_eq!(counter.get().await, Ok(4));
 }
+
+#[test]
+fn a_handle_bound_outside_any_runtime_works() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (a, b, counter) = runtime.block_on(async {
+        let nodes = common::linked(&["a", "b"]).await;
+        let counter = nodes[0].spawn(Counter::default()).await.expect("spawn");
+        (nodes[0].clone(), nodes[1].clone(), counter)
+    });
+    // A plain thread, no runtime context: binding must not panic.
+    let bound = std::thread::spawn(move || b.bind(&counter).expect("bind"))
+        .join()
+        .expect("no panic outside a runtime");
+    assert_eq!(runtime.block_on(bound.add(2)), Ok(2));
+    runtime.block_on(a.shutdown());
+}
+
+#[tokio::test]
+async fn calls_that_fail_at_once_do_not_hog_the_thread() {
+    let node = node("a").await;
+    let counter = node.spawn(Counter::default()).await.expect("spawn");
+    node.shutdown().await;
+    // A tight loop of failing calls on a current-thread runtime: another
+    // task must still get to run.
+    let other = tokio::spawn(async { 7 });
+    let mut failures = 0u32;
+    while !other.is_finished() {
+        assert!(counter.add(1).await.is_err());
+        failures += 1;
+        assert!(failures < 1_000_000, "the other task never ran");
+    }
+    assert_eq!(other.await.expect("ran"), 7);
+}

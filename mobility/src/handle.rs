@@ -69,7 +69,16 @@ impl<A: Actor> HandleCore<A> {
     ) -> impl Future<Output = Result<R, Error>> + Send + '_ {
         let sent = self.send_with_reply(LocalBody::User(msg), true);
         async move {
-            self.wait(sent?)
+            let rx = match sent {
+                Ok(rx) => rx,
+                Err(e) => {
+                    // A call that fails at once still counts against the
+                    // task's budget: a loop of them cannot hog its thread.
+                    tokio::task::consume_budget().await;
+                    return Err(e);
+                }
+            };
+            self.wait(rx)
                 .await
                 .and_then(|value| open_reply(self.entry.node().as_ref(), value))
         }

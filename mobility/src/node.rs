@@ -227,6 +227,7 @@ impl NodeBuilder {
                 member_events: tokio::sync::broadcast::channel(256).0,
                 leaving: AtomicBool::new(false),
                 faults: faults::Faults::default(),
+                runtime: tokio::runtime::Handle::current(),
                 id,
                 config: self.config,
                 registry,
@@ -296,6 +297,8 @@ pub(crate) struct NodeShared {
     leaving: AtomicBool,
     /// Faults injected by tests.
     faults: faults::Faults,
+    /// The runtime the node was started on, where its tasks run.
+    runtime: tokio::runtime::Handle,
     config: Config,
     registry: &'static Registry,
     entries: RwLock<HashMap<ActorId, Arc<dyn ErasedEntry>>>,
@@ -390,6 +393,16 @@ impl Node {
 
     pub(crate) fn from_shared(shared: Arc<NodeShared>) -> Self {
         Node { shared }
+    }
+
+    /// Runs `task` on the node's runtime: also when the call comes from
+    /// outside any runtime (a handle bound from a plain thread, say).
+    pub(crate) fn spawn_task<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.shared.runtime.spawn(task)
     }
 
     /// A reference that does not keep the node alive.
@@ -697,7 +710,7 @@ impl Node {
     fn add_peer(&self, peer: NodeId, sender: LinkSender, receiver: LinkReceiver) {
         self.shared.links.add(peer.clone(), sender);
         let node = self.clone();
-        tokio::spawn(async move { node.read_link(peer, receiver).await });
+        self.spawn_task(async move { node.read_link(peer, receiver).await });
     }
 
     async fn read_link(self, peer: NodeId, mut receiver: LinkReceiver) {
@@ -976,7 +989,7 @@ impl Node {
         write(&self.shared.entries).insert(id, entry.clone());
         let cell = Cell::new(self.clone(), entry.clone(), rx, control_rx, start);
         self.cell_started();
-        let task = tokio::spawn(cell.run());
+        let task = self.spawn_task(cell.run());
         if !task.is_finished() {
             lock(&self.shared.cell_tasks).insert(id, task.abort_handle());
         }
@@ -1188,7 +1201,7 @@ impl Node {
     /// up, or are answered as undeliverable if it cannot be reached.
     fn dial(&self, to: NodeId, addr: String) {
         let node = self.clone();
-        tokio::spawn(async move {
+        self.spawn_task(async move {
             let why = match node.connect(&addr).await {
                 Ok(peer) if peer == to => return,
                 Ok(other) => format!("{addr} is node {other}, not {to}"),
@@ -1352,7 +1365,7 @@ impl Node {
         }
         let Some(addr) = addr else { return };
         let this = self.clone();
-        tokio::spawn(async move {
+        self.spawn_task(async move {
             match this.connect(&addr).await {
                 Ok(peer) if peer == node => this.control(&actor, NetControl::Moved { node, epoch }),
                 Ok(other) => {
