@@ -264,18 +264,67 @@ async fn wait_for_handled(ledger: &Handle<Ledger>, at_least: u64) {
 
 use FaultDirection::{Incoming, Outgoing};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn state_transfer_survives_a_cut_a_short_partition_a_stall_and_a_duplicate() {
-    for fault in [
+/// Faults that lose nothing for good: the migration must succeed through
+/// each of them, at every step.
+fn transient_faults() -> [Fault; 5] {
+    [
         Fault::Cut,
         Fault::Partition(Duration::from_millis(300)),
         Fault::Stall(Duration::from_millis(300)),
+        Fault::Delay(Duration::from_millis(50)),
         Fault::Duplicate,
-    ] {
-        let report = migrate_through(FaultStep::Prepare, Outgoing, "a", fault, 1)
-            .await
-            .unwrap_or_else(|e| panic!("{fault:?}: {e}"));
-        assert_eq!(report.to.as_str(), "b");
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_step_of_a_migration_survives_every_transient_fault() {
+    // (step, direction, node): the state in transfer, its answer, the
+    // commit and its acknowledgement, as each side sees them.
+    let steps = [
+        (FaultStep::Prepare, Outgoing, "a"),
+        (FaultStep::Prepare, Incoming, "b"),
+        (FaultStep::PrepareAck, Outgoing, "b"),
+        (FaultStep::PrepareAck, Incoming, "a"),
+        (FaultStep::Commit, Outgoing, "a"),
+        (FaultStep::Commit, Incoming, "b"),
+        (FaultStep::Committed, Outgoing, "b"),
+        (FaultStep::Committed, Incoming, "a"),
+    ];
+    for (step, direction, at) in steps {
+        for fault in transient_faults() {
+            let report = migrate_through(step, direction, at, fault, 1)
+                .await
+                .unwrap_or_else(|e| panic!("{step:?} {direction:?} at {at}, {fault:?}: {e}"));
+            assert_eq!(report.to.as_str(), "b");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_down_before_the_prepare_fails_the_migration_and_keeps_the_actor() {
+    let w = world().await;
+    // Partitioned before the move: the source cannot even reach the
+    // destination, so nothing is captured.
+    w.a.fault_block(w.b.id(), true);
+    w.b.fault_block(w.a.id(), true);
+    let outcome =
+        w.a.migrate(&w.ledger, Destination::node(w.b.id().clone()))
+            .await;
+    match outcome {
+        Err(Error::Migration { phase, .. }) => {
+            assert!(
+                matches!(phase, MigrationPhase::Validate | MigrationPhase::Prepare),
+                "{phase}"
+            )
+        }
+        other => panic!("expected a failed migration, got {other:?}"),
+    }
+    assert!(w.a.hosts(w.ledger.id()) && !w.b.hosts(w.ledger.id()));
+    assert_eq!(w.from_c.record("c".into(), 0).await, Ok(1), "still serving");
+    w.a.fault_block(w.b.id(), false);
+    w.b.fault_block(w.a.id(), false);
+    for node in [&w.a, &w.b, &w.c] {
+        node.shutdown().await;
     }
 }
 
@@ -329,6 +378,8 @@ async fn forwarded_messages_survive_duplicates_delays_and_cuts() {
         ("a", Fault::Duplicate, 30),
         ("a", Fault::Delay(Duration::from_millis(40)), 30),
         ("a", Fault::Cut, 3),
+        ("a", Fault::Stall(Duration::from_millis(200)), 1),
+        ("a", Fault::Partition(Duration::from_millis(200)), 1),
         ("b", Fault::Duplicate, 30),
     ] {
         let direction = if at == "a" { Outgoing } else { Incoming };
