@@ -1284,6 +1284,7 @@ impl<A: Actor> Cell<A> {
             freeze_us = report.freeze.as_micros() as u64,
             capture_us = report.capture.as_micros() as u64,
             prepare_us = report.prepare.as_micros() as u64,
+            transfer_us = report.transfer().as_micros() as u64,
             restore_us = report.restore.as_micros() as u64,
             commit_us = report.commit.as_micros() as u64,
             first_message_us = report.first_message.map(|d| d.as_micros() as u64),
@@ -1553,6 +1554,15 @@ impl<A: Actor> Cell<A> {
             }
             Control::Net(NetControl::Shutdown) => {
                 let reason = ExitReason::NodeDown(self.node.id().clone());
+                // What local senders already handed a forwarder goes on
+                // to the actor: they were told it was sent.
+                if let Mode::Forwarding(route) = &self.mode {
+                    let route = route.clone();
+                    while let Ok(envelope) = self.rx.try_recv() {
+                        let numbered = self.number(envelope);
+                        self.forward(&route, numbered);
+                    }
+                }
                 match std::mem::replace(&mut self.mode, Mode::Stopped) {
                     Mode::Hosting(hosted) => self.exit(hosted, reason, None).await,
                     Mode::Migrating(migrating) => self.exit(migrating.hosted, reason, None).await,

@@ -304,12 +304,11 @@ impl<'de, A: Actor> Deserialize<'de> for Handle<A> {
         }
         let node =
             crate::codec::decoding_node().ok_or_else(|| D::Error::custom(Error::Detached))?;
-        let (route, epoch) =
-            if node.has_peer(&wire.node) || wire.node == *node.id() || !node.has_peer(&wire.via) {
-                (wire.node, wire.epoch)
-            } else {
-                (wire.via, 0)
-            };
+        let (route, epoch) = if node.has_peer(&wire.via) || node.member_address_known(&wire.via) {
+            node.route_via(wire.node, wire.epoch, &wire.via)
+        } else {
+            (wire.node, wire.epoch)
+        };
         node.entry_for::<A>(wire.actor, route, epoch)
             .map(Handle::from_entry)
             .map_err(D::Error::custom)

@@ -145,17 +145,25 @@ pub struct MigrationReport {
     pub first_message: Option<Duration>,
 }
 
+impl MigrationReport {
+    /// Time the snapshot spent on the way and in the destination's queue:
+    /// `prepare` without `restore`.
+    pub fn transfer(&self) -> Duration {
+        self.prepare.saturating_sub(self.restore)
+    }
+}
+
 impl fmt::Display for MigrationReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} -> {} epoch {}: freeze {:?} (capture {:?}, prepare {:?} incl. restore {:?}, commit {:?}), {} state bytes, {} snapshot bytes, {} queued, {} timers, {} forwarded",
+            "{} -> {} epoch {}: freeze {:?} (capture {:?}, transfer {:?}, restore {:?}, commit {:?}), {} state bytes, {} snapshot bytes, {} queued, {} timers, {} forwarded",
             self.from,
             self.to,
             self.epoch,
             self.freeze,
             self.capture,
-            self.prepare,
+            self.transfer(),
             self.restore,
             self.commit,
             self.state_bytes,

@@ -564,8 +564,24 @@ impl Node {
         }
         self.check_running()?;
         let route = handle.route();
-        self.entry_for::<A>(handle.id(), route.node, route.epoch)
+        let (node, epoch) = self.route_via(route.node, route.epoch, handle.node_id());
+        self.entry_for::<A>(handle.id(), node, epoch)
             .map(Handle::from_entry)
+    }
+
+    /// Where to send for an actor last seen at `node` (since `epoch`), told
+    /// by node `via`: straight there if this node can reach it (linked, a
+    /// member, or through a relay), else through `via`, which can.
+    pub(crate) fn route_via(&self, node: NodeId, epoch: u64, via: &NodeId) -> (NodeId, u64) {
+        let reachable = node == *self.id()
+            || self.has_peer(&node)
+            || self.member_address(&node).is_some()
+            || !matches!(self.shared.links.path(&node), Path::None);
+        if reachable || *via == node {
+            (node, epoch)
+        } else {
+            (via.clone(), 0)
+        }
     }
 
     /// Migrates the actor to `dest` (after the messages this node sent it
@@ -874,6 +890,11 @@ impl Node {
     /// Where the cluster's directory says `actor` is active, and since when.
     pub(crate) fn locate(&self, actor: ActorId) -> Option<(NodeId, u64)> {
         self.shared.directory.as_ref()?.locate(actor)
+    }
+
+    /// Whether `node` is a live member of this node's cluster.
+    pub(crate) fn member_address_known(&self, node: &NodeId) -> bool {
+        self.member_address(node).is_some()
     }
 
     /// Whether `node` is this node or a live member of its cluster.
