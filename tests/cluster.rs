@@ -8,7 +8,8 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::PATIENCE;
+use common::ledger::{Ledger, Tally};
+use common::{wait_for, PATIENCE};
 use mobility::prelude::*;
 use mobility::NodeStats;
 
@@ -33,42 +34,6 @@ impl Counter {
 
     pub async fn slow(&self) {
         tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-}
-
-/// Numbered messages from many senders: what arrived, per sender.
-#[mobile]
-#[derive(Default)]
-pub struct Ledger {
-    next: HashMap<String, u64>,
-    out_of_order: u64,
-    duplicates: u64,
-    handled: u64,
-}
-
-#[mobile]
-impl Ledger {
-    pub fn record(&mut self, sender: String, seq: u64) {
-        self.handled += 1;
-        let next = self.next.entry(sender).or_insert(0);
-        if seq < *next {
-            self.duplicates += 1;
-        } else if seq > *next {
-            self.out_of_order += 1;
-            *next = seq + 1;
-        } else {
-            *next += 1;
-        }
-    }
-
-    /// (handled, duplicates, out of order, next expected per sender)
-    pub fn tally(&self) -> (u64, u64, u64, HashMap<String, u64>) {
-        (
-            self.handled,
-            self.duplicates,
-            self.out_of_order,
-            self.next.clone(),
-        )
     }
 }
 
@@ -97,18 +62,6 @@ async fn cluster(ids: &[&str]) -> Vec<Node> {
         .await;
     }
     nodes
-}
-
-/// Polls `check` every few milliseconds until it holds or `PATIENCE` ends.
-async fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !check() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// Looks `name` up on `node` until the directory has it.
@@ -464,7 +417,12 @@ async fn draining_a_node_under_load_moves_every_actor_and_loses_nothing() {
     let mut total_handled = 0;
     for (i, _) in ledgers.iter().enumerate() {
         let handle = lookup_eventually::<Ledger>(a, &format!("ledger-{i}")).await;
-        let (handled, duplicates, out_of_order, next) = handle.tally().await.expect("tally");
+        let Tally {
+            handled,
+            duplicates,
+            out_of_order,
+            next,
+        } = handle.tally().await.expect("tally");
         assert_eq!((duplicates, out_of_order), (0, 0), "ledger-{i}");
         for (sender, n) in &next {
             assert_eq!(Some(n), sent.get(sender), "ledger-{i} got all of {sender}");

@@ -11,49 +11,18 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::PATIENCE;
+use common::ledger::{Ledger, Tally};
+use common::{wait_for, PATIENCE};
 use mobility::prelude::*;
 use mobility::{Fault, FaultDirection, FaultStep, TcpConfig};
 
 const SECRET: &str = "fault secret";
 const MIGRATION_TIMEOUT: Duration = Duration::from_millis(1500);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Numbered messages per sender: what arrived, what came twice or early.
-#[mobile]
-#[derive(Default)]
-pub struct Ledger {
-    next: HashMap<String, u64>,
-    handled: u64,
-    duplicates: u64,
-    out_of_order: u64,
-}
-
-#[mobile]
-impl Ledger {
-    pub fn record(&mut self, sender: String, seq: u64) -> u64 {
-        let next = self.next.entry(sender).or_insert(0);
-        if seq < *next {
-            self.duplicates += 1;
-        } else {
-            if seq > *next {
-                self.out_of_order += 1;
-            }
-            *next = seq + 1;
-            self.handled += 1;
-        }
-        self.handled
-    }
-
-    pub fn tally(&self) -> (u64, u64, u64) {
-        (self.handled, self.duplicates, self.out_of_order)
-    }
-}
 
 fn builder(id: &str) -> mobility::NodeBuilder {
     Node::builder()
@@ -107,17 +76,6 @@ async fn world() -> World {
         c,
         ledger,
         from_c,
-    }
-}
-
-async fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !check() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -223,7 +181,12 @@ async fn migrate_through(
     // Nothing handled twice or early; nothing lost (both nodes stayed up).
     // A request from each sender comes after all it sent.
     w.from_c.tally().await.expect("c's stream flushed");
-    let (handled, duplicates, out_of_order) = w.ledger.tally().await.expect("tally");
+    let Tally {
+        handled,
+        duplicates,
+        out_of_order,
+        ..
+    } = w.ledger.tally().await.expect("tally");
     for load in &loads {
         assert!(
             load.errors.is_empty(),
@@ -250,7 +213,7 @@ async fn migrate_through(
 async fn wait_for_handled(ledger: &Handle<Ledger>, at_least: u64) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        let (handled, ..) = ledger.tally().await.expect("tally");
+        let handled = ledger.tally().await.expect("tally").handled;
         if handled >= at_least {
             return;
         }
@@ -440,7 +403,12 @@ async fn a_destination_killed_before_the_commit_leaves_the_actor_home() {
     let (at, outcome, loads, w) = kill_during_migration(FaultStep::Prepare, Incoming, "b").await;
     assert!(outcome.is_err(), "the migration failed: {outcome:?}");
     assert_eq!(at, [NodeId::new("a").expect("id")], "one copy, at home");
-    let (handled, duplicates, out_of_order) = w.from_c.tally().await.expect("still serving");
+    let Tally {
+        handled,
+        duplicates,
+        out_of_order,
+        ..
+    } = w.from_c.tally().await.expect("still serving");
     assert_eq!((duplicates, out_of_order), (0, 0));
     let sent: u64 = loads.iter().map(|l| l.sent).sum();
     assert!(
@@ -486,7 +454,11 @@ async fn a_source_killed_after_its_commit_leaves_the_actor_at_the_destination() 
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         match w.from_c.tally().await {
-            Ok((_, duplicates, out_of_order)) => {
+            Ok(Tally {
+                duplicates,
+                out_of_order,
+                ..
+            }) => {
                 assert_eq!((duplicates, out_of_order), (0, 0));
                 break;
             }

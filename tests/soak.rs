@@ -15,46 +15,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::ledger::{Ledger, Tally};
 use common::PATIENCE;
 use mobility::prelude::*;
 use mobility::{Fault, FaultDirection, FaultStep, TcpConfig};
 
 const FEDERATION: &str = "soak federation";
-
-#[mobile]
-#[derive(Default)]
-pub struct Ledger {
-    next: HashMap<String, u64>,
-    handled: u64,
-    duplicates: u64,
-    out_of_order: u64,
-}
-
-#[mobile]
-impl Ledger {
-    pub fn record(&mut self, sender: String, seq: u64) -> u64 {
-        let next = self.next.entry(sender).or_insert(0);
-        if seq < *next {
-            self.duplicates += 1;
-        } else {
-            if seq > *next {
-                self.out_of_order += 1;
-            }
-            *next = seq + 1;
-            self.handled += 1;
-        }
-        self.handled
-    }
-
-    pub fn tally(&self) -> (u64, u64, u64, HashMap<String, u64>) {
-        (
-            self.handled,
-            self.duplicates,
-            self.out_of_order,
-            self.next.clone(),
-        )
-    }
-}
 
 fn builder(id: &str, cluster: &str, secret: &str) -> mobility::NodeBuilder {
     Node::builder()
@@ -220,7 +186,12 @@ async fn soak_migrations_under_load_and_faults() {
     for handle in &handles {
         handle.tally().await.expect("flush");
     }
-    let (handled, duplicates, out_of_order, next) = ledger.tally().await.expect("tally");
+    let Tally {
+        handled,
+        duplicates,
+        out_of_order,
+        next,
+    } = ledger.tally().await.expect("tally");
     let total: u64 = sent.values().sum();
     freezes.sort();
     let pct = |p: f64| freezes[((freezes.len() as f64 - 1.0) * p) as usize];

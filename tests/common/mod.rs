@@ -56,3 +56,72 @@ where
         tokio::task::yield_now().await;
     }
 }
+
+/// Polls `check` every 10 ms until it holds, failing the test after
+/// `PATIENCE` (for conditions that gossip or timers make true).
+pub async fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+pub mod ledger {
+    //! An actor that checks numbered messages: per sender, what came twice
+    //! or early, and how many were handled.
+
+    use std::collections::HashMap;
+
+    use mobility::prelude::*;
+
+    #[mobile]
+    #[derive(Default)]
+    pub struct Ledger {
+        next: HashMap<String, u64>,
+        handled: u64,
+        duplicates: u64,
+        out_of_order: u64,
+    }
+
+    /// What a ledger saw.
+    #[mobile]
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct Tally {
+        pub handled: u64,
+        pub duplicates: u64,
+        pub out_of_order: u64,
+        /// Per sender, the number after the last one handled.
+        pub next: HashMap<String, u64>,
+    }
+
+    #[mobile]
+    impl Ledger {
+        /// Message `seq` of `sender`; returns how many were handled.
+        pub fn record(&mut self, sender: String, seq: u64) -> u64 {
+            let next = self.next.entry(sender).or_insert(0);
+            if seq < *next {
+                self.duplicates += 1;
+            } else {
+                if seq > *next {
+                    self.out_of_order += 1;
+                }
+                *next = seq + 1;
+                self.handled += 1;
+            }
+            self.handled
+        }
+
+        pub fn tally(&self) -> Tally {
+            Tally {
+                handled: self.handled,
+                duplicates: self.duplicates,
+                out_of_order: self.out_of_order,
+                next: self.next.clone(),
+            }
+        }
+    }
+}
