@@ -6,8 +6,9 @@
 //! others report the node failed and a call says the actor is gone instead
 //! of hanging.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -25,41 +26,11 @@ struct NodeProcess {
     seen: Vec<String>,
 }
 
-/// The `cluster_node` example, built (up to date) by cargo on first use.
-fn example_binary() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            // target/<profile>/deps/<this test> -> target/<profile>/examples/cluster_node;
-            // built even when this test runs alone (a stale binary would
-            // speak an older protocol).
-            let exe = std::env::current_exe().expect("test binary path");
-            let profile_dir = exe
-                .parent()
-                .and_then(|deps| deps.parent())
-                .expect("target dir");
-            let mut build = Command::new(env!("CARGO"));
-            build.args(["build", "--example", "cluster_node"]);
-            if profile_dir.ends_with("release") {
-                build.arg("--release");
-            }
-            let status = build
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status()
-                .expect("cargo build");
-            assert!(status.success(), "building the cluster_node example failed");
-            profile_dir
-                .join("examples")
-                .join(format!("cluster_node{}", std::env::consts::EXE_SUFFIX))
-        })
-        .clone()
-}
-
 impl NodeProcess {
     /// Starts node `name` of `cluster` on a port the OS chooses, with more
     /// `args`.
     fn start(cluster: &str, name: &str, args: &[&str]) -> NodeProcess {
-        let mut child = Command::new(example_binary())
+        let mut child = Command::new(common::example_binary("cluster_node"))
             .args(["--name", name, "--port", "0", "--cluster", cluster])
             .args(args)
             .env("MOBILITY_SECRET", "the secret of the processes test")

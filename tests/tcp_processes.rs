@@ -3,8 +3,9 @@
 //! moves it to the second (another cluster), and the pings keep being
 //! answered there.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -19,38 +20,9 @@ struct NodeProcess {
     seen: Vec<String>,
 }
 
-fn example_binary() -> PathBuf {
-    // target/<profile>/deps/<this test> -> target/<profile>/examples/tcp_node
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            // Up to date even when this test is run alone (a stale binary
-            // would speak an older protocol).
-            let exe = std::env::current_exe().expect("test binary path");
-            let profile_dir = exe
-                .parent()
-                .and_then(|deps| deps.parent())
-                .expect("target dir");
-            let mut build = Command::new(env!("CARGO"));
-            build.args(["build", "--example", "tcp_node"]);
-            if profile_dir.ends_with("release") {
-                build.arg("--release");
-            }
-            let status = build
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status()
-                .expect("cargo build");
-            assert!(status.success(), "building the tcp_node example failed");
-            profile_dir
-                .join("examples")
-                .join(format!("tcp_node{}", std::env::consts::EXE_SUFFIX))
-        })
-        .clone()
-}
-
 impl NodeProcess {
     fn start(args: &[&str]) -> NodeProcess {
-        let mut child = Command::new(example_binary())
+        let mut child = Command::new(common::example_binary("tcp_node"))
             .args(args)
             .env("MOBILITY_SECRET", "a secret both clusters share")
             .stdin(Stdio::piped())
