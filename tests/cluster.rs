@@ -523,3 +523,74 @@ async fn the_report_says_when_the_first_message_was_handled_after_the_move() {
         node.shutdown().await;
     }
 }
+
+/// The secret shared with the nodes of cluster "away".
+const FEDERATION: &str = "federation secret";
+
+/// A node of another cluster moved an actor here and the actor moved on
+/// inside the cluster: that node still routes it through here, and hears
+/// of a drain from no directory. The drain tells it where the actor went,
+/// so what it sends afterwards does not go to a node that is gone (found
+/// by the schedule property test: those messages were lost with the
+/// session to the drained node, and the actor waited for them forever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_tells_other_clusters_where_the_actors_it_forwards_for_went() {
+    let a = builder("a")
+        .trust_cluster("away", FEDERATION)
+        .start()
+        .await
+        .expect("a starts");
+    let seed = a.listen_addr().expect("listens").to_string();
+    let b = builder("b")
+        .trust_cluster("away", FEDERATION)
+        .join(&seed)
+        .start()
+        .await
+        .expect("b joins");
+    wait_for("a and b see each other", || {
+        a.members().len() == 2 && b.members().len() == 2
+    })
+    .await;
+    let x = Node::builder()
+        .id("x")
+        .cluster("away", "away secret")
+        .trust_cluster("test-cluster", FEDERATION)
+        .listen("127.0.0.1:0")
+        .request_timeout(Duration::from_secs(5))
+        .start()
+        .await
+        .expect("x starts");
+    // x -> b across clusters, then b -> a inside the cluster: x's
+    // forwarder points at b, which nothing corrects without traffic.
+    let ledger = x.spawn(Ledger::default()).await.expect("spawn");
+    let to_b: Destination = format!("tcp://{}", b.listen_addr().expect("listens"))
+        .parse()
+        .expect("destination");
+    ledger.migrate(to_b).await.expect("x -> b");
+    b.bind(&ledger)
+        .expect("bind")
+        .migrate(Destination::node(a.id().clone()))
+        .await
+        .expect("b -> a");
+    let report = b.drain().await.expect("drain");
+    assert!(report.moved.is_empty(), "nothing was hosted on b");
+    // Sent from x after b is gone: every one arrives, in order.
+    for seq in 0..20 {
+        ledger.tell().record("x".into(), seq).expect("sent");
+    }
+    let handled = tokio::time::timeout(PATIENCE, ledger.record("x".into(), 20))
+        .await
+        .expect("answered in time")
+        .expect("answered");
+    assert_eq!(handled, 21, "every message, once");
+    let Tally {
+        duplicates,
+        out_of_order,
+        ..
+    } = ledger.tally().await.expect("tally");
+    assert_eq!((duplicates, out_of_order), (0, 0));
+    assert!(a.hosts(ledger.id()), "the actor is still at a");
+    for node in [&a, &x] {
+        node.shutdown().await;
+    }
+}

@@ -1,9 +1,10 @@
-//! Property test of the whole protocol: random schedules of sends from
-//! several senders on several nodes, requests, migrations inside the
-//! cluster and to another cluster, and injected faults, checked against a
-//! model of the promises: every message handled exactly once and in order
-//! per sender, every request answered, the actor always in exactly one
-//! place, where the last successful migration put it.
+//! Property test of the whole protocol: random schedules of spawns, sends
+//! from several senders on several nodes, requests, migrations inside the
+//! cluster and to another cluster, drains and injected faults, checked
+//! against a model of the promises: every message handled exactly once and
+//! in order per sender, every request answered, every actor always in
+//! exactly one place, where the last successful migration (or drain) put
+//! it.
 //!
 //! Failing schedules shrink to a small one; proptest keeps them in
 //! `tests/schedules.proptest-regressions`, replayed first on every run.
@@ -49,15 +50,20 @@ impl Ledger {
 /// Nodes: 0, 1, 2 form cluster "home"; 3 is a node of cluster "away".
 const NODES: u8 = 4;
 const SENDERS: u8 = 4;
+const ACTORS: u8 = 2;
 
 #[derive(Debug, Clone)]
 enum Op {
-    /// `count` fire-and-forget messages from `sender`.
-    Tell { sender: u8, count: u8 },
+    /// A second actor, on home node `on`.
+    Spawn { on: u8 },
+    /// `count` fire-and-forget messages from `sender` to actor `actor`.
+    Tell { actor: u8, sender: u8, count: u8 },
     /// One request from `sender`, awaited.
-    Request { sender: u8 },
-    /// Migrate the actor to node `to` (asked from node `from`).
-    Migrate { from: u8, to: u8 },
+    Request { actor: u8, sender: u8 },
+    /// Migrate actor `actor` to node `to` (asked from node `from`).
+    Migrate { actor: u8, from: u8, to: u8 },
+    /// Home node `node` leaves gracefully, moving its actors away.
+    Drain { node: u8 },
     /// Arm a fault on node `node` for the next frame of `step`.
     Fault {
         node: u8,
@@ -83,9 +89,13 @@ fn op() -> impl Strategy<Value = Op> {
         (1u64..50).prop_map(|ms| Fault::Stall(Duration::from_millis(ms))),
     ];
     prop_oneof![
-        4 => (0..SENDERS, 1u8..20).prop_map(|(sender, count)| Op::Tell { sender, count }),
-        2 => (0..SENDERS).prop_map(|sender| Op::Request { sender }),
-        3 => (0..NODES, 0..NODES).prop_map(|(from, to)| Op::Migrate { from, to }),
+        1 => (0u8..3).prop_map(|on| Op::Spawn { on }),
+        4 => (0..ACTORS, 0..SENDERS, 1u8..20)
+            .prop_map(|(actor, sender, count)| Op::Tell { actor, sender, count }),
+        2 => (0..ACTORS, 0..SENDERS).prop_map(|(actor, sender)| Op::Request { actor, sender }),
+        3 => (0..ACTORS, 0..NODES, 0..NODES)
+            .prop_map(|(actor, from, to)| Op::Migrate { actor, from, to }),
+        1 => (1u8..3).prop_map(|node| Op::Drain { node }),
         2 => (0..NODES, step, any::<bool>(), fault).prop_map(|(node, step, outgoing, fault)| {
             Op::Fault { node, step, outgoing, fault }
         }),
@@ -122,43 +132,67 @@ async fn run(schedule: Vec<Op>) -> Result<(), TestCaseError> {
         assert!(tokio::time::Instant::now() < deadline, "membership");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let away: Destination = format!("tcp://{}", nodes[3].listen_addr().expect("addr"))
-        .parse()
-        .expect("dest");
-    let ledger = nodes[0].spawn(Ledger::default()).await.expect("spawn");
-    // Sender i sends from home node i % 3 (its own handle there).
-    let handles: Vec<Handle<Ledger>> = (0..SENDERS)
-        .map(|i| nodes[usize::from(i % 3)].bind(&ledger).expect("bind"))
-        .collect();
-    let mut sent = [0u64; SENDERS as usize];
-    let mut at = 0u8; // the model: where the actor lives
+    // The model: the actors, where each lives, what each sender sent each
+    // actor, which nodes are still up.
+    let mut ledgers: Vec<Handle<Ledger>> =
+        vec![nodes[0].spawn(Ledger::default()).await.expect("spawn")];
+    let mut at: Vec<u8> = vec![0];
+    let mut sent = [[0u64; SENDERS as usize]; ACTORS as usize];
+    let mut up = [true; NODES as usize];
+    // Sender i sends from home node i % 3, through its own handles there.
+    let home_of = |sender: u8| usize::from(sender % 3);
     for op in schedule {
         match op {
-            Op::Tell { sender, count } => {
-                for _ in 0..count {
-                    let seq = sent[usize::from(sender)];
-                    handles[usize::from(sender)]
-                        .tell()
-                        .record(sender, seq)
-                        .map_err(|e| TestCaseError::fail(format!("tell: {e}")))?;
-                    sent[usize::from(sender)] += 1;
+            Op::Spawn { on } => {
+                if ledgers.len() < usize::from(ACTORS) && up[usize::from(on)] {
+                    let spawned = nodes[usize::from(on)]
+                        .spawn(Ledger::default())
+                        .await
+                        .map_err(|e| TestCaseError::fail(format!("spawn: {e}")))?;
+                    ledgers.push(spawned);
+                    at.push(on);
                 }
             }
-            Op::Request { sender } => {
-                let seq = sent[usize::from(sender)];
-                let next = handles[usize::from(sender)]
+            Op::Tell {
+                actor,
+                sender,
+                count,
+            } => {
+                let (a, s) = (usize::from(actor), usize::from(sender));
+                if a >= ledgers.len() || !up[home_of(sender)] {
+                    continue;
+                }
+                let handle = nodes[home_of(sender)].bind(&ledgers[a]).expect("bind");
+                for _ in 0..count {
+                    handle
+                        .tell()
+                        .record(sender, sent[a][s])
+                        .map_err(|e| TestCaseError::fail(format!("tell: {e}")))?;
+                    sent[a][s] += 1;
+                }
+            }
+            Op::Request { actor, sender } => {
+                let (a, s) = (usize::from(actor), usize::from(sender));
+                if a >= ledgers.len() || !up[home_of(sender)] {
+                    continue;
+                }
+                let handle = nodes[home_of(sender)].bind(&ledgers[a]).expect("bind");
+                let seq = sent[a][s];
+                let next = handle
                     .record(sender, seq)
                     .await
                     .map_err(|e| TestCaseError::fail(format!("request: {e}")))?;
-                sent[usize::from(sender)] += 1;
+                sent[a][s] += 1;
                 // Everything this sender sent before was handled first.
                 prop_assert_eq!(next, seq + 1, "sender {} in order", sender);
             }
-            Op::Migrate { from, to } => {
+            Op::Migrate { actor, from, to } => {
+                let a = usize::from(actor);
+                if a >= ledgers.len() || !up[usize::from(to)] {
+                    continue;
+                }
                 // Across clusters by address; inside the cluster by id.
-                let dest = if to == 3 {
-                    away.clone()
-                } else if at == 3 {
+                let dest = if to == 3 || at[a] == 3 {
                     format!(
                         "tcp://{}",
                         nodes[usize::from(to)].listen_addr().expect("addr")
@@ -168,20 +202,61 @@ async fn run(schedule: Vec<Op>) -> Result<(), TestCaseError> {
                 } else {
                     Destination::node(nodes[usize::from(to)].id().clone())
                 };
-                // Ask from a node that has a handle (any home node does; the
-                // away node only once the actor went there).
-                let asker = if from == 3 && at != 3 { 0 } else { from };
-                let handle = nodes[usize::from(asker)].bind(&ledger).expect("bind");
+                // Ask from a live home node (the away node only while it
+                // hosts the actor).
+                let asker = if (from == 3 && at[a] != 3) || !up[usize::from(from)] {
+                    (0..3).find(|n| up[*n]).expect("a home node is up")
+                } else {
+                    usize::from(from)
+                };
+                let handle = nodes[asker].bind(&ledgers[a]).expect("bind");
                 match handle.migrate(dest).await {
                     Ok(report) => {
                         prop_assert_eq!(report.to.as_str(), nodes[usize::from(to)].id().as_str());
-                        at = to;
+                        at[a] = to;
                     }
                     Err(Error::Migration {
                         failure: MigrationFailure::AlreadyThere(_),
                         ..
-                    }) => prop_assert_eq!(at, to),
+                    }) => prop_assert_eq!(at[a], to),
                     Err(e) => return Err(TestCaseError::fail(format!("migrate to {to}: {e}"))),
+                }
+            }
+            Op::Drain { node } => {
+                let n = usize::from(node);
+                // Keep two home nodes: the first never drains.
+                if !up[n] || up.iter().take(3).filter(|u| **u).count() < 3 {
+                    continue;
+                }
+                // Handles are given by live nodes: those this node gave are
+                // handed to another home node before it goes (a node that
+                // is gone gives nothing, and a handle taken from it could
+                // not find an actor that left the cluster).
+                let heir = (0..3)
+                    .find(|i| *i != n && up[*i])
+                    .expect("a home node stays");
+                for ledger in &mut ledgers {
+                    if ledger.node_id() == nodes[n].id() {
+                        *ledger = nodes[heir].bind(ledger).expect("bind");
+                    }
+                }
+                let report = nodes[n]
+                    .drain()
+                    .await
+                    .map_err(|e| TestCaseError::fail(format!("drain of {n}: {e}")))?;
+                up[n] = false;
+                for moved in &report.moved {
+                    let a = ledgers
+                        .iter()
+                        .position(|l| l.id() == moved.actor)
+                        .expect("a known actor");
+                    prop_assert_eq!(usize::from(at[a]), n, "drained from where it was");
+                    at[a] = (0..NODES)
+                        .find(|i| nodes[usize::from(*i)].id() == &moved.to)
+                        .expect("a known node");
+                }
+                for (a, place) in at.iter().enumerate() {
+                    prop_assert!(usize::from(*place) != n, "actor {} left node {}", a, n);
                 }
             }
             Op::Fault {
@@ -198,39 +273,55 @@ async fn run(schedule: Vec<Op>) -> Result<(), TestCaseError> {
                 nodes[usize::from(node)].fault_inject(step, direction, None, fault, 1);
             }
         }
-        // Exactly one live copy, where the model says.
-        let hosts: Vec<u8> = (0..NODES)
-            .filter(|i| nodes[usize::from(*i)].hosts(ledger.id()))
-            .collect();
-        prop_assert_eq!(hosts, vec![at], "one copy, at node {}", at);
+        // Every actor in exactly one place, where the model says.
+        for (a, ledger) in ledgers.iter().enumerate() {
+            let hosts: Vec<u8> = (0..NODES)
+                .filter(|i| up[usize::from(*i)] && nodes[usize::from(*i)].hosts(ledger.id()))
+                .collect();
+            prop_assert_eq!(hosts, vec![at[a]], "actor {}: one copy", a);
+        }
     }
     for node in &nodes {
         node.fault_clear();
     }
-    // A request from every sender comes after all it sent.
-    for (i, handle) in handles.iter().enumerate() {
-        let seq = sent[i];
-        handle
-            .record(i as u8, seq)
+    // A request from every live sender comes after all it sent; a drained
+    // node's senders sent theirs before it left.
+    let asker = (0..3).find(|n| up[*n]).expect("a home node is up");
+    for (a, ledger) in ledgers.iter().enumerate() {
+        for sender in 0..SENDERS {
+            let s = usize::from(sender);
+            if !up[home_of(sender)] {
+                continue;
+            }
+            nodes[home_of(sender)]
+                .bind(ledger)
+                .expect("bind")
+                .record(sender, sent[a][s])
+                .await
+                .map_err(|e| TestCaseError::fail(format!("final request: {e}")))?;
+            sent[a][s] += 1;
+        }
+        let (next, duplicates, out_of_order) = nodes[asker]
+            .bind(ledger)
+            .expect("bind")
+            .tally()
             .await
-            .map_err(|e| TestCaseError::fail(format!("final request: {e}")))?;
-        sent[i] += 1;
+            .map_err(|e| TestCaseError::fail(format!("tally: {e}")))?;
+        prop_assert_eq!((duplicates, out_of_order), (0, 0), "actor {}", a);
+        for sender in 0..SENDERS {
+            prop_assert_eq!(
+                next.get(&sender).copied().unwrap_or(0),
+                sent[a][usize::from(sender)],
+                "actor {}, sender {}: every message, once",
+                a,
+                sender
+            );
+        }
     }
-    let (next, duplicates, out_of_order) = ledger
-        .tally()
-        .await
-        .map_err(|e| TestCaseError::fail(format!("tally: {e}")))?;
-    prop_assert_eq!((duplicates, out_of_order), (0, 0));
-    for sender in 0..SENDERS {
-        prop_assert_eq!(
-            next.get(&sender).copied().unwrap_or(0),
-            sent[usize::from(sender)],
-            "sender {}: every message, once",
-            sender
-        );
-    }
-    for node in &nodes {
-        node.shutdown().await;
+    for (i, node) in nodes.iter().enumerate() {
+        if up[i] {
+            node.shutdown().await;
+        }
     }
     Ok(())
 }

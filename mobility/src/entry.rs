@@ -136,6 +136,8 @@ pub(crate) trait ErasedEntry: Send + Sync {
     fn is_hosting(&self) -> bool;
     fn actor(&self) -> ActorId;
     fn route_node(&self) -> NodeId;
+    /// Where this node believes the actor lives, and since which epoch.
+    fn current_route(&self) -> Route;
     fn as_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync>;
     /// Migrates the actor (as `Handle::migrate`), whatever its type.
     fn migrate(self: Arc<Self>, dest: crate::id::Destination) -> MigrateFuture;
@@ -182,6 +184,10 @@ impl<A: Actor> ErasedEntry for Entry<A> {
 
     fn route_node(&self) -> NodeId {
         self.route().node
+    }
+
+    fn current_route(&self) -> Route {
+        self.route()
     }
 
     fn as_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {

@@ -9,10 +9,11 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::Node;
-use crate::entry::ErasedEntry;
+use crate::entry::{ErasedEntry, Route};
 use crate::error::Error;
 use crate::id::{ActorId, Destination, NodeId};
 use crate::migration::MigrationReport;
+use crate::wire::PeerMsg;
 
 /// How many actors move at once during a drain.
 const DRAIN_CONCURRENCY: usize = 4;
@@ -31,9 +32,10 @@ impl Node {
     /// Leaves the cluster gracefully: moves every actor of this node to the
     /// other members (spread evenly by how many actors each hosts, at most
     /// 4 moves at once; an actor whose move fails is tried on the next
-    /// member), waits for them to land, tells the cluster this node is
-    /// leaving, lets the forwarders it leaves behind go quiet, then shuts
-    /// the node down.
+    /// member), waits for them to land, tells every linked node (of any
+    /// cluster) where the actors it forwards for are, tells the cluster
+    /// this node is leaving, lets the forwarders it leaves behind go quiet,
+    /// then shuts the node down.
     ///
     /// If an actor cannot be placed, the node stays up and in the cluster
     /// with that actor still running here, and the error
@@ -97,6 +99,7 @@ impl Node {
                 failed,
             });
         }
+        self.hand_over_forwarders();
         directory.leave().await;
         self.wait_forwarding_quiet(directory.gossip_interval() * 3)
             .await;
@@ -105,6 +108,39 @@ impl Node {
             moved,
             took: started.elapsed(),
         })
+    }
+
+    /// Tells every linked node where the actors this node forwards for live
+    /// now, before it goes: a node that still routes one of them through
+    /// here (the source of a move to this node, a sender corrected toward
+    /// it) goes straight there instead. Its own cluster's directory does
+    /// not say this to nodes of other clusters, nor of actors that went to
+    /// another cluster. Epochs fence it: a node with a newer route, or
+    /// hosting the actor, ignores it. What was sent here before the news
+    /// arrived is still forwarded while the forwarders go quiet.
+    fn hand_over_forwarders(&self) {
+        let peers = self.shared.links.linked();
+        for entry in self.all_entries() {
+            if entry.is_hosting() || entry.exit_reason().is_some() {
+                continue;
+            }
+            let Route { node, epoch } = entry.current_route();
+            if node == *self.id() {
+                continue;
+            }
+            let addr = self.address_of(&node);
+            for peer in peers.iter().filter(|peer| **peer != node) {
+                let moved = PeerMsg::Moved {
+                    actor: entry.actor(),
+                    node: node.clone(),
+                    epoch,
+                    addr: addr.clone(),
+                };
+                if let Err(e) = self.send_peer(peer, &moved) {
+                    tracing::debug!(node = %self.id(), %peer, error = %e, "a forwarder's route could not be handed over");
+                }
+            }
+        }
     }
 
     /// Waits until this node has forwarded nothing for `quiet` (its senders
