@@ -484,7 +484,20 @@ async fn a_name_freed_elsewhere_can_be_taken_again_where_it_began() {
         }
     };
     assert_ne!(second.id(), first.id());
-    let found = lookup_eventually::<Counter>(b, "reused").await;
+    // b's lookups converge to the new owner (gossip may show the old one's
+    // entries a moment longer).
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let found = loop {
+        let found = lookup_eventually::<Counter>(b, "reused").await;
+        if found.id() == second.id() {
+            break found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "b never saw the new owner"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     assert_eq!(found.add(5).await, Ok(5), "the new actor, from empty state");
     for node in &nodes {
         node.shutdown().await;

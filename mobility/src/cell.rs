@@ -103,6 +103,8 @@ struct Numbered<A: Actor> {
     origin: Origin,
     seq: u64,
     item: Item<A>,
+    /// Forwarders passed so far.
+    hops: u8,
 }
 
 enum Item<A: Actor> {
@@ -145,6 +147,7 @@ impl<A: Actor> Numbered<A> {
                 body: envelope.body,
                 reply: envelope.reply,
             },
+            hops: envelope.hops,
         }
     }
 
@@ -167,6 +170,7 @@ impl<A: Actor> Numbered<A> {
                                 seq: self.seq,
                                 body: WireBody::Noop,
                                 reply: None,
+                                hops: self.hops,
                             };
                         }
                     },
@@ -185,6 +189,7 @@ impl<A: Actor> Numbered<A> {
             seq: self.seq,
             body,
             reply,
+            hops: self.hops,
         }
     }
 
@@ -208,6 +213,7 @@ impl<A: Actor> Numbered<A> {
                     seq: self.seq,
                     body,
                     reply,
+                    hops: self.hops,
                 },
                 actor,
                 reason.clone(),
@@ -637,6 +643,7 @@ impl<A: Actor> Cell<A> {
                     origin: self.stream.clone(),
                     seq,
                     item: Item::Local { body, reply },
+                    hops: 0,
                 }
             }
             Envelope::Wire(envelope) => Numbered::from_wire(envelope),
@@ -669,10 +676,18 @@ impl<A: Actor> Cell<A> {
     /// sender that came through here where that is.
     fn forward(&mut self, route: &Route, numbered: Numbered<A>) {
         self.last_forward = tokio::time::Instant::now();
-        let envelope = numbered.into_wire(&self.node, self.id());
+        let mut envelope = numbered.into_wire(&self.node, self.id());
         let origin = envelope.origin.node.clone();
         if origin != *self.node.id() {
             self.node.count_forwarded();
+            envelope.hops = envelope.hops.saturating_add(1);
+            if envelope.hops > crate::wire::MAX_FORWARDS {
+                // Caught between stale routes: refused, not passed around.
+                tracing::warn!(actor = %self.id(), %origin, "a message passed too many forwarders; refused");
+                self.node
+                    .reject(&envelope, self.id(), ExitReason::NoSuchActor);
+                return;
+            }
         }
         if origin != *self.node.id() && origin != route.node {
             let moved = PeerMsg::Moved {

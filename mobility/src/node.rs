@@ -1364,6 +1364,12 @@ impl Node {
             let _ = self.send_peer(&origin, &moved);
         }
         self.count_forwarded();
+        let mut envelope = envelope;
+        envelope.hops = envelope.hops.saturating_add(1);
+        if envelope.hops > crate::wire::MAX_FORWARDS {
+            tracing::warn!(node = %self.id(), %actor, "a message passed too many forwarders; refused");
+            return self.reject(&envelope, actor, ExitReason::NoSuchActor);
+        }
         let deliver = PeerMsg::Deliver {
             actor,
             type_tag,

@@ -50,7 +50,14 @@ pub(crate) struct WireEnvelope {
     pub(crate) body: WireBody,
     /// Request id in the origin node's table of pending replies.
     pub(crate) reply: Option<u64>,
+    /// How many times old locations forwarded it: a message caught between
+    /// stale routes (a loop) is refused once this passes `MAX_FORWARDS`.
+    #[serde(default)]
+    pub(crate) hops: u8,
 }
+
+/// How many forwarders a message may pass before it is refused.
+pub(crate) const MAX_FORWARDS: u8 = 16;
 
 /// Every frame between two nodes.
 #[derive(Debug, Serialize, Deserialize)]
