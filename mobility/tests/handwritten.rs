@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use mobility::__private::{Calls, HandleCore, MessageSink};
-use mobility::{Actor, Context, Error, ExitReason, Mobile, Node, ReplyTo};
+use mobility::{Actor, Context, Error, ExitReason, MigrationFailure, Mobile, Node, ReplyTo};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -231,10 +231,21 @@ async fn thousand_round_trips_under_load() {
         n
     });
     for i in 0..1000 {
-        let dest = if i % 2 == 0 { b.id() } else { a.id() };
-        a.migrate(&counter, dest)
-            .await
-            .unwrap_or_else(|e| panic!("move {i}: {e}"));
+        let dest = if counter.location() == *a.id() {
+            b.id()
+        } else {
+            a.id()
+        };
+        match a.migrate(&counter, dest).await {
+            Ok(_) => {}
+            // The counter refuses to arrive anywhere at exactly 666, which
+            // the load passes through: a refused move leaves it where it was.
+            Err(Error::Migration {
+                failure: MigrationFailure::ArriveFailed(why),
+                ..
+            }) if why.contains("beast") => {}
+            Err(e) => panic!("move {i}: {e}"),
+        }
     }
     stop.store(true, Ordering::Relaxed);
     let sent = load.await.expect("sender finished cleanly");
