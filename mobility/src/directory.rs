@@ -17,6 +17,7 @@
 //! on who is alive, just after a join), every node resolves the name to the
 //! same winner: the smaller actor id.
 
+use crate::sync::lock;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -110,10 +111,6 @@ impl std::fmt::Debug for Directory {
             .field("membership", &self.membership)
             .finish_non_exhaustive()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Directory {

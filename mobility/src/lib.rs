@@ -24,6 +24,7 @@ mod node;
 mod registry;
 mod reply;
 mod sequence;
+mod sync;
 mod timers;
 mod wire;
 

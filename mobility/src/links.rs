@@ -2,6 +2,7 @@
 //! reached through another, and the frames waiting while a link to a known
 //! address is dialed on first use.
 
+use crate::sync::{lock, read, write};
 use std::collections::HashMap;
 use std::sync::{Mutex, RwLock};
 
@@ -42,18 +43,6 @@ pub(crate) struct Links {
     /// session ends once its last sender is dropped) in case the member
     /// turns out alive and is seen again.
     parked: Mutex<HashMap<NodeId, LinkSender>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    m.read().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    m.write().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Links {

@@ -1,6 +1,7 @@
 //! The node's TCP side: its transport (listener, authenticated sessions to
 //! peers), the events it reports, and the addresses of nodes it can dial.
 
+use crate::sync::lock;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -75,12 +76,6 @@ impl Events {
         }
         self.ready.store(true, Ordering::Release);
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn deliver(node: &Node, event: TransportEvent) {

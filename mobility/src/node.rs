@@ -1,6 +1,7 @@
 //! A node: one running mobility runtime with its actors, names, links to
 //! other nodes, and the tables that route replies and monitor reports.
 
+use crate::sync::{lock, read, write};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -354,18 +355,6 @@ impl fmt::Debug for Node {
             .field("peers", &self.peers())
             .finish()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    m.read().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    m.write().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Node {

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::{lock, Node};
+use super::Node;
 use crate::id::NodeId;
+use crate::sync::{lock, write};
 use crate::wire::PeerMsg;
 
 /// The kind of frame a fault strikes: a step of the protocol.
@@ -197,7 +198,7 @@ impl Node {
         if let Some(directory) = &self.shared.directory {
             directory.shutdown().await;
         }
-        super::write(&self.shared.entries).clear();
+        write(&self.shared.entries).clear();
         lock(&self.shared.pending).clear();
         lock(&self.shared.monitors).clear();
     }

@@ -8,11 +8,12 @@ use std::sync::{Arc, Weak};
 use mobility_net::membership::MemberEvent;
 use tokio::sync::broadcast;
 
-use super::{lock, read, Node, NodeShared};
+use super::{Node, NodeShared};
 use crate::cell::NetControl;
 use crate::entry::ErasedEntry;
 use crate::error::{Error, ExitReason};
 use crate::id::{ActorId, NodeId};
+use crate::sync::{lock, read};
 
 /// Follows the membership's events for as long as the node exists.
 pub(crate) async fn follow(node: Weak<NodeShared>, mut events: broadcast::Receiver<MemberEvent>) {
