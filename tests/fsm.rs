@@ -14,6 +14,32 @@ use proptest::prelude::*;
 /// How late a timer may fire on a loaded 2-core machine.
 const LATE: Duration = Duration::from_millis(2000);
 
+/// Every timer that fired, by actor, as the machines report it: read by the
+/// tests without sending the actor a message (which would cancel an event
+/// timeout), so a test waits for a timer instead of sleeping.
+static TIMEOUTS: std::sync::Mutex<Vec<(ActorId, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// The timers of `actor` that fired so far, in order.
+fn timeouts_of(actor: ActorId) -> Vec<String> {
+    TIMEOUTS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .filter(|(id, _)| *id == actor)
+        .map(|(_, what)| what.clone())
+        .collect()
+}
+
+/// Waits (polling, without messaging the actor) until timer `what` of
+/// `actor` fired, failing after `LATE` past `within`.
+async fn timeout_fired(actor: ActorId, what: &str, within: Duration) {
+    let deadline = Instant::now() + within + LATE;
+    while !timeouts_of(actor).iter().any(|w| w == what) {
+        assert!(Instant::now() < deadline, "timer {what} never fired");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// A machine whose state is an enum: idle, or busy with a job.
 #[mobile]
 #[derive(Debug, Default)]
@@ -157,6 +183,10 @@ impl Machine {
         if what == "busy" {
             self.phase = Phase::Idle;
         }
+        TIMEOUTS
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((ctx.id(), what.clone()));
         self.fired.push((what, ctx.node().id().to_string()));
     }
 
@@ -372,16 +402,23 @@ async fn state_timeout_fires_and_a_state_change_cancels_it() {
         0,
         "cancelled by the change"
     );
-    tokio::time::sleep(Duration::from_millis(1300)).await; // the thing under test
-    assert!(m.fired().await.expect("fired").is_empty());
+    // A later timer fires: by then the cancelled one would have too.
+    m.arm_named("witness".into(), 1300).await.expect("arm");
+    timeout_fired(m.id(), "witness", Duration::from_millis(1300)).await;
+    assert_eq!(
+        timeouts_of(m.id()),
+        ["witness"],
+        "the cancelled one never fired"
+    );
 
     // Re-arming replaces: only the second fires.
     m.arm_state_timeout(10_000).await.expect("arm");
     m.arm_state_timeout(50).await.expect("re-arm");
     eventually_async("the re-armed state timeout fires", || async {
-        m.fired().await.expect("fired").len() == 1
+        m.fired().await.expect("fired").len() == 2
     })
     .await;
+    assert_eq!(timeouts_of(m.id()), ["witness", "state"]);
     assert_eq!(m.timers().await.expect("timers"), 0);
     a.shutdown().await;
 }
@@ -393,21 +430,23 @@ async fn event_timeout_fires_when_idle_and_any_message_cancels_it() {
     m.arm_event_timeout(1000).await.expect("arm");
     m.note(1).await.expect("any message cancels it");
     assert_eq!(m.timers().await.expect("timers"), 0);
-    tokio::time::sleep(Duration::from_millis(1300)).await; // the thing under test
-    assert!(m.fired().await.expect("fired").is_empty());
+    // A later timer fires: by then the cancelled one would have too.
+    m.arm_named("witness".into(), 1300).await.expect("arm");
+    timeout_fired(m.id(), "witness", Duration::from_millis(1300)).await;
+    assert_eq!(
+        timeouts_of(m.id()),
+        ["witness"],
+        "the cancelled one never fired"
+    );
 
     m.arm_event_timeout(100).await.expect("arm");
     let armed = Instant::now();
-    // No message for a while: it fires (polling would cancel it, so wait).
-    tokio::time::sleep(Duration::from_millis(100) + LATE).await; // the thing under test: staying idle
+    // No message meanwhile (a message would cancel it): it fires.
+    timeout_fired(m.id(), "event", Duration::from_millis(100)).await;
+    assert!(armed.elapsed() >= Duration::from_millis(100), "not early");
     let fired = m.fired().await.expect("fired");
-    assert_eq!(
-        fired.len(),
-        1,
-        "fired once, {:?} after arming",
-        armed.elapsed()
-    );
-    assert_eq!(fired[0].0, "event");
+    let whats: Vec<&str> = fired.iter().map(|(w, _)| w.as_str()).collect();
+    assert_eq!(whats, ["witness", "event"], "fired once");
     a.shutdown().await;
 }
 
@@ -451,8 +490,10 @@ async fn state_timeout_fires_on_time_on_the_new_node() {
     let m = a.spawn(Machine::new(2000)).await.expect("spawn");
     let armed = Instant::now();
     m.start(1).await.expect("start: arms a 2 s state timeout");
-    // The scenario: the move happens 0.8 s into the 2 s state timeout.
-    tokio::time::sleep(Duration::from_millis(800)).await; // the thing under test: when the move happens
+    // The scenario: the move happens 0.8 s into the 2 s state timeout, when
+    // a named timer says so.
+    m.arm_named("move now".into(), 800).await.expect("arm");
+    timeout_fired(m.id(), "move now", Duration::from_millis(800)).await;
     let report = a.migrate(&m, b.id()).await.expect("migrate");
     assert_eq!(report.timers, 1, "the state timeout moved");
     assert!(b.hosts(m.id()));
@@ -475,7 +516,13 @@ async fn state_timeout_fires_on_time_on_the_new_node() {
         "fired late: {after:?}"
     );
     let fired = m.fired().await.expect("fired");
-    assert_eq!(fired, vec![("busy".to_string(), b.id().to_string())]);
+    assert_eq!(
+        fired,
+        vec![
+            ("move now".to_string(), a.id().to_string()),
+            ("busy".to_string(), b.id().to_string())
+        ]
+    );
     for n in &nodes {
         n.shutdown().await;
     }
@@ -490,8 +537,9 @@ async fn named_and_event_timers_move_with_their_remaining_time() {
     m.arm_named("n".into(), 1500).await.expect("arm");
     m.arm_event_timeout(1200).await.expect("arm");
     a.migrate(&m, b.id()).await.expect("migrate");
-    // Any message after the move would cancel the event timeout; wait.
-    tokio::time::sleep(Duration::from_millis(1200) + LATE).await; // the thing under test: staying idle
+    // No message after the move (one would cancel the event timeout).
+    timeout_fired(m.id(), "event", Duration::from_millis(1200)).await;
+    timeout_fired(m.id(), "n", Duration::from_millis(1500)).await;
     let fired = m.fired().await.expect("fired");
     let whats: Vec<&str> = fired.iter().map(|(w, _)| w.as_str()).collect();
     assert_eq!(
