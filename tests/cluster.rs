@@ -78,6 +78,29 @@ async fn lookup_eventually<A: Actor>(node: &Node, name: &str) -> Handle<A> {
     }
 }
 
+/// How many messages each ledger handled so far.
+async fn handled_by(ledgers: &[Handle<Ledger>]) -> Vec<u64> {
+    let mut handled = Vec::new();
+    for ledger in ledgers {
+        handled.push(ledger.tally().await.expect("tally").handled);
+    }
+    handled
+}
+
+/// Waits until each ledger handled at least its number of `targets`.
+async fn handled_at_least(ledgers: &[Handle<Ledger>], targets: Vec<u64>) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while handled_by(ledgers)
+        .await
+        .iter()
+        .zip(&targets)
+        .any(|(n, target)| n < target)
+    {
+        assert!(tokio::time::Instant::now() < deadline, "the load stalled");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 fn forwarded(node: &Node) -> u64 {
     let NodeStats {
         forwarded_messages, ..
@@ -399,13 +422,24 @@ async fn draining_a_node_under_load_moves_every_actor_and_loses_nothing() {
             }));
         }
     }
-    tokio::time::sleep(Duration::from_millis(200)).await; // load before the drain
+    // Under load before the drain...
+    let watched: Vec<Handle<Ledger>> = {
+        let mut watched = Vec::new();
+        for i in 0..6 {
+            watched.push(lookup_eventually::<Ledger>(a, &format!("ledger-{i}")).await);
+        }
+        watched
+    };
+    let before = handled_by(&watched).await;
+    handled_at_least(&watched, before.iter().map(|n| n + 100).collect()).await;
     let report = b.drain().await.expect("drain");
     assert_eq!(report.moved.len(), 6, "every actor moved");
     let to_a = report.moved.iter().filter(|r| r.to == *a.id()).count();
     assert_eq!((to_a, 6 - to_a), (3, 3), "spread evenly");
     assert!(b.spawn(Counter::default()).await.is_err(), "b is shut down");
-    tokio::time::sleep(Duration::from_millis(200)).await; // load after the drain
+    // ...and after it.
+    let after = handled_by(&watched).await;
+    handled_at_least(&watched, after.iter().map(|n| n + 100).collect()).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut sent: HashMap<String, u64> = HashMap::new();
     let mut handles = Vec::new();

@@ -92,6 +92,16 @@ fn start_load(
     sender: &str,
     stop: Arc<AtomicBool>,
 ) -> tokio::task::JoinHandle<Load> {
+    start_counted_load(handle, sender, stop, Arc::default())
+}
+
+/// `start_load`, also counting into `progress` every message it sends.
+fn start_counted_load(
+    handle: Handle<Ledger>,
+    sender: &str,
+    stop: Arc<AtomicBool>,
+    progress: Arc<std::sync::atomic::AtomicU64>,
+) -> tokio::task::JoinHandle<Load> {
     let sender = sender.to_owned();
     tokio::spawn(async move {
         let mut load = Load {
@@ -106,6 +116,7 @@ fn start_load(
                 handle.tell().record(sender.clone(), seq)
             };
             load.sent += 1;
+            progress.fetch_add(1, Ordering::Relaxed);
             if let Err(e) = outcome {
                 let down = matches!(e, Error::ActorDown { .. });
                 load.errors.push(e);
@@ -370,7 +381,8 @@ async fn kill_during_migration(
 ) {
     let w = world().await;
     let stop = Arc::new(AtomicBool::new(false));
-    let from_c = start_load(w.from_c.clone(), "c", stop.clone());
+    let progress = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let from_c = start_counted_load(w.from_c.clone(), "c", stop.clone(), progress.clone());
     wait_for_handled(&w.from_c, 50).await;
     let node = if victim == "a" { &w.a } else { &w.b };
     node.fault_inject(step, direction, None, Fault::Kill, 1);
@@ -383,8 +395,12 @@ async fn kill_during_migration(
     // The survivors learn of the death by gossip.
     let dead = NodeId::new(victim).expect("id");
     wait_for("the death detected", || !w.c.members().contains(&dead)).await;
-    // Let the load run on a little past the death, then stop it.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The load goes on past the death (or ends on it), then stops.
+    let at_death = progress.load(Ordering::Relaxed);
+    wait_for("the load past the death", || {
+        from_c.is_finished() || progress.load(Ordering::Relaxed) >= at_death + 8
+    })
+    .await;
     stop.store(true, Ordering::Relaxed);
     let load = tokio::time::timeout(PATIENCE, from_c)
         .await
