@@ -1573,10 +1573,7 @@ impl<A: Actor> Cell<A> {
                 // to the actor: they were told it was sent.
                 if let Mode::Forwarding(route) = &self.mode {
                     let route = route.clone();
-                    while let Ok(envelope) = self.rx.try_recv() {
-                        let numbered = self.number(envelope);
-                        self.forward(&route, numbered);
-                    }
+                    self.forward_pending(&route);
                 }
                 match std::mem::replace(&mut self.mode, Mode::Stopped) {
                     Mode::Hosting(hosted) => self.exit(hosted, reason, None).await,
@@ -1677,6 +1674,14 @@ impl<A: Actor> Cell<A> {
         }
     }
 
+    /// Sends on whatever already waits in the mailbox, before the cell ends.
+    fn forward_pending(&mut self, route: &Route) {
+        while let Ok(envelope) = self.rx.try_recv() {
+            let numbered = self.number(envelope);
+            self.forward(route, numbered);
+        }
+    }
+
     /// An idle forwarder with no handle left on this node leaves the node's
     /// table; what was already in its mailbox goes on to the actor.
     fn try_retire(&mut self) {
@@ -1689,10 +1694,7 @@ impl<A: Actor> Cell<A> {
             self.last_forward = tokio::time::Instant::now();
             return;
         }
-        while let Ok(envelope) = self.rx.try_recv() {
-            let numbered = self.number(envelope);
-            self.forward(&route, numbered);
-        }
+        self.forward_pending(&route);
         tracing::debug!(actor = %self.id(), node = %self.node.id(), "idle forwarder retired");
         self.mode = Mode::Stopped;
     }

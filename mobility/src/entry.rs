@@ -135,7 +135,6 @@ pub(crate) trait ErasedEntry: Send + Sync {
     fn exit_reason(&self) -> Option<ExitReason>;
     fn is_hosting(&self) -> bool;
     fn actor(&self) -> ActorId;
-    fn route_node(&self) -> NodeId;
     /// Where this node believes the actor lives, and since which epoch.
     fn current_route(&self) -> Route;
     fn as_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync>;
@@ -180,10 +179,6 @@ impl<A: Actor> ErasedEntry for Entry<A> {
 
     fn actor(&self) -> ActorId {
         self.id
-    }
-
-    fn route_node(&self) -> NodeId {
-        self.route().node
     }
 
     fn current_route(&self) -> Route {

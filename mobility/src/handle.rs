@@ -304,11 +304,7 @@ impl<'de, A: Actor> Deserialize<'de> for Handle<A> {
         }
         let node =
             crate::codec::decoding_node().ok_or_else(|| D::Error::custom(Error::Detached))?;
-        let (route, epoch) = if node.has_peer(&wire.via) || node.member_address_known(&wire.via) {
-            node.route_via(wire.node, wire.epoch, &wire.via)
-        } else {
-            (wire.node, wire.epoch)
-        };
+        let (route, epoch) = node.route_via(wire.node, wire.epoch, &wire.via);
         node.entry_for::<A>(wire.actor, route, epoch)
             .map(Handle::from_entry)
             .map_err(D::Error::custom)

@@ -559,18 +559,22 @@ impl Node {
     }
 
     /// Where to send for an actor last seen at `node` (since `epoch`), told
-    /// by node `via`: straight there if this node can reach it (linked, a
-    /// member, or through a relay), else through `via`, which can.
+    /// by node `via`: straight there if this node can reach it, else
+    /// through `via` if that one is reachable (it can forward).
     pub(crate) fn route_via(&self, node: NodeId, epoch: u64, via: &NodeId) -> (NodeId, u64) {
-        let reachable = node == *self.id()
-            || self.has_peer(&node)
-            || self.member_address(&node).is_some()
-            || !matches!(self.shared.links.path(&node), Path::None);
-        if reachable || *via == node {
+        if self.reachable(&node) || !self.reachable(via) {
             (node, epoch)
         } else {
             (via.clone(), 0)
         }
+    }
+
+    /// Whether frames for `node` can leave now: it is this node, linked, a
+    /// member of the cluster (dialed on first use), or behind a relay.
+    fn reachable(&self, node: &NodeId) -> bool {
+        node == self.id()
+            || self.member_address(node).is_some()
+            || !matches!(self.shared.links.path(node), Path::None)
     }
 
     /// Migrates the actor to `dest` (after the messages this node sent it
@@ -879,11 +883,6 @@ impl Node {
     /// Where the cluster's directory says `actor` is active, and since when.
     pub(crate) fn locate(&self, actor: ActorId) -> Option<(NodeId, u64)> {
         self.shared.directory.as_ref()?.locate(actor)
-    }
-
-    /// Whether `node` is a live member of this node's cluster.
-    pub(crate) fn member_address_known(&self, node: &NodeId) -> bool {
-        self.member_address(node).is_some()
     }
 
     /// Whether `node` is this node or a live member of its cluster.

@@ -155,6 +155,17 @@ pub(crate) fn frame_of(header: &PeerMsg) -> Result<Vec<u8>, mobility_net::CodecE
 pub(crate) fn open_frame(
     frame: &bytes::Bytes,
 ) -> Result<(PeerMsg, bytes::Bytes), mobility_net::CodecError> {
+    let (header, end) = header_slice(frame)?;
+    Ok((mobility_net::decode(header)?, frame.slice(end..)))
+}
+
+/// A frame's header alone, decoded from a borrowed frame.
+pub(crate) fn header_of(frame: &[u8]) -> Result<PeerMsg, mobility_net::CodecError> {
+    mobility_net::decode(header_slice(frame)?.0)
+}
+
+/// The header's bytes and where the tail begins.
+fn header_slice(frame: &[u8]) -> Result<(&[u8], usize), mobility_net::CodecError> {
     let bad = |reason: &str| mobility_net::CodecError::Decode {
         what: "frame",
         reason: reason.into(),
@@ -167,7 +178,7 @@ pub(crate) fn open_frame(
     let header = frame
         .get(4..end)
         .ok_or_else(|| bad("header longer than the frame"))?;
-    Ok((mobility_net::decode(header)?, frame.slice(end..)))
+    Ok((header, end))
 }
 
 #[cfg(test)]

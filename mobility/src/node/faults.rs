@@ -92,7 +92,9 @@ pub(super) struct Armed {
 pub(super) struct Faults {
     armed: std::sync::atomic::AtomicBool,
     plan: std::sync::Mutex<Vec<Armed>>,
-    stalled: std::sync::Mutex<std::collections::HashMap<NodeId, Vec<Bytes>>>,
+    stalled: std::sync::Mutex<std::collections::HashMap<NodeId, Vec<Vec<u8>>>>,
+    /// Something is armed or stalled: frames must be looked at.
+    engaged: std::sync::atomic::AtomicBool,
     /// Faults that struck so far.
     struck: std::sync::atomic::AtomicU64,
 }
@@ -112,13 +114,20 @@ fn step_of(msg: &PeerMsg) -> Step {
 }
 
 impl Faults {
+    /// Whether frames must be looked at: a fault is armed or a stall holds
+    /// frames back.
+    fn settle(&self) {
+        let engaged = self.armed.load(Ordering::Acquire) || !lock(&self.stalled).is_empty();
+        self.engaged.store(engaged, Ordering::Release);
+    }
+
     /// The fault that strikes this frame, if any (and counts it down).
-    fn strike(&self, direction: Direction, peer: &NodeId, frame: &Bytes) -> Option<Fault> {
+    fn strike(&self, direction: Direction, peer: &NodeId, frame: &[u8]) -> Option<Fault> {
         if !self.armed.load(Ordering::Acquire) {
             return None;
         }
-        let step = crate::wire::open_frame(frame)
-            .map(|(msg, _)| step_of(&msg))
+        let step = crate::wire::header_of(frame)
+            .map(|msg| step_of(&msg))
             .ok()?;
         let mut plan = lock(&self.plan);
         let armed = plan.iter_mut().find(|a| {
@@ -133,6 +142,8 @@ impl Faults {
         if plan.is_empty() {
             self.armed.store(false, Ordering::Release);
         }
+        drop(plan);
+        self.settle();
         self.struck.fetch_add(1, Ordering::Relaxed);
         Some(fault)
     }
@@ -159,6 +170,7 @@ impl Node {
             remaining: times,
         });
         faults.armed.store(times > 0, Ordering::Release);
+        faults.settle();
     }
 
     /// Test hook: disarms every fault not yet struck.
@@ -167,6 +179,7 @@ impl Node {
         let faults = &self.shared.faults;
         lock(&faults.plan).clear();
         faults.armed.store(false, Ordering::Release);
+        faults.settle();
     }
 
     /// Test hook: how many injected faults have struck.
@@ -204,38 +217,34 @@ impl Node {
     }
 
     /// An outgoing frame, through the armed faults: `Some` to send it now.
+    /// With nothing armed and nothing stalled, the frame passes untouched
+    /// (one atomic load each).
     pub(super) fn fault_outgoing(&self, to: &NodeId, frame: Vec<u8>) -> Option<Vec<u8>> {
         let faults = &self.shared.faults;
-        // Frames behind a stall keep their order.
-        {
-            let mut stalled = lock(&faults.stalled);
-            if let Some(held) = stalled.get_mut(to) {
-                held.push(Bytes::from(frame));
-                return None;
-            }
+        if !faults.engaged.load(Ordering::Acquire) {
+            return Some(frame);
         }
-        let bytes = Bytes::from(frame);
-        let Some(fault) = faults.strike(Direction::Outgoing, to, &bytes) else {
-            return Some(bytes.to_vec());
+        // Frames behind a stall keep their order.
+        if let Some(held) = lock(&faults.stalled).get_mut(to) {
+            held.push(frame);
+            return None;
+        }
+        let Some(fault) = faults.strike(Direction::Outgoing, to, &frame) else {
+            return Some(frame);
         };
         tracing::info!(node = %self.id(), peer = %to, ?fault, "fault injected on a frame sent");
         match fault {
             Fault::Cut => {
                 self.fault_cut(to);
-                Some(bytes.to_vec())
+                Some(frame)
             }
             Fault::Partition(heal) => {
-                self.fault_block(to, true);
-                let node = self.clone();
-                let peer = to.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(heal).await;
-                    node.fault_block(&peer, false);
-                });
-                Some(bytes.to_vec())
+                self.partition_for(to, heal);
+                Some(frame)
             }
             Fault::Stall(heal) => {
-                lock(&faults.stalled).insert(to.clone(), vec![bytes]);
+                lock(&faults.stalled).insert(to.clone(), vec![frame]);
+                faults.settle();
                 let node = self.clone();
                 let peer = to.clone();
                 tokio::spawn(async move {
@@ -243,8 +252,9 @@ impl Node {
                     let held = lock(&node.shared.faults.stalled)
                         .remove(&peer)
                         .unwrap_or_default();
+                    node.shared.faults.settle();
                     for frame in held {
-                        node.send_unfaulted(&peer, frame.to_vec());
+                        node.send_unfaulted(&peer, frame);
                     }
                 });
                 None
@@ -254,13 +264,13 @@ impl Node {
                 let peer = to.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(by).await;
-                    node.send_unfaulted(&peer, bytes.to_vec());
+                    node.send_unfaulted(&peer, frame);
                 });
                 None
             }
             Fault::Duplicate => {
-                self.send_unfaulted(to, bytes.to_vec());
-                Some(bytes.to_vec())
+                self.send_unfaulted(to, frame.clone());
+                Some(frame)
             }
             Fault::Drop => None,
             Fault::Kill => {
@@ -269,6 +279,17 @@ impl Node {
                 None
             }
         }
+    }
+
+    /// No socket to or from `peer` for `heal`, then reconnections resume.
+    fn partition_for(&self, peer: &NodeId, heal: Duration) {
+        self.fault_block(peer, true);
+        let node = self.clone();
+        let peer = peer.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(heal).await;
+            node.fault_block(&peer, false);
+        });
     }
 
     /// An incoming frame, through the armed faults: how many times to
@@ -284,13 +305,7 @@ impl Node {
                 1
             }
             Fault::Partition(heal) => {
-                self.fault_block(from, true);
-                let node = self.clone();
-                let peer = from.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(heal).await;
-                    node.fault_block(&peer, false);
-                });
+                self.partition_for(from, heal);
                 1
             }
             Fault::Stall(by) | Fault::Delay(by) => {

@@ -74,7 +74,7 @@ impl Node {
     fn reroute_from(&self, peer: &NodeId, failed: bool) -> HashSet<ActorId> {
         let mut moved = HashSet::new();
         for entry in self.all_entries() {
-            if entry.is_hosting() || entry.route_node() != *peer {
+            if entry.is_hosting() || entry.current_route().node != *peer {
                 continue;
             }
             let actor = entry.actor();
@@ -115,7 +115,8 @@ impl Node {
                 .filter(|actor| {
                     // In this cluster (it was seen here), not one elsewhere.
                     node.entry(actor).is_some_and(|e| {
-                        node.is_cluster_node(&e.route_node()) || e.route_node() == peer
+                        let last = e.current_route().node;
+                        node.is_cluster_node(&last) || last == peer
                     })
                 })
                 .collect();
@@ -136,7 +137,7 @@ impl Node {
         let behind: HashSet<ActorId> = self
             .all_entries()
             .iter()
-            .filter(|e| !e.is_hosting() && e.route_node() == *peer)
+            .filter(|e| !e.is_hosting() && e.current_route().node == *peer)
             .map(|e| e.actor())
             .chain(alive.iter().copied())
             .collect();
