@@ -46,6 +46,9 @@
 //!
 //! Run: `cargo bench --bench cluster`.
 
+mod common;
+
+use common::{micros, ratio, small, Counter, Samples, Small};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -64,93 +67,6 @@ const BLOCK: usize = 100;
 /// Iterations of the forwarding loop before anything is recorded (links are
 /// dialed on first use, routes learned).
 const WARM: usize = 50;
-
-/// The actor of the messaging groups.
-#[mobile]
-#[derive(Default)]
-pub struct Counter {
-    count: u64,
-}
-
-#[mobile]
-impl Counter {
-    pub fn add(&mut self, n: u64) -> u64 {
-        self.count += n;
-        self.count
-    }
-}
-
-/// The actor of the migration group: a few fields (as in `remote.rs`).
-#[mobile]
-pub struct Small {
-    count: u64,
-    name: String,
-    tags: Vec<u64>,
-    ratio: f64,
-}
-
-#[mobile]
-impl Small {
-    pub fn count(&self) -> u64 {
-        self.count
-    }
-}
-
-fn small() -> Small {
-    Small {
-        count: 42,
-        name: "a small actor".to_owned(),
-        tags: vec![1, 2, 3, 5, 8],
-        ratio: 0.5,
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Distributions.
-
-fn micros(d: Duration) -> String {
-    format!("{:.1} us", d.as_secs_f64() * 1e6)
-}
-
-/// The value at quantile `q` of sorted `v`.
-fn quantile(v: &[Duration], q: f64) -> Duration {
-    if v.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
-    v[rank - 1]
-}
-
-/// Samples of one figure.
-#[derive(Default)]
-struct Samples(Vec<Duration>);
-
-impl Samples {
-    fn push(&mut self, d: Duration) {
-        self.0.push(d);
-    }
-
-    fn median(&mut self) -> Duration {
-        self.0.sort();
-        quantile(&self.0, 0.5)
-    }
-
-    /// One line: `label  median  p99  max  (n)`.
-    fn line(&mut self, label: &str) -> String {
-        self.0.sort();
-        format!(
-            "  {label:<44} median {:>10}  p99 {:>10}  max {:>10}  (n = {})",
-            micros(quantile(&self.0, 0.5)),
-            micros(quantile(&self.0, 0.99)),
-            micros(self.0.last().copied().unwrap_or_default()),
-            self.0.len(),
-        )
-    }
-}
-
-fn ratio(ours: Duration, baseline: Duration) -> f64 {
-    ours.as_secs_f64() / baseline.as_secs_f64().max(1e-12)
-}
 
 /// The phases of a series of migrations.
 #[derive(Default)]

@@ -15,27 +15,15 @@
 //!
 //! Run: `cargo bench --bench local`.
 
+mod common;
+
+use common::Counter;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use mobility::prelude::*;
 use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, oneshot};
-
-/// The actor under test.
-#[mobile]
-#[derive(Default)]
-pub struct Counter {
-    count: u64,
-}
-
-#[mobile]
-impl Counter {
-    pub fn add(&mut self, n: u64) -> u64 {
-        self.count += n;
-        self.count
-    }
-}
 
 /// Messages sent per iteration of the `tell` group.
 const TELLS: u64 = 1000;

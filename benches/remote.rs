@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 mod common;
 
-use common::{Blob, PlainBlob};
+use common::{small, tcp, Blob, Counter, PlainBlob, Small};
 use mobility::prelude::*;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
@@ -58,37 +58,6 @@ const TELLS: u64 = 1000;
 /// State size of the `cross_cluster_migration_64mib` group.
 const BIG: usize = 64 * 1024 * 1024;
 
-/// The actor of the messaging groups.
-#[mobile]
-#[derive(Default)]
-pub struct Counter {
-    count: u64,
-}
-
-#[mobile]
-impl Counter {
-    pub fn add(&mut self, n: u64) -> u64 {
-        self.count += n;
-        self.count
-    }
-}
-
-/// The actor of the small migration: a few fields.
-#[mobile]
-pub struct Small {
-    count: u64,
-    name: String,
-    tags: Vec<u64>,
-    ratio: f64,
-}
-
-#[mobile]
-impl Small {
-    pub fn count(&self) -> u64 {
-        self.count
-    }
-}
-
 /// The raw baseline's copy of `Small`, plain serde.
 #[derive(Serialize, Deserialize)]
 struct PlainSmall {
@@ -96,15 +65,6 @@ struct PlainSmall {
     name: String,
     tags: Vec<u64>,
     ratio: f64,
-}
-
-fn small() -> Small {
-    Small {
-        count: 42,
-        name: "a small actor".to_owned(),
-        tags: vec![1, 2, 3, 5, 8],
-        ratio: 0.5,
-    }
 }
 
 fn plain_small() -> PlainSmall {
@@ -139,12 +99,6 @@ async fn tcp_node(name: &str, cluster: &str) -> Node {
         .start()
         .await
         .expect("node starts")
-}
-
-fn tcp(node: &Node) -> Destination {
-    format!("tcp://{}", node.listen_addr().expect("listens"))
-        .parse()
-        .expect("destination")
 }
 
 struct Nodes {

@@ -57,6 +57,9 @@
 //!
 //! Run: `cargo bench --bench under_load` (about 35 s).
 
+mod common;
+
+use common::{micros, ratio, small, tcp, Samples, Small};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -102,88 +105,6 @@ const MAX_ERRORS: usize = 1000;
 /// client whose route went stale is forwarded by the old node.
 const AFTER: Duration = Duration::from_millis(2);
 
-/// The actor under load: a few fields (as `Small` in `cluster.rs`).
-#[mobile]
-pub struct Small {
-    count: u64,
-    name: String,
-    tags: Vec<u64>,
-    ratio: f64,
-}
-
-#[mobile]
-impl Small {
-    pub fn add(&mut self, n: u64) -> u64 {
-        self.count += n;
-        self.count
-    }
-}
-
-fn small() -> Small {
-    Small {
-        count: 0,
-        name: "a small actor".to_owned(),
-        tags: vec![1, 2, 3, 5, 8],
-        ratio: 0.5,
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Distributions.
-
-fn micros(d: Duration) -> String {
-    let us = d.as_secs_f64() * 1e6;
-    if us >= 10_000.0 {
-        format!("{:.1} ms", us / 1e3)
-    } else {
-        format!("{us:.1} us")
-    }
-}
-
-/// The value at quantile `q` of sorted `v`.
-fn quantile(v: &[Duration], q: f64) -> Duration {
-    if v.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
-    v[rank - 1]
-}
-
-/// Samples of one figure, sorted.
-#[derive(Default)]
-struct Samples(Vec<Duration>);
-
-impl Samples {
-    fn sorted(mut v: Vec<Duration>) -> Self {
-        v.sort();
-        Samples(v)
-    }
-
-    /// Median, p99, max.
-    fn figures(&self) -> [Duration; 3] {
-        [
-            quantile(&self.0, 0.5),
-            quantile(&self.0, 0.99),
-            self.0.last().copied().unwrap_or_default(),
-        ]
-    }
-
-    fn cells(&self) -> String {
-        let [p50, p99, max] = self.figures();
-        format!(
-            "{:>10} {:>10} {:>10} {:>8}",
-            micros(p50),
-            micros(p99),
-            micros(max),
-            self.0.len()
-        )
-    }
-}
-
-fn ratio(ours: Duration, baseline: Duration) -> f64 {
-    ours.as_secs_f64() / baseline.as_secs_f64().max(1e-12)
-}
-
 /// `ours / baseline` for median, p99 and max.
 fn ratios(ours: &Samples, baseline: &Samples) -> String {
     let (o, b) = (ours.figures(), baseline.figures());
@@ -207,12 +128,6 @@ fn builder(id: &str, cluster: &str, secret: &str, trusted: &str) -> mobility::No
         .gossip_interval(Duration::from_millis(50))
         .request_timeout(Duration::from_secs(10))
         .migration_timeout(Duration::from_secs(10))
-}
-
-fn tcp(node: &Node) -> Destination {
-    format!("tcp://{}", node.listen_addr().expect("listens"))
-        .parse()
-        .expect("destination")
 }
 
 fn start_nodes(rt: &Runtime) -> ([Node; 3], Node) {
