@@ -16,12 +16,14 @@ use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use tokio::sync::mpsc;
 
 use crate::actor::Actor;
+use crate::alarm::Alarm;
 use crate::context::Context;
 use crate::entry::{Entry, Envelope, LocalBody, Route};
 use crate::error::{Error, ExitReason};
@@ -504,15 +506,8 @@ impl<A: Actor> Cell<A> {
                 }
             }
         }
+        let mut alarm = Alarm::default();
         loop {
-            // A busy cell takes messages with `try_recv`, which spends no
-            // cooperative budget: without this it could run for as long as
-            // its mailbox refills, starving a task woken on its worker (the
-            // peer task carrying a commit, say).
-            tokio::task::consume_budget().await;
-            while let Ok(control) = self.control.try_recv() {
-                self.on_control(control).await;
-            }
             if matches!(self.mode, Mode::Stopped) {
                 break;
             }
@@ -525,22 +520,44 @@ impl<A: Actor> Cell<A> {
                             .node
                             .send_peer(&source, &PeerMsg::FirstHandled { actor, epoch });
                     }
+                    // Between queued items: control still comes first, and
+                    // items that were queued, not just received, spend no
+                    // cooperative budget on their own (a long queue must not
+                    // starve a task woken on this worker: the peer task
+                    // carrying a commit, say).
+                    if self.has_queued() {
+                        tokio::task::consume_budget().await;
+                        while let Ok(control) = self.control.try_recv() {
+                            self.on_control(control).await;
+                        }
+                    }
                     continue;
                 }
             }
-            if let Ok(envelope) = self.rx.try_recv() {
-                self.on_envelope(envelope);
-                continue;
-            }
             let wakeup = self.next_wakeup();
-            tokio::select! {
-                biased;
-                Some(control) = self.control.recv() => self.on_control(control).await,
-                Some(envelope) = self.rx.recv() => self.on_envelope(envelope),
-                () = wait_until(wakeup) => self.on_wakeup().await,
+            // Control first; receiving spends the task's budget.
+            let event = std::future::poll_fn(|cx| {
+                if let Poll::Ready(Some(control)) = self.control.poll_recv(cx) {
+                    return Poll::Ready(Event::Control(control));
+                }
+                if let Poll::Ready(Some(envelope)) = self.rx.poll_recv(cx) {
+                    return Poll::Ready(Event::Envelope(envelope));
+                }
+                alarm.poll_at(cx, wakeup).map(|()| Event::Wakeup)
+            })
+            .await;
+            match event {
+                Event::Control(control) => self.on_control(control).await,
+                Event::Envelope(envelope) => self.on_envelope(envelope),
+                Event::Wakeup => self.on_wakeup().await,
             }
         }
         self.finish();
+    }
+
+    /// Whether the hosted actor has messages ready to handle.
+    fn has_queued(&self) -> bool {
+        matches!(&self.mode, Mode::Hosting(hosted) if !hosted.queue.is_empty())
     }
 
     /// Closes the mailbox and answers whatever is left in it.
@@ -1700,10 +1717,9 @@ impl<A: Actor> Cell<A> {
     }
 }
 
-/// Sleeps until `deadline`, or forever without one (no timer is made).
-async fn wait_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
+/// What woke a waiting cell.
+enum Event<A: Actor> {
+    Control(Control<A>),
+    Envelope(Envelope<A>),
+    Wakeup,
 }

@@ -6,6 +6,7 @@
 extern crate self as mobility;
 
 pub mod actor;
+mod alarm;
 mod cell;
 mod codec;
 pub mod context;

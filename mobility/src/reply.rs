@@ -176,8 +176,12 @@ impl ReplyTo {
 
 impl Drop for ReplyTo {
     fn drop(&mut self) {
-        // Only reached when a handler did not finish: it panicked, or its
-        // node shut down under it.
+        // Only reached with a caller still waiting when a handler did not
+        // finish: it panicked, or its node shut down under it. (Every reply
+        // passes here; the error is built only when somebody waits.)
+        if !self.is_awaited() {
+            return;
+        }
         let actor = self.actor;
         self.fail_in_place(Error::ActorDown {
             actor,

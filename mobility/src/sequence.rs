@@ -103,6 +103,17 @@ impl<S: Clone + Eq + Hash, T> Tracker<S, T> {
         item: T,
         ready: &mut VecDeque<T>,
     ) -> Accepted<T> {
+        // The common case, one lookup: the next number of a known stream
+        // with nothing held back anywhere.
+        if self.held.is_empty() {
+            if let Some(slot) = self.expected.get_mut(stream) {
+                if *slot == seq {
+                    *slot += 1;
+                    ready.push_back(item);
+                    return Accepted::Ready(1);
+                }
+            }
+        }
         let expected = self.expected.get(stream).copied().unwrap_or(0);
         if seq < expected {
             return Accepted::Duplicate(item);

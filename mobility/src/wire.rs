@@ -20,10 +20,24 @@ pub(crate) const PROTOCOL_VERSION: u32 = 2;
 
 /// One stream of messages toward an actor: the node that numbered them and a
 /// random id of the numbering cell (so a new cell never reuses old numbers).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub(crate) struct Origin {
     pub(crate) node: NodeId,
     pub(crate) stream: u64,
+}
+
+// Every message looks up its stream: compare and hash the random stream id
+// first and only (it tells streams apart by itself), not the node's name.
+impl PartialEq for Origin {
+    fn eq(&self, other: &Self) -> bool {
+        self.stream == other.stream && self.node == other.node
+    }
+}
+
+impl std::hash::Hash for Origin {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.stream.hash(state);
+    }
 }
 
 /// What a message asks of the actor.
