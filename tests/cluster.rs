@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::ledger::{Ledger, Tally};
-use common::{wait_for, PATIENCE};
+use common::{poll_until, wait_for, PATIENCE};
 use mobility::prelude::*;
 use mobility::NodeStats;
 
@@ -32,6 +32,7 @@ impl Counter {
         ctx.node().id().to_string()
     }
 
+    /// A handler that takes a while (the time is what is under test).
     pub async fn slow(&self) {
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
@@ -66,16 +67,17 @@ async fn cluster(ids: &[&str]) -> Vec<Node> {
 
 /// Looks `name` up on `node` until the directory has it.
 async fn lookup_eventually<A: Actor>(node: &Node, name: &str) -> Handle<A> {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        match node.lookup::<A>(name).await {
-            Ok(handle) => return handle,
-            Err(Error::NameNotFound { .. }) if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(10)).await;
+    poll_until(
+        &format!("{name} in the directory of {}", node.id()),
+        || async {
+            match node.lookup::<A>(name).await {
+                Ok(handle) => Ok(handle),
+                Err(e @ Error::NameNotFound { .. }) => Err(e.to_string()),
+                Err(e) => panic!("lookup of {name} on {}: {e}", node.id()),
             }
-            Err(e) => panic!("lookup of {name} on {}: {e}", node.id()),
-        }
-    }
+        },
+    )
+    .await
 }
 
 /// How many messages each ledger handled so far.
@@ -89,16 +91,15 @@ async fn handled_by(ledgers: &[Handle<Ledger>]) -> Vec<u64> {
 
 /// Waits until each ledger handled at least its number of `targets`.
 async fn handled_at_least(ledgers: &[Handle<Ledger>], targets: Vec<u64>) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while handled_by(ledgers)
-        .await
-        .iter()
-        .zip(&targets)
-        .any(|(n, target)| n < target)
-    {
-        assert!(tokio::time::Instant::now() < deadline, "the load stalled");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    poll_until("the load to progress", || async {
+        let handled = handled_by(ledgers).await;
+        if handled.iter().zip(&targets).all(|(n, target)| n >= target) {
+            Ok(())
+        } else {
+            Err(format!("handled {handled:?} of {targets:?}"))
+        }
+    })
+    .await
 }
 
 fn forwarded(node: &Node) -> u64 {
@@ -145,15 +146,13 @@ async fn members_find_a_named_actor_from_every_node() {
     // The name goes when its actor stops.
     counter.stop().await.expect("stop");
     for node in &nodes {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        while node.lookup::<Counter>("counter").await.is_ok() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "name still on {}",
-                node.id()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        poll_until(&format!("the name to leave {}", node.id()), || async {
+            match node.lookup::<Counter>("counter").await {
+                Ok(_) => Err("still found".to_owned()),
+                Err(_) => Ok(()),
+            }
+        })
+        .await;
     }
     assert!(events.try_recv().is_err(), "no membership change meanwhile");
     for node in &nodes {
@@ -197,20 +196,18 @@ async fn a_sender_is_forwarded_once_then_goes_direct() {
     }
     // Every node's lookup converges to the new location.
     for node in &nodes {
-        let node_id = node.id().clone();
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let found = node.lookup::<Counter>("hops").await.expect("found");
-            if found.location() == *a.id() {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{node_id} still sees {}",
-                found.location()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        poll_until(
+            &format!("{} to see the new location", node.id()),
+            || async {
+                let found = node.lookup::<Counter>("hops").await.expect("found");
+                if found.location() == *a.id() {
+                    Ok(())
+                } else {
+                    Err(format!("still sees {}", found.location()))
+                }
+            },
+        )
+        .await;
     }
     for node in &nodes {
         node.shutdown().await;
@@ -506,32 +503,26 @@ async fn a_name_freed_elsewhere_can_be_taken_again_where_it_began() {
         .expect("moved");
     first.stop().await.expect("stopped on b");
     // The directory forgets the name once b's change has gossiped.
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    let second = loop {
+    let second = poll_until("the name to be freed", || async {
         match a.spawn_named("reused", Counter::default()).await {
-            Ok(handle) => break handle,
-            Err(Error::NameTaken { owner, .. }) if owner == first.id() => {
-                assert!(tokio::time::Instant::now() < deadline, "name never freed");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+            Ok(handle) => Ok(handle),
+            Err(e @ Error::NameTaken { owner, .. }) if owner == first.id() => Err(e.to_string()),
             Err(e) => panic!("unexpected {e}"),
         }
-    };
+    })
+    .await;
     assert_ne!(second.id(), first.id());
     // b's lookups converge to the new owner (gossip may show the old one's
     // entries a moment longer).
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    let found = loop {
+    let found = poll_until("b to see the new owner", || async {
         let found = lookup_eventually::<Counter>(b, "reused").await;
         if found.id() == second.id() {
-            break found;
+            Ok(found)
+        } else {
+            Err(format!("still sees {}", found.id()))
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "b never saw the new owner"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    })
+    .await;
     assert_eq!(found.add(5).await, Ok(5), "the new actor, from empty state");
     for node in &nodes {
         node.shutdown().await;

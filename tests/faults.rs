@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::ledger::{Ledger, Tally};
-use common::{wait_for, PATIENCE};
+use common::{poll_until, wait_for, PATIENCE};
 use mobility::prelude::*;
 use mobility::{Fault, FaultDirection, FaultStep, TcpConfig};
 
@@ -60,16 +60,12 @@ async fn world() -> World {
         .spawn_named("ledger", Ledger::default())
         .await
         .expect("spawn");
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    let from_c = loop {
-        match c.lookup::<Ledger>("ledger").await {
-            Ok(handle) => break handle,
-            Err(_) if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(10)).await
-            }
-            Err(e) => panic!("lookup: {e}"),
-        }
-    };
+    let from_c = poll_until("the ledger's name at c", || async {
+        c.lookup::<Ledger>("ledger")
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await;
     World {
         a,
         b,
@@ -124,6 +120,7 @@ fn start_counted_load(
                     break;
                 }
             }
+            // Pacing of the load (a steady rate, not a wait for anything).
             if seq % 16 == 0 {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
@@ -222,18 +219,15 @@ async fn migrate_through(
 }
 
 async fn wait_for_handled(ledger: &Handle<Ledger>, at_least: u64) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
+    poll_until("the load to progress", || async {
         let handled = ledger.tally().await.expect("tally").handled;
         if handled >= at_least {
-            return;
+            Ok(())
+        } else {
+            Err(format!("{handled} of {at_least} handled"))
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "load stalled at {handled}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    })
+    .await
 }
 
 use FaultDirection::{Incoming, Outgoing};
@@ -467,26 +461,15 @@ async fn a_source_killed_after_its_commit_leaves_the_actor_at_the_destination() 
         kill_during_migration(FaultStep::Committed, Incoming, "a").await;
     assert_eq!(at, [NodeId::new("b").expect("id")], "one copy, moved");
     // Senders that routed through the dead source find the actor again.
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        match w.from_c.tally().await {
-            Ok(Tally {
-                duplicates,
-                out_of_order,
-                ..
-            }) => {
-                assert_eq!((duplicates, out_of_order), (0, 0));
-                break;
-            }
-            Err(e) => {
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "never found again: {e}"
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    }
+    let Tally {
+        duplicates,
+        out_of_order,
+        ..
+    } = poll_until("c's senders to find the actor again", || async {
+        w.from_c.tally().await.map_err(|e| e.to_string())
+    })
+    .await;
+    assert_eq!((duplicates, out_of_order), (0, 0));
     let found = w.c.lookup::<Ledger>("ledger").await.expect("name at b");
     assert_eq!(found.location().as_str(), "b");
     for node in [&w.b, &w.c] {

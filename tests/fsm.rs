@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{eventually_async, linked, node};
+use common::{eventually_async, linked, node, wait_for};
 use mobility::prelude::*;
 use proptest::prelude::*;
 
@@ -33,11 +33,14 @@ fn timeouts_of(actor: ActorId) -> Vec<String> {
 /// Waits (polling, without messaging the actor) until timer `what` of
 /// `actor` fired, failing after `LATE` past `within`.
 async fn timeout_fired(actor: ActorId, what: &str, within: Duration) {
-    let deadline = Instant::now() + within + LATE;
-    while !timeouts_of(actor).iter().any(|w| w == what) {
-        assert!(Instant::now() < deadline, "timer {what} never fired");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let fired = tokio::time::timeout(
+        within + LATE,
+        wait_for(&format!("timer {what}"), || {
+            timeouts_of(actor).iter().any(|w| w == what)
+        }),
+    )
+    .await;
+    assert!(fired.is_ok(), "timer {what} never fired");
 }
 
 /// A machine whose state is an enum: idle, or busy with a job.

@@ -127,11 +127,10 @@ async fn run(schedule: Vec<Op>) -> Result<(), TestCaseError> {
     let c = builder("n2", "home").join(&seed).start().await.expect("n2");
     let x = builder("n3", "away").start().await.expect("n3");
     let nodes = [a, b, c, x];
-    let deadline = tokio::time::Instant::now() + common::PATIENCE;
-    while nodes[..3].iter().any(|n| n.members().len() < 3) {
-        assert!(tokio::time::Instant::now() < deadline, "membership");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    common::wait_for("full membership", || {
+        nodes[..3].iter().all(|n| n.members().len() >= 3)
+    })
+    .await;
     // The model: the actors, where each lives, what each sender sent each
     // actor, which nodes are still up.
     let mut ledgers: Vec<Handle<Ledger>> =

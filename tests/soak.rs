@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::ledger::{Ledger, Tally};
-use common::PATIENCE;
+use common::{poll_until, wait_for};
 use mobility::prelude::*;
 use mobility::{Fault, FaultDirection, FaultStep, TcpConfig};
 
@@ -89,11 +89,7 @@ async fn soak_migrations_under_load_and_faults() {
         .expect("x");
     let home = [&a, &b, &c];
     for node in home {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        while node.members().len() < 3 {
-            assert!(tokio::time::Instant::now() < deadline, "membership");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        wait_for("full membership", || node.members().len() >= 3).await;
     }
     let away: Destination = format!("tcp://{}", x.listen_addr().expect("addr"))
         .parse()
@@ -124,6 +120,7 @@ async fn soak_migrations_under_load_and_faults() {
                     failures.push(e.to_string());
                 }
                 seq += 1;
+                // Pacing of the load (a steady rate, not a wait for anything).
                 if seq % 8 == 0 {
                     tokio::time::sleep(Duration::from_micros(500)).await;
                 }
@@ -161,6 +158,7 @@ async fn soak_migrations_under_load_and_faults() {
             }
             Err(e) => failed_moves.push(e.to_string()),
         }
+        // Moves every few milliseconds: the spacing is the schedule.
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     // Clear whatever fault did not strike, and bring the actor home.
@@ -218,38 +216,34 @@ async fn soak_migrations_under_load_and_faults() {
 
     // Back to the starting size: senders gone, forwarders retire.
     drop(handles);
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
+    poll_until("forwarders to retire", || async {
         let forwarders: usize = [&a, &b, &c, &x].iter().map(|n| n.stats().forwarders).sum();
         let hosted: usize = [&a, &b, &c, &x].iter().map(|n| n.stats().hosted).sum();
         // The test's own handle on a keeps one slot there (a proxy or the
         // actor itself); x keeps the forwarder of the cross-cluster moves
         // (no directory there stands in for it).
         if hosted == 1 && forwarders <= 2 {
-            break;
+            Ok(())
+        } else {
+            Err(format!(
+                "left behind: {forwarders} forwarders, {hosted} hosted"
+            ))
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "left behind: {forwarders} forwarders, {hosted} hosted"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
     for node in [&a, &b, &c, &x] {
         node.shutdown().await;
     }
     drop((ledger, a, b, c, x));
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
+    poll_until("the nodes' tasks to end", || async {
         let tasks = tokio::runtime::Handle::current()
             .metrics()
             .num_alive_tasks();
         if tasks <= tasks_before + 2 {
-            break;
+            Ok(())
+        } else {
+            Err(format!("tasks left: {tasks} (before: {tasks_before})"))
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "tasks left: {tasks} (before: {tasks_before})"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
 }

@@ -57,16 +57,44 @@ where
     }
 }
 
-/// Polls `check` every 10 ms until it holds, failing the test after
-/// `PATIENCE` (for conditions that gossip or timers make true).
+/// How often the polling waits look again.
+const POLL: Duration = Duration::from_millis(10);
+
+/// Polls `check` until it holds, failing the test after `PATIENCE` (for
+/// conditions that gossip or timers make true).
 pub async fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    poll_until(what, || {
+        let held = check();
+        async move {
+            if held {
+                Ok(())
+            } else {
+                Err("not yet".to_owned())
+            }
+        }
+    })
+    .await
+}
+
+/// Polls the async `attempt` until it gives a value, failing the test after
+/// `PATIENCE` with `what` and the reason of the last miss. (An attempt that
+/// must not be retried panics itself.) The one polling loop of the tests.
+pub async fn poll_until<T, F, Fut>(what: &str, mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
     let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !check() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    let mut ticks = tokio::time::interval(POLL);
+    loop {
+        ticks.tick().await;
+        match attempt().await {
+            Ok(value) => return value,
+            Err(miss) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for: {what} (last: {miss})"
+            ),
+        }
     }
 }
 
