@@ -23,6 +23,11 @@ impl ActorId {
         self.0
     }
 
+    /// The id from its number (as `as_u128` gave it).
+    pub(crate) fn from_u128(value: u128) -> Self {
+        ActorId(value)
+    }
+
     /// Reads the text `Display` gives back (`<hex>.<hex>`).
     pub(crate) fn parse(text: &str) -> Option<ActorId> {
         let (high, low) = text.split_once('.')?;

@@ -7,6 +7,10 @@
 //! - 2: name claims sent to the cluster's coordinator (claim, answer);
 //!   the destination reports its first handled message after a move; a
 //!   destination without a decision asks for it (resolve).
+//! - 3: handler calls and successful replies travel in a compact form
+//!   (see `compact`).
+
+mod compact;
 
 use serde::{Deserialize, Serialize};
 
@@ -16,7 +20,7 @@ use crate::migration::MigrationFailure;
 
 /// Version of the protocol below; a link refuses peers of another version.
 #[allow(dead_code)] // checked by the handshake of network links
-pub(crate) const PROTOCOL_VERSION: u32 = 2;
+pub(crate) const PROTOCOL_VERSION: u32 = 3;
 
 /// One stream of messages toward an actor: the node that numbered them and a
 /// random id of the numbering cell (so a new cell never reuses old numbers).
@@ -154,9 +158,12 @@ pub(crate) const RELAY_HOPS: u8 = 8;
 
 /// A frame is `[u32 big-endian header length][CBOR header][tail]`: the tail
 /// is a prepare's snapshot or a relayed frame, carried without re-encoding.
+/// The header is in the compact form when it has one, else serde's.
 pub(crate) fn frame_of(header: &PeerMsg) -> Result<Vec<u8>, mobility_net::CodecError> {
     let mut frame = vec![0; 4];
-    mobility_net::encode_into(header, &mut frame)?;
+    if !compact::encode(header, &mut frame) {
+        mobility_net::encode_into(header, &mut frame)?;
+    }
     let len = u32::try_from(frame.len() - 4).map_err(|_| mobility_net::CodecError::Encode {
         what: "frame header",
         reason: "longer than 4 GiB".into(),
@@ -170,12 +177,20 @@ pub(crate) fn open_frame(
     frame: &bytes::Bytes,
 ) -> Result<(PeerMsg, bytes::Bytes), mobility_net::CodecError> {
     let (header, end) = header_slice(frame)?;
-    Ok((mobility_net::decode(header)?, frame.slice(end..)))
+    Ok((decode_header(header)?, frame.slice(end..)))
 }
 
 /// A frame's header alone, decoded from a borrowed frame.
 pub(crate) fn header_of(frame: &[u8]) -> Result<PeerMsg, mobility_net::CodecError> {
-    mobility_net::decode(header_slice(frame)?.0)
+    decode_header(header_slice(frame)?.0)
+}
+
+fn decode_header(header: &[u8]) -> Result<PeerMsg, mobility_net::CodecError> {
+    if compact::is_compact(header) {
+        compact::decode(header)
+    } else {
+        mobility_net::decode(header)
+    }
 }
 
 /// The header's bytes and where the tail begins.
