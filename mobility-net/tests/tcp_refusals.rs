@@ -61,6 +61,31 @@ async fn wrong_version_and_bad_magic_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_whose_runtime_speaks_another_protocol_is_refused_both_ways() {
+    let (a, mut ea) = start("node-a", "c", "s", config()).await;
+    let mut newer = identity("node-n", "c", "s");
+    newer.app_version = 1;
+    let (n, _en) = mobility_net::Transport::bind(newer, config(), "127.0.0.1:0")
+        .await
+        .expect("binds");
+    // The dialer reads the listener's hello first and names both versions.
+    let err = connect(&n, a.local_addr()).await.expect_err("refused");
+    assert!(
+        err.to_string()
+            .contains("runtime speaks protocol version 0, this node's 1"),
+        "{err}"
+    );
+    let err = connect(&a, n.local_addr()).await.expect_err("refused");
+    assert!(
+        err.to_string()
+            .contains("runtime speaks protocol version 1, this node's 0"),
+        "{err}"
+    );
+    assert_no_event_about(&mut ea, n.node());
+    assert_serves(&a, &mut ea, "c", "s").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_bytes_are_refused() {
     let (a, mut ea) = start("node-a", "c", "s", config()).await;
     // Not even a frame: the "length" is far over the handshake limit.

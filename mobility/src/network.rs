@@ -104,6 +104,7 @@ impl Network {
             node: node.clone(),
             cluster: settings.cluster,
             secret: settings.secret,
+            app_version: crate::wire::PROTOCOL_VERSION,
         };
         let events = Arc::new(Events::default());
         let sink = Arc::clone(&events);

@@ -106,6 +106,10 @@ pub struct Identity {
     pub cluster: String,
     /// The secret shared by every node of the cluster.
     pub secret: Secret,
+    /// The version of the protocol this node's runtime speaks over its
+    /// links: a peer whose runtime speaks another is refused at the
+    /// handshake, with both versions named (0 for the transport alone).
+    pub app_version: u32,
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use super::connection::Socket;
 use super::frame::codec;
 use super::handshake::{
     compute_mac, frame_key, make_hello, read_hello, select_secret, session_id, verify_mac, Auth,
-    Hello, Role, HANDSHAKE_MAX_FRAME,
+    HandshakeError, Hello, Role, HANDSHAKE_MAX_FRAME,
 };
 use super::session::SessionId;
 use crate::NodeId;
@@ -125,7 +125,9 @@ async fn run(
     match role {
         Role::Dialer => {
             send(socket, &[encode(&own)?]).await?;
-            let theirs = read_peer_hello(socket, local, policy).await?;
+            let bytes = receive(socket).await?;
+            let theirs = read_hello(&bytes, &local.identity).map_err(|e| e.to_string())?;
+            admit(&theirs, policy)?;
             let secret = secret(local, policy, &theirs)?;
             let auth = receive(socket).await?;
             verify_mac(&secret, Role::Listener, &own, &theirs, &auth).map_err(|e| e.to_string())?;
@@ -141,7 +143,18 @@ async fn run(
             })
         }
         Role::Listener => {
-            let theirs = read_peer_hello(socket, local, policy).await?;
+            let bytes = receive(socket).await?;
+            let theirs = match read_hello(&bytes, &local.identity) {
+                Ok(theirs) => theirs,
+                Err(e @ (HandshakeError::Version { .. } | HandshakeError::AppVersion { .. })) => {
+                    // Ours before closing, so the dialer can name the
+                    // mismatch too (a hello is no secret: any dialer gets it).
+                    let _ = send(socket, &[encode(&own)?]).await;
+                    return Err(e.to_string());
+                }
+                Err(e) => return Err(e.to_string()),
+            };
+            admit(&theirs, policy)?;
             let secret = secret(local, policy, &theirs)?;
             let mac = compute_mac(&secret, Role::Listener, &theirs, &own);
             send(socket, &[encode(&own)?, encode(&Auth { mac })?]).await?;
@@ -185,17 +198,12 @@ async fn receive(socket: &mut Socket) -> Result<bytes::BytesMut, String> {
     }
 }
 
-async fn read_peer_hello(
-    socket: &mut Socket,
-    local: &Local,
-    policy: &(impl Policy + ?Sized),
-) -> Result<Hello, String> {
-    let bytes = receive(socket).await?;
-    let hello = read_hello(&bytes, &local.identity.node).map_err(|e| e.to_string())?;
-    if let Some(why) = policy.refuses(&hello.node) {
-        return Err(format!("{} refused: {why}", hello.node));
+/// Whether the policy lets the peer of this `Hello` in.
+fn admit(hello: &Hello, policy: &(impl Policy + ?Sized)) -> Result<(), String> {
+    match policy.refuses(&hello.node) {
+        Some(why) => Err(format!("{} refused: {why}", hello.node)),
+        None => Ok(()),
     }
-    Ok(hello)
 }
 
 fn secret(

@@ -47,6 +47,9 @@
 //!   session from the socket's handshake when it had none, so a `Resume`
 //!   read late, from a socket the other side had already given up, could
 //!   leave the two sides on different sessions.)
+//! - **4**: `Hello` carries `app_version`, the version of the protocol the
+//!   runtime above speaks over the link ([`Identity::app_version`]); a peer
+//!   whose runtime speaks another is refused with both versions named.
 
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -59,7 +62,7 @@ use crate::NodeId;
 pub const MAGIC: [u8; 4] = *b"MOBY";
 
 /// The wire protocol version this build speaks (history in the module docs).
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// Largest frame accepted before the peer is authenticated.
 pub const HANDSHAKE_MAX_FRAME: usize = 4096;
@@ -89,6 +92,8 @@ pub struct Hello {
     pub magic: [u8; 4],
     /// The sender's [`PROTOCOL_VERSION`].
     pub version: u16,
+    /// The version of what the sender's runtime speaks over the link.
+    pub app_version: u32,
     /// The node id the sender claims (proved by its `Auth`).
     pub node: NodeId,
     /// The cluster the sender claims; it selects the secret.
@@ -143,6 +148,14 @@ pub enum HandshakeError {
         /// The peer's version.
         theirs: u16,
     },
+    /// The peer's runtime speaks another protocol over the link.
+    #[error("the peer's runtime speaks protocol version {theirs}, this node's {ours}")]
+    AppVersion {
+        /// The peer's runtime protocol version.
+        theirs: u32,
+        /// Ours.
+        ours: u32,
+    },
     /// A field of the `Hello` is out of range.
     #[error("invalid hello: {0}")]
     InvalidHello(String),
@@ -180,6 +193,7 @@ pub fn make_hello(
     Ok(Hello {
         magic: MAGIC,
         version: PROTOCOL_VERSION,
+        app_version: identity.app_version,
         node: identity.node.clone(),
         cluster: identity.cluster.clone(),
         nonce: random_bytes()?,
@@ -198,8 +212,9 @@ struct HelloHead {
 }
 
 /// Decodes and checks the peer's `Hello`: magic and version first, then
-/// the rest, then the ranges of its fields. `own` refuses our own node id.
-pub fn read_hello(bytes: &[u8], own: &NodeId) -> Result<Hello, HandshakeError> {
+/// the rest, then the ranges of its fields, against this node's `own`
+/// identity (its id is refused, its runtime's protocol required).
+pub fn read_hello(bytes: &[u8], own: &Identity) -> Result<Hello, HandshakeError> {
     let head: HelloHead =
         crate::decode(bytes).map_err(|e| HandshakeError::NotMobility(e.to_string()))?;
     if head.magic != MAGIC {
@@ -212,6 +227,12 @@ pub fn read_hello(bytes: &[u8], own: &NodeId) -> Result<Hello, HandshakeError> {
     }
     let hello: Hello =
         crate::decode(bytes).map_err(|e| HandshakeError::InvalidHello(e.to_string()))?;
+    if hello.app_version != own.app_version {
+        return Err(HandshakeError::AppVersion {
+            theirs: hello.app_version,
+            ours: own.app_version,
+        });
+    }
     if hello.cluster.is_empty() || hello.cluster.len() > MAX_CLUSTER_LEN {
         return Err(HandshakeError::InvalidHello(format!(
             "cluster id of {} bytes (1 to {MAX_CLUSTER_LEN} allowed)",
@@ -233,7 +254,7 @@ pub fn read_hello(bytes: &[u8], own: &NodeId) -> Result<Hello, HandshakeError> {
             hello.max_frame, hello.max_message
         )));
     }
-    if &hello.node == own {
+    if hello.node == own.node {
         return Err(HandshakeError::SelfConnection(hello.node));
     }
     Ok(hello)
@@ -347,6 +368,7 @@ mod tests {
             node: NodeId::new(node).unwrap_or_else(|e| panic!("{e}")),
             cluster: cluster.into(),
             secret: Secret::from(secret),
+            app_version: 7,
         }
     }
 
@@ -405,13 +427,23 @@ mod tests {
     #[test]
     fn hello_checks() {
         let (d, _) = hellos();
-        let own = NodeId::new("b").expect("valid");
+        let own = identity("b", "c", "s");
         let bytes = crate::encode(&d).expect("encodes");
         assert_eq!(read_hello(&bytes, &own), Ok(d.clone()));
         assert!(matches!(
-            read_hello(&bytes, &d.node),
+            read_hello(&bytes, &identity("a", "c", "s")),
             Err(HandshakeError::SelfConnection(_))
         ));
+        let mut other_runtime = d.clone();
+        other_runtime.app_version = 8;
+        let bytes = crate::encode(&other_runtime).expect("encodes");
+        let refused = read_hello(&bytes, &own);
+        assert_eq!(
+            refused,
+            Err(HandshakeError::AppVersion { theirs: 8, ours: 7 })
+        );
+        let text = refused.expect_err("refused").to_string();
+        assert!(text.contains("version 8") && text.contains("7"), "{text}");
         for theirs in [1, PROTOCOL_VERSION + 1] {
             let mut other = d.clone();
             other.version = theirs;

@@ -27,6 +27,7 @@ pub fn identity(name: &str, cluster: &str, secret: &str) -> Identity {
         node: node(name),
         cluster: cluster.into(),
         secret: Secret::from(secret),
+        app_version: 0,
     }
 }
 

@@ -18,8 +18,8 @@ use crate::error::{Error, ExitReason};
 use crate::id::{ActorId, Destination, NodeId};
 use crate::migration::MigrationFailure;
 
-/// Version of the protocol below; a link refuses peers of another version.
-#[allow(dead_code)] // checked by the handshake of network links
+/// Version of the protocol below; a link refuses peers of another version
+/// (the TCP handshake compares it as the runtime's `app_version`).
 pub(crate) const PROTOCOL_VERSION: u32 = 3;
 
 /// One stream of messages toward an actor: the node that numbered them and a
