@@ -101,15 +101,15 @@ pub(crate) enum Start<A: Actor> {
 }
 
 /// A message with its place in its stream.
-struct Numbered<A: Actor> {
-    origin: Origin,
-    seq: u64,
-    item: Item<A>,
+pub(crate) struct Numbered<A: Actor> {
+    pub(crate) origin: Origin,
+    pub(crate) seq: u64,
+    pub(crate) item: Item<A>,
     /// Forwarders passed so far.
-    hops: u8,
+    pub(crate) hops: u8,
 }
 
-enum Item<A: Actor> {
+pub(crate) enum Item<A: Actor> {
     Local {
         body: LocalBody<A::Msg>,
         reply: Option<ReplySender>,
@@ -156,7 +156,7 @@ impl<A: Actor> Numbered<A> {
     /// The portable form; local reply channels move into the node's table of
     /// pending replies. A message that cannot be encoded is answered with the
     /// error and travels as a no-op, so its number is not lost.
-    fn into_wire(self, node: &Node, actor: ActorId) -> WireEnvelope {
+    pub(crate) fn into_wire(self, node: &Node, actor: ActorId) -> WireEnvelope {
         let (body, reply) = match self.item {
             Item::Wire { body, reply } => (body, reply),
             Item::Local { body, reply } => {
@@ -429,11 +429,8 @@ impl<A: Actor> Cell<A> {
         rx: mpsc::UnboundedReceiver<Envelope<A>>,
         control: mpsc::UnboundedReceiver<Control<A>>,
         start: Start<A>,
+        stream: Origin,
     ) -> Self {
-        let stream = Origin {
-            node: node.id().clone(),
-            stream: crate::id::random_u64(),
-        };
         let (mode, starting) = match start {
             Start::Host { state, name } => (Mode::Stopped, Some((state, name))),
             Start::Forward => (Mode::Forwarding(entry.route()), None),
@@ -562,6 +559,7 @@ impl<A: Actor> Cell<A> {
 
     /// Closes the mailbox and answers whatever is left in it.
     fn finish(mut self) {
+        self.take_numbering();
         let reason = self
             .entry
             .exit
@@ -1419,6 +1417,8 @@ impl<A: Actor> Cell<A> {
         }
         let restore = started.elapsed();
         tracing::debug!(%actor, %from, epoch, queued = hosted.pending_messages(), ?restore, "actor restored, paused");
+        // The actor is here now: local messages queue for it again.
+        self.take_numbering();
         self.mode = Mode::Prepared(Box::new(Prepared {
             hosted,
             source: from.clone(),
@@ -1571,6 +1571,7 @@ impl<A: Actor> Cell<A> {
                             stream: crate::id::random_u64(),
                         };
                         self.next_seq = 0;
+                        self.entry.restream_direct(&self.stream);
                         self.mode = Mode::Forwarding(Route { node, epoch });
                         if let Mode::Forwarding(route) = &self.mode {
                             self.entry.set_route(route.clone());
@@ -1691,8 +1692,18 @@ impl<A: Actor> Cell<A> {
         }
     }
 
+    /// Numbers local messages again (from now on, for good) if local
+    /// senders were sending directly: they queue in the mailbox again.
+    fn take_numbering(&mut self) {
+        if let Some(direct) = self.entry.stop_direct() {
+            self.stream = direct.stream;
+            self.next_seq = direct.next_seq;
+        }
+    }
+
     /// Sends on whatever already waits in the mailbox, before the cell ends.
     fn forward_pending(&mut self, route: &Route) {
+        self.take_numbering();
         while let Ok(envelope) = self.rx.try_recv() {
             let numbered = self.number(envelope);
             self.forward(route, numbered);

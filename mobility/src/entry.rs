@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 
 use crate::actor::Actor;
 use crate::cell::Control;
+use crate::direct::DirectSend;
 use crate::error::{Error, ExitReason};
 use crate::id::{ActorId, Destination, NodeId};
 use crate::node::{Node, NodeShared};
@@ -63,6 +64,11 @@ pub(crate) struct Entry<A: Actor> {
     pub(crate) node: Weak<NodeShared>,
     /// The node's clock for request timeouts.
     pub(crate) deadlines: Arc<crate::deadline::Deadlines>,
+    /// Local senders' numbering while they send straight to the actor's
+    /// node; `None` while the cell numbers (see `direct.rs`).
+    pub(crate) direct: Mutex<Option<DirectSend>>,
+    /// Whether `direct` may be `Some` (read without the lock).
+    pub(crate) direct_on: AtomicBool,
 }
 
 impl<A: Actor> Entry<A> {
@@ -74,6 +80,9 @@ impl<A: Actor> Entry<A> {
         reply: Option<ReplySender>,
         counted: bool,
     ) -> Result<(), Error> {
+        if self.sends_directly() {
+            return self.send_direct(body, reply);
+        }
         let counted = counted && self.capacity.is_some();
         if counted {
             let capacity = self.capacity.unwrap_or(usize::MAX);

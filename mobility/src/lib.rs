@@ -11,6 +11,7 @@ mod cell;
 mod codec;
 pub mod context;
 mod deadline;
+mod direct;
 mod directory;
 mod entry;
 mod error;

@@ -23,7 +23,8 @@ use crate::migration::{MigrationFailure, MigrationReport, Snapshot};
 use crate::network::{NetSettings, Network};
 use crate::registry::{PrepareArgs, Registry};
 use crate::reply::{ReplySender, ReplyValue};
-use crate::wire::{PeerMsg, WireBody, WireEnvelope};
+use crate::direct::DirectSend;
+use crate::wire::{Origin, PeerMsg, WireBody, WireEnvelope};
 use mobility_net::membership::{MemberEvent, Membership, MembershipConfig};
 use mobility_net::tcp::{Secret, TcpConfig};
 use mobility_net::{LinkReceiver, LinkSender};
@@ -981,6 +982,15 @@ impl Node {
         let (tx, rx) = mpsc::unbounded_channel();
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let hosting = matches!(start, Start::Host { .. });
+        let stream = Origin {
+            node: self.id().clone(),
+            stream: crate::id::random_u64(),
+        };
+        // An actor elsewhere: local senders send directly from the start.
+        let direct = (!hosting).then(|| DirectSend {
+            stream: stream.clone(),
+            next_seq: 0,
+        });
         let entry = Arc::new(Entry {
             id,
             node_id: self.id().clone(),
@@ -994,9 +1004,11 @@ impl Node {
             control: control_tx,
             node: Arc::downgrade(&self.shared),
             deadlines: self.shared.deadlines.clone(),
+            direct_on: AtomicBool::new(direct.is_some()),
+            direct: Mutex::new(direct),
         });
         write(&self.shared.entries).insert(id, entry.clone());
-        let cell = Cell::new(self.clone(), entry.clone(), rx, control_rx, start);
+        let cell = Cell::new(self.clone(), entry.clone(), rx, control_rx, start, stream);
         self.cell_started();
         let task = self.spawn_task(cell.run());
         if !task.is_finished() {
@@ -1037,6 +1049,8 @@ impl Node {
                 control,
                 node: Arc::downgrade(&self.shared),
                 deadlines: self.shared.deadlines.clone(),
+                direct: Mutex::new(None),
+                direct_on: AtomicBool::new(false),
             }));
         }
         // Check again under the write lock so two decoders make one slot.
