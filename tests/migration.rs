@@ -139,43 +139,40 @@ impl Blob {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_thousand_round_trips_under_load_lose_nothing() {
-    let nodes = linked(&["a", "b"]).await;
-    let (a, b) = (&nodes[0], &nodes[1]);
-    let tally = a.spawn(Tally::default()).await.expect("spawn");
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut senders = Vec::new();
-    for (i, node) in [a, b, a].into_iter().enumerate() {
-        let handle = node.bind(&tally).expect("bind");
-        let stop = stop.clone();
-        let name = format!("{}-{i}", node.id());
-        senders.push(tokio::spawn(async move {
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                // One request, then two fire-and-forget, all numbered.
-                let handled = handle
-                    .record(name.clone(), n)
-                    .await
-                    .expect("request answered");
-                assert!(handled > n, "a reply from the actor");
-                handle.tell().record(name.clone(), n + 1).expect("tell");
-                handle.tell().record(name.clone(), n + 2).expect("tell");
-                n += 3;
-            }
-            // A request on the sender's own stream comes after its tells.
-            let arrived = handle.next_of(name.clone()).await.expect("barrier");
-            (name, n, arrived)
-        }));
-    }
-    for i in 0..1000 {
-        let dest = if i % 2 == 0 { b.id() } else { a.id() };
-        let report = a
-            .migrate(&tally, dest)
-            .await
-            .unwrap_or_else(|e| panic!("move {i}: {e}"));
-        assert_eq!(report.epoch, i + 1);
-    }
+/// A sender of numbered messages through `handle` until `stop`: one
+/// request, then two fire-and-forget, each numbered in turn. Ends with a
+/// request on its own stream (after its tells): the next number the actor
+/// expects from it, which must equal the count sent.
+fn numbered_sender(
+    handle: Handle<Tally>,
+    name: String,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<(String, u64, u64)> {
+    tokio::spawn(async move {
+        let mut n = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            let handled = handle
+                .record(name.clone(), n)
+                .await
+                .expect("request answered");
+            assert!(handled > n, "a reply from the actor");
+            handle.tell().record(name.clone(), n + 1).expect("tell");
+            handle.tell().record(name.clone(), n + 2).expect("tell");
+            n += 3;
+        }
+        let arrived = handle.next_of(name.clone()).await.expect("barrier");
+        (name, n, arrived)
+    })
+}
+
+/// Stops the senders and checks that each message was handled exactly
+/// once and in its sender's order; `arrivals` moves were made.
+async fn check_senders(
+    tally: &Handle<Tally>,
+    stop: &AtomicBool,
+    senders: Vec<tokio::task::JoinHandle<(String, u64, u64)>>,
+    arrivals: u32,
+) {
     stop.store(true, Ordering::Relaxed);
     let mut total = 0;
     for sender in senders {
@@ -190,7 +187,72 @@ async fn a_thousand_round_trips_under_load_lose_nothing() {
         "each message handled exactly once"
     );
     assert_eq!(tally.errors().await, Ok(vec![]), "no message out of order");
-    assert_eq!(tally.arrivals().await, Ok(1000));
+    assert_eq!(tally.arrivals().await, Ok(arrivals));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_round_trips_under_load_lose_nothing() {
+    let nodes = linked(&["a", "b"]).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let tally = a.spawn(Tally::default()).await.expect("spawn");
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut senders = Vec::new();
+    for (i, node) in [a, b, a].into_iter().enumerate() {
+        let handle = node.bind(&tally).expect("bind");
+        senders.push(numbered_sender(
+            handle,
+            format!("{}-{i}", node.id()),
+            stop.clone(),
+        ));
+    }
+    for i in 0..1000 {
+        let dest = if i % 2 == 0 { b.id() } else { a.id() };
+        let report = a
+            .migrate(&tally, dest)
+            .await
+            .unwrap_or_else(|e| panic!("move {i}: {e}"));
+        assert_eq!(report.epoch, i + 1);
+    }
+    check_senders(&tally, &stop, senders, 1000).await;
+}
+
+/// Handles on a node that never hosted the actor send straight to where it
+/// lives; they keep every message, in order, while it moves between two
+/// other nodes, and when it then comes to their node (under load) and goes
+/// on moving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_senders_keep_order_while_the_actor_moves_elsewhere_then_comes_to_them() {
+    let nodes = linked(&["a", "b", "c"]).await;
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    let tally = a.spawn(Tally::default()).await.expect("spawn");
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut senders = Vec::new();
+    for (i, node) in [b, b, a].into_iter().enumerate() {
+        let handle = node.bind(&tally).expect("bind");
+        senders.push(numbered_sender(
+            handle,
+            format!("{}-{i}", node.id()),
+            stop.clone(),
+        ));
+    }
+    let mut moves = 0;
+    let mut move_to = |dest: &Node| {
+        moves += 1;
+        let (tally, dest) = (tally.clone(), dest.id().clone());
+        async move {
+            a.migrate(&tally, dest)
+                .await
+                .unwrap_or_else(|e| panic!("move {moves}: {e}"))
+        }
+    };
+    for i in 0..200 {
+        move_to(if i % 2 == 0 { c } else { a }).await;
+    }
+    // To the senders' node, and on.
+    for dest in [b, c, b, a] {
+        move_to(dest).await;
+    }
+    check_senders(&tally, &stop, senders, moves).await;
 }
 
 /// Polls a future once, so that what it sends first is sent now.
