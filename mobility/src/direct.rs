@@ -91,7 +91,7 @@ impl<A: Actor> Entry<A> {
         }
         tracing::warn!(actor = %self.id, to = %route.node, "message could not be sent");
         if let PeerMsg::Deliver { envelope, .. } = &deliver {
-            node.reject(envelope, self.id, ExitReason::NodeDown(route.node.clone()));
+            node.reject(envelope, self.id, ExitReason::NodeDown(route.node));
         }
         Ok(())
     }

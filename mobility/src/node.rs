@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::actor::Actor;
 use crate::cell::{Cell, Control, NetControl, Start};
+use crate::direct::DirectSend;
 use crate::directory::Directory;
 use crate::entry::{Entry, ErasedEntry, Route};
 use crate::error::{Error, ExitReason};
@@ -23,7 +24,6 @@ use crate::migration::{MigrationFailure, MigrationReport, Snapshot};
 use crate::network::{NetSettings, Network};
 use crate::registry::{PrepareArgs, Registry};
 use crate::reply::{ReplySender, ReplyValue};
-use crate::direct::DirectSend;
 use crate::wire::{Origin, PeerMsg, WireBody, WireEnvelope};
 use mobility_net::membership::{MemberEvent, Membership, MembershipConfig};
 use mobility_net::tcp::{Secret, TcpConfig};
