@@ -62,6 +62,13 @@ const ACK_EVERY: u64 = 32;
 /// overlaps with the peer receiving and checking the previous one.
 const SEND_WINDOW: usize = 1 << 20;
 
+/// Largest chunk of a message on the wire, whatever the peer's
+/// `max_frame`: a frame's tag is checked once the whole frame is in, so
+/// with smaller frames the receiver checks one while the next is on its
+/// way, and the sender tags one while the last is written (a 64 MiB move
+/// took about a tenth less than with 8 MiB chunks).
+const MAX_CHUNK: usize = 1 << 20;
+
 /// What the transport tells a peer task.
 #[derive(Debug)]
 pub(crate) enum PeerCtrl {
@@ -695,7 +702,10 @@ impl PeerTask {
     /// live, see `announce`).
     fn create_session(&mut self, id: SessionId) {
         let Some(info) = &self.info else { return };
-        let chunk = info.max_frame.saturating_sub(DATA_OVERHEAD).max(1);
+        let chunk = info
+            .max_frame
+            .saturating_sub(DATA_OVERHEAD)
+            .clamp(1, MAX_CHUNK);
         self.session = Some(Session::new(id, chunk, self.inner.config().max_message));
         self.session_incarnation = info.incarnation;
         self.announced = false;
