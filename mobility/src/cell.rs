@@ -1571,11 +1571,11 @@ impl<A: Actor> Cell<A> {
                             stream: crate::id::random_u64(),
                         };
                         self.next_seq = 0;
-                        self.entry.restream_direct(&self.stream);
-                        self.mode = Mode::Forwarding(Route { node, epoch });
-                        if let Mode::Forwarding(route) = &self.mode {
-                            self.entry.set_route(route.clone());
-                        }
+                        let route = Route { node, epoch };
+                        // Stream and route change together for direct
+                        // senders: no new-stream message to the old route.
+                        self.entry.restream(&self.stream, route.clone());
+                        self.mode = Mode::Forwarding(route);
                     }
                 }
             }

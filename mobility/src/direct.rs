@@ -113,16 +113,15 @@ impl<A: Actor> Entry<A> {
         let _ = self.control.send(Control::Net(moved));
     }
 
-    /// A new stream for local senders (numbering from 0), if they send
-    /// directly; `false` if the cell numbers.
-    pub(crate) fn restream_direct(&self, stream: &Origin) -> bool {
-        match lock(&self.direct).as_mut() {
-            Some(numbering) => {
-                numbering.stream = stream.clone();
-                numbering.next_seq = 0;
-                true
-            }
-            None => false,
+    /// A new stream (numbering from 0) toward a new route. Direct senders
+    /// see both change at once: under their lock, no message of the new
+    /// stream goes to the old route, nor one of the old stream to the new.
+    pub(crate) fn restream(&self, stream: &Origin, route: Route) {
+        let mut direct = lock(&self.direct);
+        if let Some(numbering) = direct.as_mut() {
+            numbering.stream = stream.clone();
+            numbering.next_seq = 0;
         }
+        self.set_route(route);
     }
 }
