@@ -139,15 +139,15 @@ impl Blob {
     }
 }
 
+/// A running numbered sender: its name, how many it sent, and the next
+/// number the actor expected from it at the end.
+type Sender = tokio::task::JoinHandle<(String, u64, u64)>;
+
 /// A sender of numbered messages through `handle` until `stop`: one
 /// request, then two fire-and-forget, each numbered in turn. Ends with a
 /// request on its own stream (after its tells): the next number the actor
 /// expects from it, which must equal the count sent.
-fn numbered_sender(
-    handle: Handle<Tally>,
-    name: String,
-    stop: Arc<AtomicBool>,
-) -> tokio::task::JoinHandle<(String, u64, u64)> {
+fn numbered_sender(handle: Handle<Tally>, name: String, stop: Arc<AtomicBool>) -> Sender {
     tokio::spawn(async move {
         let mut n = 0u64;
         while !stop.load(Ordering::Relaxed) {
@@ -165,12 +165,27 @@ fn numbered_sender(
     })
 }
 
+/// A numbered sender on each of `nodes` (a node may come more than once),
+/// and the flag that stops them.
+fn start_senders(tally: &Handle<Tally>, nodes: &[&Node]) -> (Arc<AtomicBool>, Vec<Sender>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let senders = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, node)| {
+            let handle = node.bind(tally).expect("bind");
+            numbered_sender(handle, format!("{}-{i}", node.id()), stop.clone())
+        })
+        .collect();
+    (stop, senders)
+}
+
 /// Stops the senders and checks that each message was handled exactly
 /// once and in its sender's order; `arrivals` moves were made.
 async fn check_senders(
     tally: &Handle<Tally>,
     stop: &AtomicBool,
-    senders: Vec<tokio::task::JoinHandle<(String, u64, u64)>>,
+    senders: Vec<Sender>,
     arrivals: u32,
 ) {
     stop.store(true, Ordering::Relaxed);
@@ -195,16 +210,7 @@ async fn a_thousand_round_trips_under_load_lose_nothing() {
     let nodes = linked(&["a", "b"]).await;
     let (a, b) = (&nodes[0], &nodes[1]);
     let tally = a.spawn(Tally::default()).await.expect("spawn");
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut senders = Vec::new();
-    for (i, node) in [a, b, a].into_iter().enumerate() {
-        let handle = node.bind(&tally).expect("bind");
-        senders.push(numbered_sender(
-            handle,
-            format!("{}-{i}", node.id()),
-            stop.clone(),
-        ));
-    }
+    let (stop, senders) = start_senders(&tally, &[a, b, a]);
     for i in 0..1000 {
         let dest = if i % 2 == 0 { b.id() } else { a.id() };
         let report = a
@@ -225,16 +231,7 @@ async fn direct_senders_keep_order_while_the_actor_moves_elsewhere_then_comes_to
     let nodes = linked(&["a", "b", "c"]).await;
     let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
     let tally = a.spawn(Tally::default()).await.expect("spawn");
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut senders = Vec::new();
-    for (i, node) in [b, b, a].into_iter().enumerate() {
-        let handle = node.bind(&tally).expect("bind");
-        senders.push(numbered_sender(
-            handle,
-            format!("{}-{i}", node.id()),
-            stop.clone(),
-        ));
-    }
+    let (stop, senders) = start_senders(&tally, &[b, b, a]);
     let mut moves = 0;
     let mut move_to = |dest: &Node| {
         moves += 1;
