@@ -15,6 +15,9 @@ use mobility::NodeStats;
 
 const SECRET: &str = "cluster secret";
 
+/// Opened (a permit added) by the test that keeps `Counter::hold` waiting.
+static GATE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(0);
+
 #[mobile]
 #[derive(Default)]
 pub struct Counter {
@@ -32,9 +35,9 @@ impl Counter {
         ctx.node().id().to_string()
     }
 
-    /// A handler that takes a while (the time is what is under test).
-    pub async fn slow(&self) {
-        tokio::time::sleep(Duration::from_millis(30)).await;
+    /// A handler that holds the actor busy until the test opens `GATE`.
+    pub async fn hold(&self) {
+        GATE.acquire().await.expect("the gate stays open").forget();
     }
 }
 
@@ -542,16 +545,20 @@ async fn the_report_says_when_the_first_message_was_handled_after_the_move() {
     assert_eq!(idle.first_message, None);
 
     // The actor is busy; the move is asked, then more messages queue
-    // behind it: they move with it and the first is handled at a.
-    counter.tell().slow().expect("sent");
-    let mut moving = Box::pin(counter.migrate(Destination::node(a.id().clone())));
-    // One poll sends the request; the move waits for `slow` to end.
+    // behind it: they move with it and the first is handled at a. All go
+    // through b's own mailbox, so they are queued there, in this order,
+    // before the gate lets `hold` end.
+    let at_b = b.bind(&counter).expect("bind at b");
+    at_b.tell().hold().expect("sent");
+    let mut moving = Box::pin(at_b.migrate(Destination::node(a.id().clone())));
+    // One poll sends the request; the move waits for `hold` to end.
     assert!(tokio::time::timeout(Duration::ZERO, &mut moving)
         .await
         .is_err());
     for _ in 0..10 {
-        counter.tell().add(1).expect("sent");
+        at_b.tell().add(1).expect("sent");
     }
+    GATE.add_permits(1);
     let report = moving.await.expect("busy move");
     assert!(report.queued_messages > 0, "{report}");
     let first = report.first_message.expect("a first message was handled");

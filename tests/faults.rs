@@ -104,6 +104,8 @@ fn start_counted_load(
             sent: 0,
             errors: Vec::new(),
         };
+        // Sixteen messages per tick: a steady load.
+        let mut rate = common::pace(Duration::from_millis(1));
         while !stop.load(Ordering::Relaxed) {
             let seq = load.sent;
             let outcome = if seq % 4 == 3 {
@@ -120,9 +122,8 @@ fn start_counted_load(
                     break;
                 }
             }
-            // Pacing of the load (a steady rate, not a wait for anything).
             if seq % 16 == 0 {
-                tokio::time::sleep(Duration::from_millis(1)).await;
+                rate.tick().await;
             }
         }
         load

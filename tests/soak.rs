@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::ledger::{Ledger, Tally};
-use common::{poll_until, wait_for};
+use common::{pace, poll_until, wait_for};
 use mobility::prelude::*;
 use mobility::{Fault, FaultDirection, FaultStep, TcpConfig};
 
@@ -110,6 +110,8 @@ async fn soak_migrations_under_load_and_faults() {
         senders.push(tokio::spawn(async move {
             let mut seq = 0u64;
             let mut failures = Vec::new();
+            // Eight messages per tick: a steady load.
+            let mut rate = pace(Duration::from_micros(500));
             while !stop.load(Ordering::Relaxed) {
                 let outcome = if seq % 5 == 4 {
                     handle.record(name.clone(), seq).await.map(|_| ())
@@ -120,9 +122,8 @@ async fn soak_migrations_under_load_and_faults() {
                     failures.push(e.to_string());
                 }
                 seq += 1;
-                // Pacing of the load (a steady rate, not a wait for anything).
                 if seq % 8 == 0 {
-                    tokio::time::sleep(Duration::from_micros(500)).await;
+                    rate.tick().await;
                 }
             }
             (name, seq, failures, handle)
@@ -134,6 +135,8 @@ async fn soak_migrations_under_load_and_faults() {
     let mut freezes = Vec::new();
     let mut failed_moves = Vec::new();
     let mut at = 0usize; // index into home; 3 = away
+                         // A move every few milliseconds: the spacing is the schedule.
+    let mut schedule = pace(Duration::from_millis(2));
     for round in 0..migrations {
         let next = if at == 3 {
             round % 3
@@ -158,8 +161,7 @@ async fn soak_migrations_under_load_and_faults() {
             }
             Err(e) => failed_moves.push(e.to_string()),
         }
-        // Moves every few milliseconds: the spacing is the schedule.
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        schedule.tick().await;
     }
     // Clear whatever fault did not strike, and bring the actor home.
     for node in [&a, &b, &c, &x] {

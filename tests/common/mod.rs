@@ -60,6 +60,15 @@ where
 /// How often the polling waits look again.
 const POLL: Duration = Duration::from_millis(10);
 
+/// A steady rate for a load generator or a schedule (a tick every `every`;
+/// late ticks are not bunched up): pacing, not a wait for anything.
+#[allow(dead_code)] // not every test binary paces
+pub fn pace(every: Duration) -> tokio::time::Interval {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks
+}
+
 /// Polls `check` until it holds, failing the test after `PATIENCE` (for
 /// conditions that gossip or timers make true).
 pub async fn wait_for(what: &str, mut check: impl FnMut() -> bool) {

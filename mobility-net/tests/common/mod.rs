@@ -137,13 +137,15 @@ pub async fn assert_serves(t: &Transport, events: &mut Events, cluster: &str, se
     let name = format!("probe-{}", rand_suffix());
     let (p, mut ep) = start(&name, cluster, secret, config()).await;
     let started = Instant::now();
-    // The listener may still hold slots of sockets being closed: retry.
+    // The listener may still hold slots of sockets being closed: poll until
+    // it takes the probe, or fail after `DEADLINE`.
+    let mut attempts = tokio::time::interval(Duration::from_millis(50));
     let id = loop {
+        attempts.tick().await;
         match connect(&p, t.local_addr()).await {
             Ok(id) => break id,
             Err(e) if started.elapsed() < DEADLINE => {
                 eprintln!("probe connect failed, retrying: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Err(e) => panic!("the transport no longer serves: {e}"),
         }
