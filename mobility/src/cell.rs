@@ -692,51 +692,12 @@ impl<A: Actor> Cell<A> {
     fn forward(&mut self, route: &Route, numbered: Numbered<A>) {
         self.last_forward = tokio::time::Instant::now();
         let mut envelope = numbered.into_wire(&self.node, self.id());
-        let origin = envelope.origin.node.clone();
-        if origin != *self.node.id() {
-            self.node.count_forwarded();
-            envelope.hops = envelope.hops.saturating_add(1);
-            if envelope.hops > crate::wire::MAX_FORWARDS {
-                // Caught between stale routes: refused, not passed around.
-                tracing::warn!(actor = %self.id(), %origin, "a message passed too many forwarders; refused");
-                self.node
-                    .reject(&envelope, self.id(), ExitReason::NoSuchActor);
-                return;
-            }
+        if !self.node.pass_through(self.id(), route, &mut envelope) {
+            return;
         }
-        if origin != *self.node.id() && origin != route.node {
-            let moved = PeerMsg::Moved {
-                actor: self.id(),
-                node: route.node.clone(),
-                epoch: route.epoch,
-                addr: self.node.address_of(&route.node),
-            };
-            let _ = self.node.send_peer(&origin, &moved);
-        }
-        let deliver = PeerMsg::Deliver {
-            actor: self.id(),
-            type_tag: A::TYPE_TAG.to_owned(),
-            envelope,
-        };
-        if let Err(error) = self.node.send_peer(&route.node, &deliver) {
-            // The route is dead; the directory may know where the actor is.
-            if let Some((node, epoch)) = self.node.locate(self.id()) {
-                if node != route.node
-                    && node != *self.node.id()
-                    && self.node.send_peer(&node, &deliver).is_ok()
-                {
-                    self.reroute(Route { node, epoch });
-                    return;
-                }
-            }
-            tracing::warn!(actor = %self.id(), to = %route.node, %error, "message could not be forwarded");
-            if let PeerMsg::Deliver { envelope, .. } = &deliver {
-                self.node.reject(
-                    envelope,
-                    self.id(),
-                    ExitReason::NodeDown(route.node.clone()),
-                );
-            }
+        let type_tag = A::TYPE_TAG.to_owned();
+        if let Some(newer) = self.node.deliver_to(self.id(), type_tag, route, envelope) {
+            self.reroute(newer);
         }
     }
 

@@ -25,10 +25,10 @@ use std::sync::atomic::Ordering;
 use crate::actor::Actor;
 use crate::cell::{Control, Item, NetControl, Numbered};
 use crate::entry::{Entry, Envelope, LocalBody, Route};
-use crate::error::{Error, ExitReason};
+use crate::error::Error;
 use crate::reply::ReplySender;
 use crate::sync::lock;
-use crate::wire::{Origin, PeerMsg};
+use crate::wire::Origin;
 
 /// The numbering of this node's stream toward the actor, held by local
 /// senders while they send directly.
@@ -73,25 +73,11 @@ impl<A: Actor> Entry<A> {
             hops: 0,
         };
         numbering.next_seq += 1;
-        let route = self.route();
-        let deliver = PeerMsg::Deliver {
-            actor: self.id,
-            type_tag: A::TYPE_TAG.to_owned(),
-            envelope: numbered.into_wire(&node, self.id),
-        };
-        if node.send_peer(&route.node, &deliver).is_ok() {
-            return Ok(());
-        }
-        // The route is dead; the directory may know where the actor is.
-        if let Some((at, epoch)) = node.locate(self.id) {
-            if at != route.node && at != *node.id() && node.send_peer(&at, &deliver).is_ok() {
-                self.reroute_cell(Route { node: at, epoch });
-                return Ok(());
-            }
-        }
-        tracing::warn!(actor = %self.id, to = %route.node, "message could not be sent");
-        if let PeerMsg::Deliver { envelope, .. } = &deliver {
-            node.reject(envelope, self.id, ExitReason::NodeDown(route.node));
+        let envelope = numbered.into_wire(&node, self.id);
+        if let Some(newer) =
+            node.deliver_to(self.id, A::TYPE_TAG.to_owned(), &self.route(), envelope)
+        {
+            self.reroute_cell(newer);
         }
         Ok(())
     }

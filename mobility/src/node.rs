@@ -1321,6 +1321,38 @@ impl Node {
     }
 
     /// Answers a message that cannot reach its actor.
+    /// Sends a numbered message on to `actor` at `route` (for a forwarding
+    /// cell and for direct senders alike). If that route is dead, it goes
+    /// to where the directory places the actor, and that route is returned
+    /// for the caller to follow; if it can go nowhere, its sender is told
+    /// the route's node is down.
+    pub(crate) fn deliver_to(
+        &self,
+        actor: ActorId,
+        type_tag: String,
+        route: &Route,
+        envelope: WireEnvelope,
+    ) -> Option<Route> {
+        let deliver = PeerMsg::Deliver {
+            actor,
+            type_tag,
+            envelope,
+        };
+        let Err(error) = self.send_peer(&route.node, &deliver) else {
+            return None;
+        };
+        if let Some((node, epoch)) = self.locate(actor) {
+            if node != route.node && node != *self.id() && self.send_peer(&node, &deliver).is_ok() {
+                return Some(Route { node, epoch });
+            }
+        }
+        tracing::warn!(%actor, to = %route.node, %error, "message could not be delivered");
+        if let PeerMsg::Deliver { envelope, .. } = &deliver {
+            self.reject(envelope, actor, ExitReason::NodeDown(route.node.clone()));
+        }
+        None
+    }
+
     pub(crate) fn reject(&self, envelope: &WireEnvelope, actor: ActorId, reason: ExitReason) {
         if let WireBody::Monitor(monitor) = envelope.body {
             self.send_down(&envelope.origin.node, monitor, actor, reason.clone());
@@ -1355,34 +1387,45 @@ impl Node {
         let Some((node, epoch)) = located else {
             return self.reject(&envelope, actor, ExitReason::NoSuchActor);
         };
-        let origin = envelope.origin.node.clone();
-        if origin != node {
-            let moved = PeerMsg::Moved {
-                actor,
-                node: node.clone(),
-                epoch,
-                addr: self.address_of(&node),
-            };
-            let _ = self.send_peer(&origin, &moved);
+        let route = Route { node, epoch };
+        let mut envelope = envelope;
+        if self.pass_through(actor, &route, &mut envelope) {
+            self.deliver_to(actor, type_tag, &route, envelope);
+        }
+    }
+
+    /// A message of another node's stream passing through this one on its
+    /// way to `route`: counted, its hops bumped (refused and answered past
+    /// `MAX_FORWARDS`: it is caught between stale routes), and its origin
+    /// told where the actor is. `false`: refused. Messages of this node's
+    /// own streams pass untouched.
+    pub(crate) fn pass_through(
+        &self,
+        actor: ActorId,
+        route: &Route,
+        envelope: &mut WireEnvelope,
+    ) -> bool {
+        let origin = &envelope.origin.node;
+        if origin == self.id() {
+            return true;
         }
         self.count_forwarded();
-        let mut envelope = envelope;
         envelope.hops = envelope.hops.saturating_add(1);
         if envelope.hops > crate::wire::MAX_FORWARDS {
-            tracing::warn!(node = %self.id(), %actor, "a message passed too many forwarders; refused");
-            return self.reject(&envelope, actor, ExitReason::NoSuchActor);
+            tracing::warn!(node = %self.id(), %actor, %origin, "a message passed too many forwarders; refused");
+            self.reject(envelope, actor, ExitReason::NoSuchActor);
+            return false;
         }
-        let deliver = PeerMsg::Deliver {
-            actor,
-            type_tag,
-            envelope,
-        };
-        if let Err(e) = self.send_peer(&node, &deliver) {
-            tracing::warn!(node = %self.id(), %actor, to = %node, error = %e, "message could not be forwarded");
-            if let PeerMsg::Deliver { envelope, .. } = &deliver {
-                self.reject(envelope, actor, ExitReason::NodeDown(node));
-            }
+        if *origin != route.node {
+            let moved = PeerMsg::Moved {
+                actor,
+                node: route.node.clone(),
+                epoch: route.epoch,
+                addr: self.address_of(&route.node),
+            };
+            let _ = self.send_peer(origin, &moved);
         }
+        true
     }
 
     /// A correction: go straight to `node` from now on, dialing it first if
