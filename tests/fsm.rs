@@ -43,6 +43,18 @@ async fn timeout_fired(actor: ActorId, what: &str, within: Duration) {
     assert!(fired.is_ok(), "timer {what} never fired");
 }
 
+/// A timer armed after one was cancelled fires; by then the cancelled one
+/// would have too, and it must not have.
+async fn assert_cancelled_never_fired(m: &Handle<Machine>) {
+    m.arm_named("witness".into(), 1300).await.expect("arm");
+    timeout_fired(m.id(), "witness", Duration::from_millis(1300)).await;
+    assert_eq!(
+        timeouts_of(m.id()),
+        ["witness"],
+        "the cancelled one never fired"
+    );
+}
+
 /// A machine whose state is an enum: idle, or busy with a job.
 #[mobile]
 #[derive(Debug, Default)]
@@ -405,14 +417,7 @@ async fn state_timeout_fires_and_a_state_change_cancels_it() {
         0,
         "cancelled by the change"
     );
-    // A later timer fires: by then the cancelled one would have too.
-    m.arm_named("witness".into(), 1300).await.expect("arm");
-    timeout_fired(m.id(), "witness", Duration::from_millis(1300)).await;
-    assert_eq!(
-        timeouts_of(m.id()),
-        ["witness"],
-        "the cancelled one never fired"
-    );
+    assert_cancelled_never_fired(&m).await;
 
     // Re-arming replaces: only the second fires.
     m.arm_state_timeout(10_000).await.expect("arm");
@@ -433,14 +438,7 @@ async fn event_timeout_fires_when_idle_and_any_message_cancels_it() {
     m.arm_event_timeout(1000).await.expect("arm");
     m.note(1).await.expect("any message cancels it");
     assert_eq!(m.timers().await.expect("timers"), 0);
-    // A later timer fires: by then the cancelled one would have too.
-    m.arm_named("witness".into(), 1300).await.expect("arm");
-    timeout_fired(m.id(), "witness", Duration::from_millis(1300)).await;
-    assert_eq!(
-        timeouts_of(m.id()),
-        ["witness"],
-        "the cancelled one never fired"
-    );
+    assert_cancelled_never_fired(&m).await;
 
     m.arm_event_timeout(100).await.expect("arm");
     let armed = Instant::now();
