@@ -354,6 +354,47 @@ fn actor_impl(ir: &ActorIr, names: &Names, live: &[&Handler]) -> TokenStream {
             }
         }
     });
+    // Plain `fn` handlers also run at once, on the caller's task while the
+    // actor is idle; `async` ones are given back to go through the mailbox.
+    let arms_now = live.iter().map(|h| {
+        let (name, variant, ret) = (&h.name, &h.variant, &h.ret);
+        if h.is_async {
+            return quote! {
+                __mobility_msg @ #msg::#variant { .. } => {
+                    ::core::result::Result::Err((__mobility_msg, __mobility_reply))
+                }
+            };
+        }
+        let binds: Vec<Ident> = (0..h.args.len())
+            .map(|i| format_ident!("__a{}", i))
+            .collect();
+        let fields = h.args.iter().zip(&binds).map(|(a, b)| {
+            let n = &a.name;
+            quote!(#n: #b)
+        });
+        let ctx = h.ctx.then(|| quote!(&mut *__mobility_ctx));
+        let call_args = binds.iter().map(|b| quote!(#b)).chain(ctx);
+        let send = if h.deferred {
+            quote!(__mobility_send_later)
+        } else {
+            quote!(__mobility_send)
+        };
+        quote! {
+            #msg::#variant { #(#fields),* } => {
+                __mobility_ctx.__mobility_begin(__mobility_reply);
+                let value = self.#name(#(#call_args),*);
+                let __mobility_reply = __mobility_ctx.__mobility_end();
+                (&&__MobilityReply::<#ret>(::core::marker::PhantomData))
+                    .#send(__mobility_reply, value);
+                ::core::result::Result::Ok(())
+            }
+        }
+    });
+    let runs_now = live.iter().map(|h| {
+        let variant = &h.variant;
+        let now = !h.is_async;
+        quote!(#msg::#variant { .. } => #now,)
+    });
     // Only handlers that take the context can postpone their message.
     let postponable = live.iter().map(|h| {
         let variant = &h.variant;
@@ -388,6 +429,27 @@ fn actor_impl(ir: &ActorIr, names: &Names, live: &[&Handler]) -> TokenStream {
                     match msg {
                         #(#arms)*
                     }
+                }
+            }
+
+            fn runs_now(msg: &#msg) -> bool {
+                #[allow(unreachable_code)]
+                match *msg {
+                    #(#runs_now)*
+                }
+            }
+
+            #[allow(clippy::result_large_err)]
+            fn dispatch_now(
+                &mut self,
+                msg: #msg,
+                __mobility_ctx: &mut ::mobility::Context<Self>,
+                __mobility_reply: ::mobility::ReplyTo,
+            ) -> ::core::result::Result<(), (#msg, ::mobility::ReplyTo)> {
+                let _ = &__mobility_ctx;
+                #[allow(unreachable_code)]
+                match msg {
+                    #(#arms_now)*
                 }
             }
 

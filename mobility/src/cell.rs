@@ -272,7 +272,7 @@ fn reject_addr(node: &Node, addr: Option<ReplyAddr>, actor: ActorId, reason: &Ex
 }
 
 /// An actor living on this node (active or paused).
-struct Hosted<A: Actor> {
+pub(crate) struct Hosted<A: Actor> {
     state: A,
     ctx: Context<A>,
     tracker: Tracker<Origin, Queued<A>>,
@@ -285,6 +285,9 @@ struct Hosted<A: Actor> {
     postponed: Vec<QueuedWire>,
     /// An event timeout fired and waits in the queue.
     event_timeout_queued: bool,
+    /// A handler run on a caller's task panicked with this: the cell ends
+    /// the actor when it takes it back.
+    panicked: Option<String>,
 }
 
 impl<A: Actor> Hosted<A> {
@@ -326,6 +329,37 @@ impl<A: Actor> Hosted<A> {
 
     fn pending_messages(&self) -> usize {
         self.queue.len()
+    }
+
+    /// Handles `msg` on a caller's task while the actor is lent to it (see
+    /// `idle.rs`); its handler must be a plain `fn` ([`Actor::runs_now`]).
+    /// `Ok(true)`: the cell must look (a stop or move was asked, a timer
+    /// armed, or the handler panicked).
+    #[allow(clippy::result_large_err)] // given back at once, never stored
+    pub(crate) fn handle_now(
+        &mut self,
+        msg: A::Msg,
+        reply: ReplyTo,
+    ) -> Result<bool, (A::Msg, ReplyTo)> {
+        debug_assert!(A::runs_now(&msg), "only a plain handler runs at once");
+        let armed = self.ctx.timers.armed();
+        self.cancel_event_timeout();
+        // The handler may spawn or arm timers: on the node's runtime, as
+        // on its cell.
+        let _runtime = self.ctx.node().runtime().enter();
+        let run = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            self.state.dispatch_now(msg, &mut self.ctx, reply)
+        }));
+        match run {
+            Ok(Ok(())) => Ok(self.ctx.stop_requested
+                || self.ctx.migrate_requested.is_some()
+                || self.ctx.timers.armed() != armed),
+            Ok(Err(back)) => Err(back),
+            Err(panic) => {
+                self.panicked = Some(panic_message(&*panic));
+                Ok(true)
+            }
+        }
     }
 }
 
@@ -378,6 +412,8 @@ enum Mode<A: Actor> {
     Migrating(Box<Migrating<A>>),
     Prepared(Box<Prepared<A>>),
     Forwarding(Route),
+    /// Hosting, with the idle actor lent to callers while the cell waits.
+    Lent,
     Stopped,
 }
 
@@ -402,6 +438,15 @@ pub(crate) struct Cell<A: Actor> {
     /// The node the hosted actor last came from, to acknowledge a commit
     /// it says again.
     commit_source: Option<NodeId>,
+}
+
+impl<A: Actor> Drop for Cell<A> {
+    fn drop(&mut self) {
+        // A cell dropped while its actor is lent (its task aborted) must not
+        // leave it in the slot: the actor holds a handle to the entry that
+        // holds the slot.
+        self.entry.idle.close();
+    }
 }
 
 /// The decision of a migration, owed to its destination.
@@ -478,6 +523,7 @@ impl<A: Actor> Cell<A> {
                 epoch: 0,
                 postponed: Vec::new(),
                 event_timeout_queued: false,
+                panicked: None,
             });
             let started = AssertUnwindSafe(hosted.state.on_start(&mut hosted.ctx))
                 .catch_unwind()
@@ -532,6 +578,11 @@ impl<A: Actor> Cell<A> {
                 }
             }
             let wakeup = self.next_wakeup();
+            let lent = match self.lend_idle_actor() {
+                Lend::Lent => true,
+                Lend::Kept => false,
+                Lend::Drained => continue,
+            };
             // Control first; receiving spends the task's budget.
             let event = std::future::poll_fn(|cx| {
                 if let Poll::Ready(Some(control)) = self.control.poll_recv(cx) {
@@ -540,16 +591,93 @@ impl<A: Actor> Cell<A> {
                 if let Poll::Ready(Some(envelope)) = self.rx.poll_recv(cx) {
                     return Poll::Ready(Event::Envelope(envelope));
                 }
+                if lent && self.entry.idle.poll_attention(cx).is_ready() {
+                    return Poll::Ready(Event::Attention);
+                }
                 alarm.poll_at(cx, wakeup).map(|()| Event::Wakeup)
             })
             .await;
+            // Whatever woke the cell, it takes the actor back first.
+            let attention = lent && self.take_back_idle_actor().await;
             match event {
                 Event::Control(control) => self.on_control(control).await,
                 Event::Envelope(envelope) => self.on_envelope(envelope),
                 Event::Wakeup => self.on_wakeup().await,
+                Event::Attention => {}
+            }
+            // After the event: a message it brought was sent while or after
+            // the borrower ran, and must queue before anything a stop or a
+            // move does with the mailbox.
+            if attention {
+                self.after_borrower().await;
             }
         }
         self.finish();
+    }
+
+    /// Lends the idle actor to this node's callers while the cell waits
+    /// (see `idle.rs`): only an actor without states, with nothing queued
+    /// and no arrival notice owed.
+    fn lend_idle_actor(&mut self) -> Lend {
+        let lendable = self.first_notice.is_none()
+            && matches!(&self.mode, Mode::Hosting(h) if h.queue.is_empty() && !h.ctx.state_machine);
+        if !lendable {
+            return Lend::Kept;
+        }
+        let Mode::Hosting(mut hosted) = std::mem::replace(&mut self.mode, Mode::Lent) else {
+            return Lend::Kept;
+        };
+        loop {
+            match self.entry.idle.lend(hosted) {
+                Ok(()) => return Lend::Lent,
+                Err(back) => hosted = back,
+            }
+            // A message came in since the cell last looked: the mailbox
+            // goes first.
+            self.mode = Mode::Hosting(hosted);
+            let mut drained = false;
+            while let Ok(envelope) = self.rx.try_recv() {
+                self.on_envelope(envelope);
+                drained = true;
+            }
+            if drained {
+                return Lend::Drained;
+            }
+            // The mark was for a message already read: lend again.
+            let Mode::Hosting(back) = std::mem::replace(&mut self.mode, Mode::Lent) else {
+                return Lend::Kept;
+            };
+            hosted = back;
+        }
+    }
+
+    /// Takes the lent actor back, waiting for a caller that runs a handler;
+    /// true if a borrower asked for the cell.
+    async fn take_back_idle_actor(&mut self) -> bool {
+        let (hosted, attention) =
+            std::future::poll_fn(|cx| self.entry.idle.poll_take_back(cx)).await;
+        self.mode = Mode::Hosting(hosted);
+        attention
+    }
+
+    /// Does what a handler run on a caller's task left for the cell: end
+    /// the actor if it panicked, or carry out a stop or move it asked for.
+    /// (A timer it armed needs nothing more: the next wait counts it.)
+    async fn after_borrower(&mut self) {
+        let Mode::Hosting(hosted) = &mut self.mode else {
+            return;
+        };
+        if let Some(reason) = hosted.panicked.take() {
+            let actor = self.id();
+            let reason = ExitReason::Panicked(reason);
+            tracing::error!(%actor, %reason, "handler panicked; the actor is down");
+            let Mode::Hosting(hosted) = std::mem::replace(&mut self.mode, Mode::Stopped) else {
+                return;
+            };
+            self.exit(hosted, reason, None).await;
+            return;
+        }
+        self.after_handler().await;
     }
 
     /// Whether the hosted actor has messages ready to handle.
@@ -675,6 +803,7 @@ impl<A: Actor> Cell<A> {
                 let route = route.clone();
                 self.forward(&route, numbered);
             }
+            Mode::Lent => unreachable!("the cell takes its actor back before it reads the mailbox"),
             Mode::Stopped => {
                 let reason = self
                     .entry
@@ -1359,6 +1488,7 @@ impl<A: Actor> Cell<A> {
             epoch,
             postponed: snapshot.postponed,
             event_timeout_queued,
+            panicked: None,
         });
         let arrived = AssertUnwindSafe(hosted.state.on_arrive(&mut hosted.ctx))
             .catch_unwind()
@@ -1694,4 +1824,16 @@ enum Event<A: Actor> {
     Control(Control<A>),
     Envelope(Envelope<A>),
     Wakeup,
+    /// A caller that ran a handler of the lent actor needs the cell.
+    Attention,
+}
+
+/// What became of the idle actor before the cell waits.
+enum Lend {
+    /// Lent to callers.
+    Lent,
+    /// Kept: not idle, or not lendable.
+    Kept,
+    /// Messages came in meanwhile and were read: handle them first.
+    Drained,
 }

@@ -55,8 +55,7 @@ impl<A: Actor> Entry<A> {
             // Still under the lock: nothing this sender sends next can
             // overtake this message.
             return self
-                .tx
-                .send(Envelope::Local {
+                .put(Envelope::Local {
                     body,
                     reply,
                     counted: false,

@@ -9,15 +9,16 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::actor::Actor;
-use crate::cell::Control;
+use crate::cell::{Control, Hosted};
 use crate::direct::DirectSend;
 use crate::error::{Error, ExitReason};
 use crate::id::{ActorId, Destination, NodeId};
+use crate::idle::IdleSlot;
 use crate::node::{Node, NodeShared};
-use crate::reply::ReplySender;
+use crate::reply::{ReplyResult, ReplySender, ReplyTo};
 use crate::wire::WireEnvelope;
 
 /// What a local sender asks of the actor.
@@ -69,6 +70,8 @@ pub(crate) struct Entry<A: Actor> {
     pub(crate) direct: Mutex<Option<DirectSend>>,
     /// Whether `direct` may be `Some` (read without the lock).
     pub(crate) direct_on: AtomicBool,
+    /// The actor, while it is idle here and lent to callers (see `idle.rs`).
+    pub(crate) idle: IdleSlot<Box<Hosted<A>>>,
 }
 
 impl<A: Actor> Entry<A> {
@@ -94,13 +97,49 @@ impl<A: Actor> Entry<A> {
                 });
             }
         }
-        self.tx
-            .send(Envelope::Local {
-                body,
-                reply,
-                counted,
-            })
-            .map_err(|_| self.down_error())
+        self.put(Envelope::Local {
+            body,
+            reply,
+            counted,
+        })
+        .map_err(|_| self.down_error())
+    }
+
+    /// Runs a request on the caller's task if the actor is idle here and
+    /// its handler is a plain `fn` (see `idle.rs`): the reply is then
+    /// already in the returned channel (unless the handler deferred it).
+    /// Gives the message back otherwise, for the mailbox.
+    pub(crate) fn call_now(&self, msg: A::Msg) -> Result<oneshot::Receiver<ReplyResult>, A::Msg> {
+        if !A::runs_now(&msg) {
+            return Err(msg);
+        }
+        let Some(mut lent) = self.idle.borrow() else {
+            return Err(msg);
+        };
+        let (tx, rx) = oneshot::channel();
+        match lent
+            .value()
+            .handle_now(msg, ReplyTo::local(self.id, Some(tx)))
+        {
+            Ok(call_cell) => {
+                if call_cell {
+                    lent.call_cell();
+                }
+                Ok(rx)
+            }
+            Err((msg, _)) => Err(msg),
+        }
+    }
+
+    /// Puts `envelope` in the mailbox. Every message goes in through here:
+    /// a lent actor must not be borrowed past it (see `idle.rs`).
+    pub(crate) fn put(
+        &self,
+        envelope: Envelope<A>,
+    ) -> Result<(), mpsc::error::SendError<Envelope<A>>> {
+        self.tx.send(envelope)?;
+        self.idle.mailbox_used();
+        Ok(())
     }
 
     /// The error a sender gets once the mailbox is closed.
@@ -166,7 +205,7 @@ impl<A: Actor> ErasedEntry for Entry<A> {
     }
 
     fn deliver(&self, envelope: WireEnvelope) -> Result<(), WireEnvelope> {
-        match self.tx.send(Envelope::Wire(envelope)) {
+        match self.put(Envelope::Wire(envelope)) {
             Ok(()) => Ok(()),
             Err(mpsc::error::SendError(Envelope::Wire(envelope))) => Err(envelope),
             // We sent a `Wire` envelope, so that is what comes back.

@@ -63,17 +63,40 @@ impl<A: Actor> fmt::Debug for HandleCore<A> {
 
 impl<A: Actor> HandleCore<A> {
     /// Sends `msg` and waits for the handler's return value.
+    ///
+    /// While the actor is idle on this node and the handler is a plain `fn`,
+    /// the handler runs here, on the caller's task (see `idle.rs`); it then
+    /// runs to its end whatever the timeout.
     pub fn request<R: Migratable>(
         &self,
         msg: A::Msg,
     ) -> impl Future<Output = Result<R, Error>> + Send + '_ {
-        let sent = self.send_with_reply(LocalBody::User(msg), true);
+        let sent = match self.entry.call_now(msg) {
+            Ok(rx) => Sent::Handled(rx),
+            Err(msg) => match self.send_with_reply(LocalBody::User(msg), true) {
+                Ok(rx) => Sent::Queued(rx),
+                Err(e) => Sent::Failed(e),
+            },
+        };
         async move {
             let rx = match sent {
-                Ok(rx) => rx,
-                Err(e) => {
-                    // A call that fails at once still counts against the
-                    // task's budget: a loop of them cannot hog its thread.
+                Sent::Queued(rx) => rx,
+                Sent::Handled(mut rx) => {
+                    // Handled without waiting: the call still counts against
+                    // the task's budget, so a loop of them cannot hog its
+                    // thread.
+                    tokio::task::consume_budget().await;
+                    match rx.try_recv() {
+                        Ok(reply) => {
+                            return reply
+                                .and_then(|value| open_reply(self.entry.node().as_ref(), value))
+                        }
+                        // Deferred: the reply comes later.
+                        Err(_) => rx,
+                    }
+                }
+                Sent::Failed(e) => {
+                    // Likewise for a call that fails at once.
                     tokio::task::consume_budget().await;
                     return Err(e);
                 }
@@ -116,6 +139,16 @@ impl<A: Actor> HandleCore<A> {
             .await
             .and_then(|value| open_reply(self.entry.node().as_ref(), value))
     }
+}
+
+/// What became of a request when it was made.
+enum Sent {
+    /// Its handler already ran on the caller's task.
+    Handled(oneshot::Receiver<ReplyResult>),
+    /// In the mailbox (or on its way to the actor's node).
+    Queued(oneshot::Receiver<ReplyResult>),
+    /// Refused at once.
+    Failed(Error),
 }
 
 /// A typed reference to an actor. Clone it, send it to other actors (also on

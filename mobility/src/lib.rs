@@ -19,6 +19,7 @@ pub mod events;
 pub mod fsm;
 pub mod handle;
 mod id;
+mod idle;
 mod links;
 pub mod migration;
 mod network;

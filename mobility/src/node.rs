@@ -19,6 +19,7 @@ use crate::entry::{Entry, ErasedEntry, Route};
 use crate::error::{Error, ExitReason};
 use crate::handle::Handle;
 use crate::id::{ActorId, Destination, NodeId};
+use crate::idle::IdleSlot;
 use crate::links::{Links, Path, Queued};
 use crate::migration::{MigrationFailure, MigrationReport, Snapshot};
 use crate::network::{NetSettings, Network};
@@ -393,6 +394,11 @@ impl Node {
         F::Output: Send + 'static,
     {
         self.shared.runtime.spawn(task)
+    }
+
+    /// The runtime the node's tasks run on.
+    pub(crate) fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.shared.runtime
     }
 
     /// A reference that does not keep the node alive.
@@ -1006,6 +1012,7 @@ impl Node {
             deadlines: self.shared.deadlines.clone(),
             direct_on: AtomicBool::new(direct.is_some()),
             direct: Mutex::new(direct),
+            idle: IdleSlot::default(),
         });
         write(&self.shared.entries).insert(id, entry.clone());
         let cell = Cell::new(self.clone(), entry.clone(), rx, control_rx, start, stream);
@@ -1051,6 +1058,7 @@ impl Node {
                 deadlines: self.shared.deadlines.clone(),
                 direct: Mutex::new(None),
                 direct_on: AtomicBool::new(false),
+                idle: IdleSlot::default(),
             }));
         }
         // Check again under the write lock so two decoders make one slot.

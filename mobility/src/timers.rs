@@ -101,7 +101,9 @@ impl Timers {
     /// Cancels the timer of a unique kind; false if there is none (or the
     /// kind is `Plain`).
     pub(crate) fn cancel_kind(&mut self, kind: &TimerKind) -> bool {
-        if !kind.is_unique() {
+        // Checked first: every handled message cancels the event timeout,
+        // and most actors never arm one.
+        if !kind.is_unique() || self.unique.is_empty() {
             return false;
         }
         match self.unique.get(kind).copied() {
@@ -122,6 +124,11 @@ impl Timers {
             }
             None => false,
         }
+    }
+
+    /// Counts the timers armed so far: a change means one was armed.
+    pub(crate) fn armed(&self) -> u64 {
+        self.next_id
     }
 
     /// When the next timer is due.
