@@ -4,7 +4,10 @@
 //!
 //! Groups:
 //! - `request_reply/{multi_thread,current_thread}`: one request awaited at a
-//!   time; `handle` is `Handle::add(1).await`, `raw` the baseline. With
+//!   time; `handle` is `Handle::add(1).await` (a plain handler: it runs on
+//!   the caller's task while the actor is idle), `handle_mailbox` the same
+//!   through an `async` handler (always through the mailbox and the actor's
+//!   task), `raw` the baseline. With
 //!   `to_async` the caller is criterion's `block_on` thread, so on the
 //!   multi-thread runtime every round trip wakes a parked OS thread;
 //!   `multi_thread_in_task` runs the caller as a task on a worker instead.
@@ -92,6 +95,10 @@ fn request_reply(c: &mut Criterion) {
             b.to_async(&rt)
                 .iter(|| async { handle.add(1).await.expect("add") })
         });
+        group.bench_function(BenchmarkId::new("handle_mailbox", flavor), |b| {
+            b.to_async(&rt)
+                .iter(|| async { handle.add_queued(1).await.expect("add") })
+        });
         group.bench_function(BenchmarkId::new("raw", flavor), |b| {
             b.to_async(&rt).iter(|| raw_request(&raw, 1))
         });
@@ -108,6 +115,23 @@ fn request_reply(c: &mut Criterion) {
                             let started = std::time::Instant::now();
                             for _ in 0..iters {
                                 handle.add(1).await.expect("add");
+                            }
+                            started.elapsed()
+                        })
+                        .await
+                        .expect("caller task")
+                    })
+                })
+            });
+            let in_task = BenchmarkId::new("handle_mailbox", "multi_thread_in_task");
+            group.bench_function(in_task, |b| {
+                b.iter_custom(|iters| {
+                    let handle = handle.clone();
+                    rt.block_on(async move {
+                        tokio::spawn(async move {
+                            let started = std::time::Instant::now();
+                            for _ in 0..iters {
+                                handle.add_queued(1).await.expect("add");
                             }
                             started.elapsed()
                         })

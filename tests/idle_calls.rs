@@ -249,3 +249,23 @@ async fn a_reply_deferred_on_the_callers_task_is_answered_later() {
     assert_eq!(waiter.await.expect("join"), Ok(42));
     node.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_node_can_keep_every_handler_on_its_actors_task() {
+    let node = Node::builder()
+        .id("solo")
+        .calls_on_caller_task(false)
+        .start()
+        .await
+        .expect("start");
+    let ledger = node.spawn(Ledger::default()).await.expect("spawn");
+    // The pattern that runs on the caller's task on a default node (see the
+    // first test): here every call goes through the mailbox.
+    for _ in 0..100 {
+        assert_eq!(
+            CALLER.scope(3, async { ledger.whose_task().await }).await,
+            Ok(None)
+        );
+    }
+    node.shutdown().await;
+}

@@ -49,6 +49,14 @@ impl Counter {
         self.count += n;
         self.count
     }
+
+    /// The same as an `async` handler: it always goes through the mailbox
+    /// and runs on the actor's task (a plain one runs on the caller's task
+    /// while the actor is idle).
+    pub async fn add_queued(&mut self, n: u64) -> u64 {
+        self.count += n;
+        self.count
+    }
 }
 
 /// A small actor that migrates: a few fields of common kinds.
@@ -67,6 +75,14 @@ impl Small {
     }
 
     pub fn add(&mut self, n: u64) -> u64 {
+        self.count += n;
+        self.count
+    }
+
+    /// The same as an `async` handler: it always goes through the mailbox
+    /// and runs on the actor's task (a plain one runs on the caller's task
+    /// while the actor is idle).
+    pub async fn add_queued(&mut self, n: u64) -> u64 {
         self.count += n;
         self.count
     }

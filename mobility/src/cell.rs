@@ -438,6 +438,8 @@ pub(crate) struct Cell<A: Actor> {
     /// The node the hosted actor last came from, to acknowledge a commit
     /// it says again.
     commit_source: Option<NodeId>,
+    /// Whether the idle actor is lent to callers (the node's setting).
+    lends: bool,
 }
 
 impl<A: Actor> Drop for Cell<A> {
@@ -480,6 +482,7 @@ impl<A: Actor> Cell<A> {
             Start::Host { state, name } => (Mode::Stopped, Some((state, name))),
             Start::Forward => (Mode::Forwarding(entry.route()), None),
         };
+        let lends = node.calls_on_caller_task();
         Cell {
             node,
             entry,
@@ -494,6 +497,7 @@ impl<A: Actor> Cell<A> {
             first_notice: None,
             outcome_owed: None,
             commit_source: None,
+            lends,
         }
     }
 
@@ -619,7 +623,8 @@ impl<A: Actor> Cell<A> {
     /// (see `idle.rs`): only an actor without states, with nothing queued
     /// and no arrival notice owed.
     fn lend_idle_actor(&mut self) -> Lend {
-        let lendable = self.first_notice.is_none()
+        let lendable = self.lends
+            && self.first_notice.is_none()
             && matches!(&self.mode, Mode::Hosting(h) if h.queue.is_empty() && !h.ctx.state_machine);
         if !lendable {
             return Lend::Kept;

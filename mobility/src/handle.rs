@@ -65,8 +65,9 @@ impl<A: Actor> HandleCore<A> {
     /// Sends `msg` and waits for the handler's return value.
     ///
     /// While the actor is idle on this node and the handler is a plain `fn`,
-    /// the handler runs here, on the caller's task (see `idle.rs`); it then
-    /// runs to its end whatever the timeout.
+    /// the handler runs now, on the caller's task, and to its end whatever
+    /// the timeout (see
+    /// [`NodeBuilder::calls_on_caller_task`](crate::NodeBuilder::calls_on_caller_task)).
     pub fn request<R: Migratable>(
         &self,
         msg: A::Msg,
