@@ -629,31 +629,31 @@ impl<A: Actor> Cell<A> {
         if !lendable {
             return Lend::Kept;
         }
-        let Mode::Hosting(mut hosted) = std::mem::replace(&mut self.mode, Mode::Lent) else {
-            return Lend::Kept;
-        };
         loop {
-            match self.entry.idle.lend(hosted) {
-                Ok(()) => return Lend::Lent,
-                Err(back) => hosted = back,
-            }
             // A message came in since the cell last looked: the mailbox
             // goes first.
-            self.mode = Mode::Hosting(hosted);
-            let mut drained = false;
-            while let Ok(envelope) = self.rx.try_recv() {
-                self.on_envelope(envelope);
-                drained = true;
-            }
-            if drained {
+            if self.entry.idle.take_mark() && self.drain_mailbox() {
                 return Lend::Drained;
             }
-            // The mark was for a message already read: lend again.
-            let Mode::Hosting(back) = std::mem::replace(&mut self.mode, Mode::Lent) else {
+            let Mode::Hosting(hosted) = std::mem::replace(&mut self.mode, Mode::Lent) else {
                 return Lend::Kept;
             };
-            hosted = back;
+            match self.entry.idle.lend(hosted) {
+                Ok(()) => return Lend::Lent,
+                // Marked meanwhile: look again.
+                Err(hosted) => self.mode = Mode::Hosting(hosted),
+            }
         }
+    }
+
+    /// Takes in whatever the mailbox holds now; true if anything.
+    fn drain_mailbox(&mut self) -> bool {
+        let mut drained = false;
+        while let Ok(envelope) = self.rx.try_recv() {
+            self.on_envelope(envelope);
+            drained = true;
+        }
+        drained
     }
 
     /// Takes the lent actor back, waiting for a caller that runs a handler;

@@ -39,7 +39,10 @@ const WANTED: u8 = 16;
 /// The cell is gone: a returned value is dropped.
 const CLOSED: u8 = 32;
 
-/// Where a cell lends its idle actor (`T`: the hosted actor).
+/// Where a cell lends its idle actor (`T`: the hosted actor). On a cache
+/// line of its own: senders on other threads write its word, and must not
+/// slow down readers of the entry's other fields.
+#[repr(align(64))]
 pub(crate) struct IdleSlot<T> {
     state: AtomicU8,
     slot: Mutex<Option<T>>,
@@ -108,18 +111,26 @@ impl<T> IdleSlot<T> {
         }
     }
 
+    /// The cell is about to read the whole mailbox: clears the mark, and
+    /// says whether there was one (if not, the mailbox holds nothing the
+    /// cell has not seen).
+    pub(crate) fn take_mark(&self) -> bool {
+        if self.state.load(SeqCst) & DIRTY == 0 {
+            return false;
+        }
+        self.state.fetch_and(!DIRTY, SeqCst);
+        true
+    }
+
     /// The cell lends `value` to callers. Refused (the value comes back) if
-    /// a message came into the mailbox since the cell last looked: the mark
-    /// is then cleared and the cell must read the mailbox before lending.
+    /// the mailbox is marked: the cell must take the mark and read the
+    /// mailbox first.
     pub(crate) fn lend(&self, value: T) -> Result<(), T> {
         let mut slot = self.lock();
         *slot = Some(value);
         match self.state.compare_exchange(0, LENT, SeqCst, SeqCst) {
             Ok(_) => Ok(()),
-            Err(_) => {
-                self.state.fetch_and(!DIRTY, SeqCst);
-                Err(slot.take().expect("the value was just put in"))
-            }
+            Err(_) => Err(slot.take().expect("the value was just put in")),
         }
     }
 
@@ -233,8 +244,10 @@ mod tests {
         let Poll::Ready((value, _)) = idle.poll_take_back(&mut cx()) else {
             panic!("not borrowed")
         };
-        // The mark outlives the take-back: lending fails once and clears it.
+        // The mark outlives the take-back: no lending until the cell took it.
         let value = idle.lend(value).expect_err("must read the mailbox first");
+        assert!(idle.take_mark());
+        assert!(!idle.take_mark(), "taken once");
         idle.lend(value).expect("clean after the look");
         assert!(idle.borrow().is_some());
     }
@@ -244,6 +257,7 @@ mod tests {
         let idle = IdleSlot::default();
         idle.mailbox_used();
         assert_eq!(idle.lend(7u32), Err(7));
+        assert!(idle.take_mark());
         assert!(idle.lend(7).is_ok());
     }
 
@@ -330,6 +344,7 @@ mod tests {
         let mut owned = Some(0u64);
         for _ in 0..20_000 {
             if let Some(value) = owned.take() {
+                idle.take_mark();
                 lends.fetch_add(1, SeqCst);
                 owned = idle.lend(value).err();
             }
