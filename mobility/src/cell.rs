@@ -693,6 +693,7 @@ impl<A: Actor> Cell<A> {
     /// Closes the mailbox and answers whatever is left in it.
     fn finish(mut self) {
         self.take_numbering();
+        self.owe_outcome(None);
         let reason = self
             .entry
             .exit
@@ -1268,11 +1269,11 @@ impl<A: Actor> Cell<A> {
         }
         // The destination may hold a prepared copy it never hears about:
         // the abort is said again when a session with it comes up.
-        self.outcome_owed = Some(OwedOutcome {
+        self.owe_outcome(Some(OwedOutcome {
             dest: migrating.dest.clone(),
             epoch: migrating.epoch,
             commit: false,
-        });
+        }));
         tracing::warn!(%actor, to = %migrating.dest, %phase, %failure, "migration failed; the actor stays");
         self.resume(
             migrating.hosted,
@@ -1342,11 +1343,11 @@ impl<A: Actor> Cell<A> {
         self.last_forward = tokio::time::Instant::now();
         // Owed until acknowledged: a commit lost with a session is said
         // again on the next one.
-        self.outcome_owed = Some(OwedOutcome {
+        self.owe_outcome(Some(OwedOutcome {
             dest: migrating.dest.clone(),
             epoch: migrating.epoch,
             commit: true,
-        });
+        }));
         // The state stays only at the destination now; drop ours.
         drop(migrating.hosted);
         self.commit_wait = Some(CommitWait {
@@ -1366,7 +1367,7 @@ impl<A: Actor> Cell<A> {
             .as_ref()
             .is_some_and(|o| o.commit && o.epoch == epoch)
         {
-            self.outcome_owed = None;
+            self.owe_outcome(None);
         }
         let current = |w: &CommitWait| w.report.epoch == epoch && !w.acknowledged;
         let Some(wait) = self.commit_wait.as_mut().filter(|w| current(w)) else {
@@ -1704,6 +1705,19 @@ impl<A: Actor> Cell<A> {
 impl<A: Actor> Cell<A> {
     /// Says a migration's outcome again to its destination, now that a
     /// session with it is up (both are idempotent there).
+    /// Sets the outcome this cell owes a destination, keeping the node's
+    /// table of whom to tell when a session comes up in step.
+    fn owe_outcome(&mut self, owed: Option<OwedOutcome>) {
+        let actor = self.id();
+        if let Some(old) = self.outcome_owed.take() {
+            self.node.owe_outcome(&old.dest, actor, false);
+        }
+        if let Some(new) = &owed {
+            self.node.owe_outcome(&new.dest, actor, true);
+        }
+        self.outcome_owed = owed;
+    }
+
     fn resend_outcome(&self, peer: &NodeId) {
         let Some(owed) = self.outcome_owed.as_ref().filter(|o| o.dest == *peer) else {
             return;

@@ -2,7 +2,7 @@
 //! other nodes, and the tables that route replies and monitor reports.
 
 use crate::sync::{lock, read, write};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -253,6 +253,7 @@ impl NodeBuilder {
                 config: self.config,
                 registry,
                 entries: RwLock::new(HashMap::new()),
+                owed_outcomes: Mutex::new(HashMap::new()),
                 names: Mutex::new(HashMap::new()),
                 pending: Mutex::new(HashMap::new()),
                 monitors: Mutex::new(HashMap::new()),
@@ -323,6 +324,9 @@ pub(crate) struct NodeShared {
     config: Config,
     registry: &'static Registry,
     entries: RwLock<HashMap<ActorId, Arc<dyn ErasedEntry>>>,
+    /// The actors whose cell owes each peer a migration outcome, said again
+    /// when a session with that peer comes up.
+    owed_outcomes: Mutex<HashMap<NodeId, HashSet<ActorId>>>,
     names: Mutex<HashMap<String, ActorId>>,
     /// Callers waiting for a reply that comes over a link, by request id.
     pending: Mutex<HashMap<u64, Waiting<ReplySender>>>,
@@ -741,9 +745,33 @@ impl Node {
     /// An authenticated link to `peer` is up (new, or replacing one).
     pub(crate) fn add_link(&self, peer: &NodeId, link: LinkSender) {
         self.shared.links.add(peer.clone(), link);
-        // A migration's outcome lost with an earlier session is said again.
-        for entry in self.all_entries() {
-            entry.control(NetControl::PeerUp(peer.clone()));
+        // A migration's outcome lost with an earlier session is said again
+        // (only the cells that owe this peer one are told).
+        for actor in self.owing_outcome_to(peer) {
+            if let Some(entry) = self.entry(&actor) {
+                entry.control(NetControl::PeerUp(peer.clone()));
+            }
+        }
+    }
+
+    /// The actors whose cell owes `peer` a migration outcome.
+    fn owing_outcome_to(&self, peer: &NodeId) -> Vec<ActorId> {
+        lock(&self.shared.owed_outcomes)
+            .get(peer)
+            .map(|actors| actors.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Records whether `actor`'s cell owes `peer` a migration outcome.
+    pub(crate) fn owe_outcome(&self, peer: &NodeId, actor: ActorId, owed: bool) {
+        let mut table = lock(&self.shared.owed_outcomes);
+        if owed {
+            table.entry(peer.clone()).or_default().insert(actor);
+        } else if let Some(actors) = table.get_mut(peer) {
+            actors.remove(&actor);
+            if actors.is_empty() {
+                table.remove(peer);
+            }
         }
     }
 
@@ -1629,5 +1657,31 @@ impl Node {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_session_coming_up_concerns_only_the_cells_owing_that_peer() {
+        let node = Node::builder().id("a").start().await.expect("start");
+        let (b, c) = (NodeId::new("b").expect("id"), NodeId::new("c").expect("id"));
+        let (x, y) = (ActorId::fresh(), ActorId::fresh());
+        node.owe_outcome(&b, x, true);
+        node.owe_outcome(&b, y, true);
+        node.owe_outcome(&c, y, true);
+        node.owe_outcome(&b, x, false);
+        assert_eq!(node.owing_outcome_to(&b), [y]);
+        assert_eq!(node.owing_outcome_to(&c), [y]);
+        node.owe_outcome(&b, y, false);
+        node.owe_outcome(&c, y, false);
+        assert!(node.owing_outcome_to(&b).is_empty());
+        assert!(
+            lock(&node.shared.owed_outcomes).is_empty(),
+            "no peer kept empty"
+        );
+        node.shutdown().await;
     }
 }
