@@ -247,6 +247,25 @@ async fn a_reply_deferred_on_the_callers_task_is_answered_later() {
     })
     .await;
     assert_eq!(waiter.await.expect("join"), Ok(42));
+
+    // A deferred reply still waits within the caller's timeout.
+    let quick = ledger.with_timeout(Duration::from_millis(50));
+    eventually_async("the actor is idle", || {
+        CALLER.scope(1, async { ledger.whose_task().await == Ok(Some(1)) })
+    })
+    .await;
+    assert_eq!(
+        quick.wait().await,
+        Err(Error::Timeout {
+            actor: ledger.id(),
+            after: Duration::from_millis(50)
+        })
+    );
+    assert_eq!(
+        ledger.release(7).await,
+        Ok(1),
+        "the late reply goes nowhere"
+    );
     node.shutdown().await;
 }
 
