@@ -84,6 +84,43 @@ fn runtimes() -> Vec<(&'static str, Runtime)> {
     vec![("multi_thread", multi), ("current_thread", current)]
 }
 
+/// The round trips compared in the `request_reply` group.
+#[derive(Clone, Copy)]
+enum Call {
+    /// A plain handler (run on the caller's task while the actor is idle).
+    Handle,
+    /// The same handler written `async`: through the mailbox.
+    HandleMailbox,
+    /// The raw baseline.
+    Raw,
+}
+
+impl Call {
+    const ALL: [Call; 3] = [Call::Handle, Call::HandleMailbox, Call::Raw];
+
+    fn name(self) -> &'static str {
+        match self {
+            Call::Handle => "handle",
+            Call::HandleMailbox => "handle_mailbox",
+            Call::Raw => "raw",
+        }
+    }
+
+    async fn once(self, handle: &Handle<Counter>, raw: &mpsc::UnboundedSender<RawRequest>) {
+        match self {
+            Call::Handle => {
+                handle.add(1).await.expect("add");
+            }
+            Call::HandleMailbox => {
+                handle.add_queued(1).await.expect("add");
+            }
+            Call::Raw => {
+                raw_request(raw, 1).await;
+            }
+        }
+    }
+}
+
 fn request_reply(c: &mut Criterion) {
     let mut group = c.benchmark_group("request_reply");
     group.warm_up_time(Duration::from_secs(1));
@@ -91,72 +128,34 @@ fn request_reply(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     for (flavor, rt) in runtimes() {
         let (node, handle, raw) = setup(&rt);
-        group.bench_function(BenchmarkId::new("handle", flavor), |b| {
-            b.to_async(&rt)
-                .iter(|| async { handle.add(1).await.expect("add") })
-        });
-        group.bench_function(BenchmarkId::new("handle_mailbox", flavor), |b| {
-            b.to_async(&rt)
-                .iter(|| async { handle.add_queued(1).await.expect("add") })
-        });
-        group.bench_function(BenchmarkId::new("raw", flavor), |b| {
-            b.to_async(&rt).iter(|| raw_request(&raw, 1))
-        });
+        for call in Call::ALL {
+            group.bench_function(BenchmarkId::new(call.name(), flavor), |b| {
+                b.to_async(&rt).iter(|| call.once(&handle, &raw))
+            });
+        }
         if flavor == "multi_thread" {
             // The same, with the caller on a worker thread too (a spawned
             // task) instead of criterion's `block_on` thread, so each round
             // trip is not a wake-up of a parked OS thread.
-            let in_task = BenchmarkId::new("handle", "multi_thread_in_task");
-            group.bench_function(in_task, |b| {
-                b.iter_custom(|iters| {
-                    let handle = handle.clone();
-                    rt.block_on(async move {
-                        tokio::spawn(async move {
-                            let started = std::time::Instant::now();
-                            for _ in 0..iters {
-                                handle.add(1).await.expect("add");
-                            }
-                            started.elapsed()
+            for call in Call::ALL {
+                let id = BenchmarkId::new(call.name(), "multi_thread_in_task");
+                group.bench_function(id, |b| {
+                    b.iter_custom(|iters| {
+                        let (handle, raw) = (handle.clone(), raw.clone());
+                        rt.block_on(async move {
+                            tokio::spawn(async move {
+                                let started = std::time::Instant::now();
+                                for _ in 0..iters {
+                                    call.once(&handle, &raw).await;
+                                }
+                                started.elapsed()
+                            })
+                            .await
+                            .expect("caller task")
                         })
-                        .await
-                        .expect("caller task")
                     })
-                })
-            });
-            let in_task = BenchmarkId::new("handle_mailbox", "multi_thread_in_task");
-            group.bench_function(in_task, |b| {
-                b.iter_custom(|iters| {
-                    let handle = handle.clone();
-                    rt.block_on(async move {
-                        tokio::spawn(async move {
-                            let started = std::time::Instant::now();
-                            for _ in 0..iters {
-                                handle.add_queued(1).await.expect("add");
-                            }
-                            started.elapsed()
-                        })
-                        .await
-                        .expect("caller task")
-                    })
-                })
-            });
-            let in_task = BenchmarkId::new("raw", "multi_thread_in_task");
-            group.bench_function(in_task, |b| {
-                b.iter_custom(|iters| {
-                    let raw = raw.clone();
-                    rt.block_on(async move {
-                        tokio::spawn(async move {
-                            let started = std::time::Instant::now();
-                            for _ in 0..iters {
-                                raw_request(&raw, 1).await;
-                            }
-                            started.elapsed()
-                        })
-                        .await
-                        .expect("caller task")
-                    })
-                })
-            });
+                });
+            }
         }
         drop(raw);
         rt.block_on(node.shutdown());

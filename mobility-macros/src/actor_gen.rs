@@ -328,67 +328,22 @@ fn actor_impl(ir: &ActorIr, names: &Names, live: &[&Handler]) -> TokenStream {
     };
     let schema = schema_text(live);
     let arms = live.iter().map(|h| {
-        let (name, variant, ret) = (&h.name, &h.variant, &h.ret);
-        let binds: Vec<Ident> = (0..h.args.len())
-            .map(|i| format_ident!("__a{}", i))
-            .collect();
-        let fields = h.args.iter().zip(&binds).map(|(a, b)| {
-            let n = &a.name;
-            quote!(#n: #b)
-        });
-        let ctx = h.ctx.then(|| quote!(&mut *__mobility_ctx));
-        let call_args = binds.iter().map(|b| quote!(#b)).chain(ctx);
-        let awaited = h.is_async.then(|| quote!(.await));
-        let send = if h.deferred {
-            quote!(__mobility_send_later)
-        } else {
-            quote!(__mobility_send)
-        };
-        quote! {
-            #msg::#variant { #(#fields),* } => {
-                __mobility_ctx.__mobility_begin(__mobility_reply);
-                let value = self.#name(#(#call_args),*) #awaited;
-                let __mobility_reply = __mobility_ctx.__mobility_end();
-                (&&__MobilityReply::<#ret>(::core::marker::PhantomData))
-                    .#send(__mobility_reply, value);
-            }
-        }
+        let (pattern, run) = dispatch_arm(msg, h);
+        quote!(#pattern => { #run })
     });
     // Plain `fn` handlers also run at once, on the caller's task while the
     // actor is idle; `async` ones are given back to go through the mailbox.
     let arms_now = live.iter().map(|h| {
-        let (name, variant, ret) = (&h.name, &h.variant, &h.ret);
         if h.is_async {
+            let variant = &h.variant;
             return quote! {
                 __mobility_msg @ #msg::#variant { .. } => {
                     ::core::result::Result::Err((__mobility_msg, __mobility_reply))
                 }
             };
         }
-        let binds: Vec<Ident> = (0..h.args.len())
-            .map(|i| format_ident!("__a{}", i))
-            .collect();
-        let fields = h.args.iter().zip(&binds).map(|(a, b)| {
-            let n = &a.name;
-            quote!(#n: #b)
-        });
-        let ctx = h.ctx.then(|| quote!(&mut *__mobility_ctx));
-        let call_args = binds.iter().map(|b| quote!(#b)).chain(ctx);
-        let send = if h.deferred {
-            quote!(__mobility_send_later)
-        } else {
-            quote!(__mobility_send)
-        };
-        quote! {
-            #msg::#variant { #(#fields),* } => {
-                __mobility_ctx.__mobility_begin(__mobility_reply);
-                let value = self.#name(#(#call_args),*);
-                let __mobility_reply = __mobility_ctx.__mobility_end();
-                (&&__MobilityReply::<#ret>(::core::marker::PhantomData))
-                    .#send(__mobility_reply, value);
-                ::core::result::Result::Ok(())
-            }
-        }
+        let (pattern, run) = dispatch_arm(msg, h);
+        quote!(#pattern => { #run ::core::result::Result::Ok(()) })
     });
     let runs_now = live.iter().map(|h| {
         let variant = &h.variant;
@@ -463,6 +418,37 @@ fn actor_impl(ir: &ActorIr, names: &Names, live: &[&Handler]) -> TokenStream {
             #(#hooks)*
         }
     }
+}
+
+/// One handler's dispatch: the pattern binding its message's fields, and
+/// the statements that run it (awaited if `async`) and send its value to
+/// the reply the context holds.
+fn dispatch_arm(msg: &Ident, h: &Handler) -> (TokenStream, TokenStream) {
+    let (name, variant, ret) = (&h.name, &h.variant, &h.ret);
+    let binds: Vec<Ident> = (0..h.args.len())
+        .map(|i| format_ident!("__a{}", i))
+        .collect();
+    let fields = h.args.iter().zip(&binds).map(|(a, b)| {
+        let n = &a.name;
+        quote!(#n: #b)
+    });
+    let ctx = h.ctx.then(|| quote!(&mut *__mobility_ctx));
+    let call_args = binds.iter().map(|b| quote!(#b)).chain(ctx);
+    let awaited = h.is_async.then(|| quote!(.await));
+    let send = if h.deferred {
+        quote!(__mobility_send_later)
+    } else {
+        quote!(__mobility_send)
+    };
+    let pattern = quote!(#msg::#variant { #(#fields),* });
+    let run = quote! {
+        __mobility_ctx.__mobility_begin(__mobility_reply);
+        let value = self.#name(#(#call_args),*) #awaited;
+        let __mobility_reply = __mobility_ctx.__mobility_end();
+        (&&__MobilityReply::<#ret>(::core::marker::PhantomData))
+            .#send(__mobility_reply, value);
+    };
+    (pattern, run)
 }
 
 fn hook_impl(ir: &ActorIr, h: &HookFn) -> TokenStream {
