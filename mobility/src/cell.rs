@@ -331,6 +331,22 @@ impl<A: Actor> Hosted<A> {
         self.queue.len()
     }
 
+    /// Runs the handler of `msg` at once if it is a plain `fn`, catching a
+    /// panic; gives the message back if the handler is `async`.
+    #[allow(clippy::result_large_err)] // given back at once, never stored
+    fn run_plain(
+        &mut self,
+        msg: A::Msg,
+        reply: ReplyTo,
+    ) -> std::thread::Result<Result<(), (A::Msg, ReplyTo)>> {
+        if !A::runs_now(&msg) {
+            return Ok(Err((msg, reply)));
+        }
+        std::panic::catch_unwind(AssertUnwindSafe(|| {
+            self.state.dispatch_now(msg, &mut self.ctx, reply)
+        }))
+    }
+
     /// Handles `msg` on a caller's task while the actor is lent to it (see
     /// `idle.rs`); its handler must be a plain `fn` ([`Actor::runs_now`]).
     /// `Ok(true)`: the cell must look (a stop or move was asked, a timer
@@ -341,16 +357,12 @@ impl<A: Actor> Hosted<A> {
         msg: A::Msg,
         reply: ReplyTo,
     ) -> Result<bool, (A::Msg, ReplyTo)> {
-        debug_assert!(A::runs_now(&msg), "only a plain handler runs at once");
         let armed = self.ctx.timers.armed();
         self.cancel_event_timeout();
         // The handler may spawn or arm timers: on the node's runtime, as
         // on its cell.
         let _runtime = self.ctx.node().runtime().enter();
-        let run = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            self.state.dispatch_now(msg, &mut self.ctx, reply)
-        }));
-        match run {
+        match self.run_plain(msg, reply) {
             Ok(Ok(())) => Ok(self.ctx.stop_requested
                 || self.ctx.migrate_requested.is_some()
                 || self.ctx.timers.armed() != armed),
@@ -918,8 +930,17 @@ impl<A: Actor> Cell<A> {
                     _ => None,
                 };
                 hosted.ctx.postpone_requested = false;
-                let run = AssertUnwindSafe(hosted.state.dispatch(msg, &mut hosted.ctx, reply));
-                if let Err(panic) = run.catch_unwind().await {
+                // A plain handler runs without making the dispatch future.
+                let ran = match hosted.run_plain(msg, reply) {
+                    Ok(Err((msg, reply))) => {
+                        AssertUnwindSafe(hosted.state.dispatch(msg, &mut hosted.ctx, reply))
+                            .catch_unwind()
+                            .await
+                    }
+                    Ok(Ok(())) => Ok(()),
+                    Err(panic) => Err(panic),
+                };
+                if let Err(panic) = ran {
                     let reason = ExitReason::Panicked(panic_message(&*panic));
                     tracing::error!(%actor, %reason, "handler panicked; the actor is down");
                     let Mode::Hosting(hosted) = std::mem::replace(&mut self.mode, Mode::Stopped)
