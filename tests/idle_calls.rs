@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::{eventually_async, linked, node};
 use mobility::prelude::*;
+use mobility::{Fault, FaultDirection, FaultStep};
 use tokio::sync::Notify;
 
 tokio::task_local! {
@@ -287,4 +288,61 @@ async fn a_node_can_keep_every_handler_on_its_actors_task() {
         );
     }
     node.shutdown().await;
+}
+
+/// After a move here, messages this node's sender sent during the freeze
+/// come back from the old location after the commit: a later request of
+/// that sender must wait for them, not run ahead on its own task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_waits_for_its_senders_messages_still_on_their_way_after_a_move() {
+    let nodes = linked(&["a", "b", "c"]).await;
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    let at_b = b.spawn(Ledger::default()).await.expect("spawn");
+    let from_a = a.bind(&at_b).expect("bind");
+    // A long freeze at b (the prepare reaches a late), and what b forwards
+    // to a after the commit comes later still.
+    a.fault_inject(
+        FaultStep::Prepare,
+        FaultDirection::Incoming,
+        None,
+        Fault::Delay(Duration::from_millis(100)),
+        1,
+    );
+    a.fault_inject(
+        FaultStep::Deliver,
+        FaultDirection::Incoming,
+        Some(b.id()),
+        Fault::Stall(Duration::from_millis(400)),
+        1,
+    );
+    let migration = tokio::spawn({
+        let (b, at_b, to) = (b.clone(), at_b.clone(), a.id().clone());
+        async move { b.migrate(&at_b, to).await }
+    });
+    // a's sender tells all through the move: some reach b while it is
+    // frozen, and b forwards those back to a.
+    let mut sent = 0u64;
+    let mut ticks = common::pace(Duration::from_millis(1));
+    while !migration.is_finished() {
+        from_a.tell().note(0, sent).expect("tell");
+        sent += 1;
+        ticks.tick().await;
+    }
+    let report = migration.await.expect("join").expect("moved to a");
+    assert!(
+        report.forwarded_messages > 0,
+        "some of a's messages arrived during the freeze"
+    );
+    // Another sender's message is handled at a first (the arrival's first
+    // message), so the actor is idle at a while a's are still stalled.
+    let from_c = c.bind(&from_a).expect("bind");
+    assert_eq!(from_c.note(1, 0).await.expect("note").0, 0);
+    let (n, _) = from_a.note(0, sent).await.expect("note");
+    assert_eq!(n, sent);
+    let (next, out_of_order) = from_a.report().await.expect("report");
+    assert_eq!(out_of_order, 0, "a's request overtook its own messages");
+    assert_eq!(next.get(&0), Some(&(sent + 1)));
+    for node in &nodes {
+        node.shutdown().await;
+    }
 }

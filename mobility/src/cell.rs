@@ -632,12 +632,18 @@ impl<A: Actor> Cell<A> {
     }
 
     /// Lends the idle actor to this node's callers while the cell waits
-    /// (see `idle.rs`): only an actor without states, with nothing queued
-    /// and no arrival notice owed.
+    /// (see `idle.rs`): only an actor without states, with nothing queued,
+    /// no arrival notice owed, and every message this node's senders sent
+    /// handled. (After a move here, some may still be on their way back
+    /// from the old location, or held until those arrive: a caller's
+    /// request must not overtake them.)
     fn lend_idle_actor(&mut self) -> Lend {
         let lendable = self.lends
             && self.first_notice.is_none()
-            && matches!(&self.mode, Mode::Hosting(h) if h.queue.is_empty() && !h.ctx.state_machine);
+            && matches!(&self.mode, Mode::Hosting(h)
+                if h.queue.is_empty()
+                    && !h.ctx.state_machine
+                    && h.tracker.next_expected(&self.stream) == self.next_seq);
         if !lendable {
             return Lend::Kept;
         }

@@ -155,6 +155,11 @@ impl<S: Clone + Eq + Hash, T> Tracker<S, T> {
         Accepted::Ready((next - expected) as usize)
     }
 
+    /// The next number `stream` will hand out (0 for an unknown stream).
+    pub(crate) fn next_expected(&self, stream: &S) -> u64 {
+        self.expected.get(stream).copied().unwrap_or(0)
+    }
+
     /// Takes every held message out (for a migration that carries them as
     /// plain messages); the expected numbers are kept.
     pub(crate) fn take_held(&mut self) -> Vec<(S, u64, T)> {
