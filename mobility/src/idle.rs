@@ -10,11 +10,13 @@
 //! Order is kept by never lending past the mailbox: every message put in the
 //! mailbox marks the slot `DIRTY` (after it is in), and nobody may borrow a
 //! dirty slot. The cell lends only from a clean state, clears the mark only
-//! just before it looks at the mailbox again, and takes the actor back
+//! just before it reads the whole mailbox, and takes the actor back
 //! before it does anything else. So a caller's request never runs before a
 //! message that same caller put in the mailbox earlier; a message another
 //! caller was putting in at the same moment may go either side, as with
-//! any two concurrent senders.
+//! any two concurrent senders. (Messages already taken from the mailbox
+//! but not yet handled are the cell's to watch: it lends only when every
+//! one its node's senders sent is handled; see `Cell::lend_idle_actor`.)
 //!
 //! One atomic word holds the protocol; the value itself sits behind a mutex
 //! that is never contended while the word says who owns it.
