@@ -65,12 +65,16 @@ struct Node {
     seen: Arc<Mutex<Seen>>,
 }
 
+/// Rung after every transport event of a round's nodes: what `drained`
+/// waits on between its looks.
+type Changed = Arc<tokio::sync::Notify>;
+
 fn lock(seen: &Mutex<Seen>) -> std::sync::MutexGuard<'_, Seen> {
     seen.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-async fn start(name: String, config: TcpConfig) -> Node {
+async fn start(name: String, config: TcpConfig, changed: Changed) -> Node {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
@@ -110,6 +114,9 @@ async fn start(name: String, config: TcpConfig) -> Node {
                 seen.errors.push(msg);
             }
         }
+        drop(seen);
+        // A stored permit if nobody waits yet: no change is missed.
+        changed.notify_one();
     });
     let transport = Transport::bind_with(identity(&name, "c", "s"), config, "127.0.0.1:0", handler)
         .await
@@ -196,8 +203,9 @@ fn errors(nodes: &[Node]) -> Vec<String> {
         .collect()
 }
 
-/// Waits until every frame sent was received; fails on any error.
-async fn drained(nodes: &[Node], round: usize) {
+/// Waits until every frame sent was received, looking again after each
+/// transport event; fails on any error.
+async fn drained(nodes: &[Node], changed: &Changed, round: usize) {
     let deadline = Instant::now() + DEADLINE;
     loop {
         let errors = errors(nodes);
@@ -221,11 +229,8 @@ async fn drained(nodes: &[Node], round: usize) {
         if missing.is_empty() {
             return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "round {round}: frames missing: {missing:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        let next = tokio::time::timeout_at(deadline, changed.notified()).await;
+        assert!(next.is_ok(), "round {round}: frames missing: {missing:?}");
     }
 }
 
@@ -239,9 +244,11 @@ async fn crossing_connects_keep_one_session_and_every_frame() {
     };
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     for round in 0..ROUNDS {
+        let changed = Changed::default();
         let mut nodes = Vec::new();
         for k in 0..NODES {
-            nodes.push(start(format!("node-{round}-{k}"), config.clone()).await);
+            let name = format!("node-{round}-{k}");
+            nodes.push(start(name, config.clone(), changed.clone()).await);
         }
         let mut addrs = Vec::new();
         for node in &nodes {
@@ -253,6 +260,9 @@ async fn crossing_connects_keep_one_session_and_every_frame() {
             let seens: Vec<_> = nodes.iter().map(|n| Arc::clone(&n.seen)).collect();
             let flowing = Arc::clone(&flowing);
             tokio::spawn(async move {
+                // Load at a steady rate (pacing, not a wait for anything).
+                let mut pace = tokio::time::interval(Duration::from_micros(300));
+                pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 while flowing.load(std::sync::atomic::Ordering::Relaxed) {
                     for seen in &seens {
                         let mut seen = lock(seen);
@@ -261,7 +271,7 @@ async fn crossing_connects_keep_one_session_and_every_frame() {
                             seen.send(&peer, 4);
                         }
                     }
-                    tokio::time::sleep(Duration::from_micros(300)).await;
+                    pace.tick().await;
                 }
             })
         };
@@ -275,6 +285,8 @@ async fn crossing_connects_keep_one_session_and_every_frame() {
                     cuts.push((i, j));
                 }
             }
+            // A random delay places the cuts among the connects: this
+            // timing is what the test varies, not a wait for a condition.
             let delay = Duration::from_micros(rng.next() % 2_000);
             let cutters: Vec<(Transport, NodeId)> = cuts
                 .iter()
@@ -294,12 +306,13 @@ async fn crossing_connects_keep_one_session_and_every_frame() {
             connect_all(&nodes, &addrs, wave).await;
             cutting.await.expect("cuts");
             send_all(&nodes, 32);
+            // A random gap before the next wave (the schedule under test).
             tokio::time::sleep(Duration::from_millis(rng.next() % 5)).await;
         }
         flowing.store(false, std::sync::atomic::Ordering::Relaxed);
         pump.await.expect("pump");
         send_all(&nodes, 64);
-        drained(&nodes, round).await;
+        drained(&nodes, &changed, round).await;
         for node in &nodes {
             let seen = lock(&node.seen);
             assert_eq!(
