@@ -450,8 +450,6 @@ pub(crate) struct Cell<A: Actor> {
     /// The node the hosted actor last came from, to acknowledge a commit
     /// it says again.
     commit_source: Option<NodeId>,
-    /// Whether the idle actor is lent to callers (the node's setting).
-    lends: bool,
 }
 
 impl<A: Actor> Drop for Cell<A> {
@@ -494,7 +492,6 @@ impl<A: Actor> Cell<A> {
             Start::Host { state, name } => (Mode::Stopped, Some((state, name))),
             Start::Forward => (Mode::Forwarding(entry.route()), None),
         };
-        let lends = node.calls_on_caller_task();
         Cell {
             node,
             entry,
@@ -509,7 +506,6 @@ impl<A: Actor> Cell<A> {
             first_notice: None,
             outcome_owed: None,
             commit_source: None,
-            lends,
         }
     }
 
@@ -638,7 +634,7 @@ impl<A: Actor> Cell<A> {
     /// from the old location, or held until those arrive: a caller's
     /// request must not overtake them.)
     fn lend_idle_actor(&mut self) -> Lend {
-        let lendable = self.lends
+        let lendable = self.node.calls_on_caller_task()
             && self.first_notice.is_none()
             && matches!(&self.mode, Mode::Hosting(h)
                 if h.queue.is_empty()
