@@ -32,9 +32,9 @@ use crate::id::{ActorId, Destination, NodeId};
 use crate::migration::{MigrationFailure, MigrationPhase, MigrationReport, QueuedWire, Snapshot};
 use crate::node::Node;
 use crate::reply::{ReplyAddr, ReplySender, ReplyTo};
-use crate::sequence::{Accepted, Tracker};
 use crate::timers::{TimerKind, Timers};
 use crate::wire::{Origin, PeerMsg, WireBody, WireEnvelope};
+use mobility_proto::sequence::{Accepted, Tracker};
 
 /// Control messages from the node's links (untyped).
 #[derive(Debug)]

@@ -26,7 +26,7 @@ mod network;
 mod node;
 mod registry;
 mod reply;
-mod sequence;
+
 mod sync;
 mod timers;
 mod wire;

@@ -20,9 +20,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::id::{ActorId, NodeId};
 use crate::reply::ReplyAddr;
-use crate::sequence::Tracker;
 use crate::timers::TimerKind;
 use crate::wire::{Origin, WireEnvelope};
+use mobility_proto::sequence::Tracker;
 
 /// The steps of a migration, named in reports and errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 /// What the tracker did with a message.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Accepted<T> {
+pub enum Accepted<T> {
     /// It (and any held ones it unblocked) went to the ready queue, in order;
     /// the number is how many.
     Ready(usize),
@@ -31,7 +31,7 @@ pub(crate) enum Accepted<T> {
     serialize = "S: Serialize + Eq + Hash, T: Serialize",
     deserialize = "S: Deserialize<'de> + Eq + Hash, T: Deserialize<'de>"
 ))]
-pub(crate) struct Tracker<S, T> {
+pub struct Tracker<S, T> {
     expected: HashMap<S, u64, StreamHash>,
     held: HashMap<S, BTreeMap<u64, T>, StreamHash>,
 }
@@ -39,11 +39,11 @@ pub(crate) struct Tracker<S, T> {
 /// Streams are named by this node and by authenticated peers only, so a
 /// fast unkeyed hash (FxHash's mixing) is enough; this map is on every
 /// message's path.
-pub(crate) type StreamHash = BuildHasherDefault<StreamHasher>;
+pub type StreamHash = BuildHasherDefault<StreamHasher>;
 
 /// See [`StreamHash`].
 #[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct StreamHasher(u64);
+pub struct StreamHasher(u64);
 
 impl StreamHasher {
     fn mix(&mut self, word: u64) {
@@ -96,7 +96,7 @@ impl<S: Clone + Eq + Hash, T> Default for Tracker<S, T> {
 impl<S: Clone + Eq + Hash, T> Tracker<S, T> {
     /// Takes message `seq` of `stream`; whatever is now next in order is
     /// pushed to `ready`.
-    pub(crate) fn accept(
+    pub fn accept(
         &mut self,
         stream: &S,
         seq: u64,
@@ -156,13 +156,13 @@ impl<S: Clone + Eq + Hash, T> Tracker<S, T> {
     }
 
     /// The next number `stream` will hand out (0 for an unknown stream).
-    pub(crate) fn next_expected(&self, stream: &S) -> u64 {
+    pub fn next_expected(&self, stream: &S) -> u64 {
         self.expected.get(stream).copied().unwrap_or(0)
     }
 
     /// Takes every held message out (for a migration that carries them as
     /// plain messages); the expected numbers are kept.
-    pub(crate) fn take_held(&mut self) -> Vec<(S, u64, T)> {
+    pub fn take_held(&mut self) -> Vec<(S, u64, T)> {
         let mut out = Vec::new();
         for (stream, held) in self.held.drain() {
             out.extend(
@@ -174,12 +174,12 @@ impl<S: Clone + Eq + Hash, T> Tracker<S, T> {
     }
 
     /// The messages held back, in no particular order.
-    pub(crate) fn held(&self) -> impl Iterator<Item = &T> {
+    pub fn held(&self) -> impl Iterator<Item = &T> {
         self.held.values().flat_map(BTreeMap::values)
     }
 
     /// A tracker with the same expected numbers and nothing held.
-    pub(crate) fn clone_expected<U>(&self) -> Tracker<S, U> {
+    pub fn clone_expected<U>(&self) -> Tracker<S, U> {
         Tracker {
             expected: self.expected.clone(),
             held: HashMap::default(),
@@ -188,12 +188,12 @@ impl<S: Clone + Eq + Hash, T> Tracker<S, T> {
 
     /// Number of messages held back.
     #[cfg(test)]
-    pub(crate) fn held_len(&self) -> usize {
+    pub fn held_len(&self) -> usize {
         self.held.values().map(BTreeMap::len).sum()
     }
 
     /// Maps the held messages (e.g. to their wire form).
-    pub(crate) fn map<U>(self, mut f: impl FnMut(T) -> U) -> Tracker<S, U> {
+    pub fn map<U>(self, mut f: impl FnMut(T) -> U) -> Tracker<S, U> {
         Tracker {
             expected: self.expected,
             held: self
@@ -274,8 +274,9 @@ mod tests {
             let mut out = VecDeque::new();
             for (i, seq) in order.iter().enumerate() {
                 if i == split {
-                    let bytes = mobility_net::encode(&t).expect("encode");
-                    t = mobility_net::decode(&bytes).expect("decode");
+                    let mut bytes = Vec::new();
+                    ciborium::into_writer(&t, &mut bytes).expect("encode");
+                    t = ciborium::from_reader(bytes.as_slice()).expect("decode");
                 }
                 t.accept(&0, *seq, *seq, &mut out);
             }

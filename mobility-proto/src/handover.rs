@@ -1,0 +1,1181 @@
+//! The migration protocol of one actor as seen by one node: a pure state
+//! machine. The shell (a cell of the runtime, or the simulation) feeds it
+//! events and performs the actions it returns; it holds no actor state,
+//! sends nothing and reads no clock (`now` is passed in).
+//!
+//! The hand-over is a two-phase commit with the source as coordinator:
+//!
+//! ```text
+//!  source                                  destination
+//!  Hosting --begin--> Preparing --Prepare-->  (restore) Prepared
+//!            Preparing <--PrepareAck(ok)----  Prepared
+//!  Committing --Commit-->                     Prepared --Activate--> Hosting
+//!  Committing <--Committed--                  Hosting
+//!  Forwarding
+//! ```
+//!
+//! The rules that keep one copy and lose none, under any loss, delay,
+//! duplication, stall or false suspicion of a node:
+//!
+//! - A destination activates its prepared copy only on the source's
+//!   `Commit`, or once the source was declared failed (the source is then
+//!   fenced: it learns it was declared failed before it acts again, so it
+//!   never commits nor resumes). The copy held is then the latest state.
+//! - A source that decided to abort stays frozen until the destination
+//!   confirms it dropped its copy (`Aborted`) or was declared failed. So a
+//!   destination whose source was declared failed knows the source never
+//!   went on without it, and may activate.
+//! - A source that sent `Commit` never resumes: the actor lives at the
+//!   destination, or died with it.
+//! - Every attempt has a fresh epoch; a destination refuses a prepare at or
+//!   below an epoch it already dropped or refused, and each side says its
+//!   decision again (`Commit`, `Abort`, `Resolve`) until it is confirmed, so
+//!   a lost or repeated frame changes nothing.
+
+use std::collections::VecDeque;
+use std::fmt::Debug;
+use std::time::Duration;
+
+/// Where an actor lives: a node and the epoch it has there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route<N> {
+    /// The node.
+    pub node: N,
+    /// The actor's epoch at that node.
+    pub epoch: u64,
+}
+
+/// The protocol frames between a source and a destination. `F` is why a
+/// destination refuses an actor; `R` what its prepare answer carries on
+/// success (the runtime: restore time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame<F, R> {
+    /// Phase one (the snapshot travels with it, in the shell).
+    Prepare {
+        /// The attempt.
+        epoch: u64,
+    },
+    /// The destination's answer to `Prepare`.
+    PrepareAck {
+        /// The attempt.
+        epoch: u64,
+        /// Restored and paused, or refused.
+        result: Result<R, F>,
+    },
+    /// Phase two: activate.
+    Commit {
+        /// The attempt.
+        epoch: u64,
+    },
+    /// The destination activated the actor.
+    Committed {
+        /// The attempt.
+        epoch: u64,
+    },
+    /// Drop the prepared copy: the source keeps the actor.
+    Abort {
+        /// The attempt.
+        epoch: u64,
+    },
+    /// The destination holds no copy of this attempt (dropped, or never
+    /// had one) and will never activate it.
+    Aborted {
+        /// The attempt.
+        epoch: u64,
+    },
+    /// From a destination holding a prepared copy: what was decided?
+    Resolve {
+        /// The attempt.
+        epoch: u64,
+    },
+}
+
+/// Why a migration failed, as the machine knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure<F> {
+    /// The destination refused the actor.
+    Refused(F),
+    /// No answer to the prepare in time.
+    Timeout,
+    /// The prepare could not be sent.
+    LinkDown,
+    /// The destination was declared failed.
+    DestinationFailed,
+    /// This node was declared failed by its cluster (fenced) before the
+    /// outcome was known here: the actor lives on at the destination if the
+    /// copy there was the latest, or is down. Claims nothing else.
+    Fenced,
+}
+
+/// What `migrate` answers: where the actor lives now, or in which step it
+/// failed and why.
+pub type Outcome<N, F> = Result<Route<N>, (Step, Failure<F>)>;
+
+/// In which step a migration failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Sending the snapshot, waiting for the destination's answer.
+    Prepare,
+    /// After the commit was sent (the actor is no longer here).
+    Commit,
+}
+
+/// Why an actor is gone from this node for good.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gone {
+    /// This node was declared failed: every actor it held is down.
+    Fenced,
+}
+
+/// What the shell must do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action<N, F, R> {
+    /// Send `frame` to `to` (a failure to send is not reported back: every
+    /// frame that matters is said again until confirmed).
+    Send {
+        /// The peer.
+        to: N,
+        /// The frame.
+        frame: Frame<F, R>,
+    },
+    /// Source: the migration failed and the destination holds no copy:
+    /// the frozen actor goes back to work (its captured queue first, then
+    /// what arrived meanwhile).
+    Resume,
+    /// Source: committed. Drop the frozen copy; what arrived meanwhile and
+    /// everything from now on goes to `route`.
+    HandOver {
+        /// Where the actor lives now.
+        route: Route<N>,
+    },
+    /// Destination: the prepared copy goes live at `epoch` (announce it).
+    Activate {
+        /// The actor's epoch here.
+        epoch: u64,
+        /// The source.
+        source: N,
+    },
+    /// Destination: drop the prepared copy; what arrived meanwhile goes on
+    /// to `route` (the source, which resumes).
+    DropPrepared {
+        /// Where the actor lives.
+        route: Route<N>,
+    },
+    /// The actor is gone from this node and, as far as this node knows,
+    /// everywhere: fail whatever waits on it, report it down.
+    Down(Gone),
+    /// Answer the caller of `migrate` (on the source).
+    Answer(Outcome<N, F>),
+}
+
+/// The protocol state of one actor on one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase<N> {
+    /// The actor lives here, at `epoch`.
+    Hosting {
+        /// Its epoch.
+        epoch: u64,
+    },
+    /// Source: snapshot sent to `dest`, frozen, waiting for the answer.
+    Preparing {
+        /// The destination.
+        dest: N,
+        /// The attempt.
+        epoch: u64,
+        /// The epoch the actor keeps if the attempt fails.
+        home: u64,
+        /// When to give up waiting and abort.
+        deadline: Duration,
+    },
+    /// Source: decided to abort, frozen until `dest` confirms it holds no
+    /// copy (or is declared failed).
+    Aborting {
+        /// The destination.
+        dest: N,
+        /// The attempt.
+        epoch: u64,
+        /// The epoch the actor keeps.
+        home: u64,
+        /// Why (for the answer).
+        failure: FailureKind,
+        /// When to say `Abort` again.
+        retry: Duration,
+    },
+    /// Source: `Commit` sent; forwarding to `dest`, waiting for `Committed`.
+    Committing {
+        /// The destination.
+        dest: N,
+        /// The attempt.
+        epoch: u64,
+        /// When to say `Commit` again.
+        retry: Duration,
+    },
+    /// The actor lives elsewhere; messages go on to `route`.
+    Forwarding {
+        /// Its last known location.
+        route: Route<N>,
+    },
+    /// Destination: restored and paused until the source decides.
+    Prepared {
+        /// The source.
+        source: N,
+        /// The attempt.
+        epoch: u64,
+        /// Where messages go if the copy is dropped.
+        previous: Route<N>,
+        /// When to ask the source again.
+        ask: Duration,
+    },
+    /// The actor ended here (stopped, panicked, or gone with a failure).
+    Ended,
+}
+
+/// Why a source aborts (without the refusal reason, which is answered at
+/// once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// No answer in time.
+    Timeout,
+    /// The link to the destination was lost for good.
+    LinkDown,
+}
+
+/// What the machine says about an arriving prepare, before the shell
+/// restores anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// Restore the snapshot, then call [`Handover::restored`].
+    Restore,
+    /// The same prepare again: the answer was said again; nothing to do.
+    Repeated,
+    /// Stale or conflicting: the shell answers the source with a refusal.
+    Refused,
+}
+
+/// Timeouts the machine works with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// How long a source waits for the prepare answer before aborting.
+    pub prepare_timeout: Duration,
+    /// How often an unconfirmed `Commit`, `Abort` or `Resolve` is said
+    /// again.
+    pub retry: Duration,
+}
+
+/// One actor's migration protocol on one node. `N`: node ids; `F`: why a
+/// destination refuses; `R`: what a successful prepare answer carries.
+#[derive(Debug, Clone)]
+pub struct Handover<N, F, R> {
+    me: N,
+    timing: Timing,
+    phase: Phase<N>,
+    /// The highest epoch this node used or saw for the actor: a new attempt
+    /// takes the next one, so no two attempts share an epoch.
+    high_epoch: u64,
+    /// Prepares at or below this epoch are refused (dropped or refused
+    /// here already).
+    closed_epoch: u64,
+    /// The last attempt this node began as a source: `(dest, epoch)`.
+    attempt: Option<(N, u64)>,
+    /// The last attempt this node committed as a source.
+    committed: Option<(N, u64)>,
+    /// The last attempt this node activated as a destination.
+    activated: Option<(N, u64)>,
+    actions: VecDeque<Action<N, F, R>>,
+}
+
+impl<N: Clone + Eq + Debug, F: Clone + Debug, R: Clone + Debug> Handover<N, F, R> {
+    /// An actor spawned here (epoch 0), or restarted here at `epoch`.
+    pub fn hosting(me: N, epoch: u64, timing: Timing) -> Self {
+        Self::with_phase(me, timing, Phase::Hosting { epoch }, epoch)
+    }
+
+    /// A slot for an actor that lives at `route`.
+    pub fn forwarding(me: N, route: Route<N>, timing: Timing) -> Self {
+        let epoch = route.epoch;
+        Self::with_phase(me, timing, Phase::Forwarding { route }, epoch)
+    }
+
+    fn with_phase(me: N, timing: Timing, phase: Phase<N>, epoch: u64) -> Self {
+        Handover {
+            me,
+            timing,
+            phase,
+            high_epoch: epoch,
+            closed_epoch: 0,
+            attempt: None,
+            committed: None,
+            activated: None,
+            actions: VecDeque::new(),
+        }
+    }
+
+    /// The current phase.
+    pub fn phase(&self) -> &Phase<N> {
+        &self.phase
+    }
+
+    /// Whether the actor's state is here and may handle messages now.
+    pub fn is_hosting(&self) -> bool {
+        matches!(self.phase, Phase::Hosting { .. })
+    }
+
+    /// Whether the actor's state is here but frozen (a migration is
+    /// deciding): messages wait aside.
+    pub fn is_frozen(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Preparing { .. } | Phase::Aborting { .. } | Phase::Prepared { .. }
+        )
+    }
+
+    /// Where messages go from here, if the actor lives elsewhere.
+    pub fn route(&self) -> Option<Route<N>> {
+        match &self.phase {
+            Phase::Forwarding { route } => Some(route.clone()),
+            Phase::Committing { dest, epoch, .. } => Some(Route {
+                node: dest.clone(),
+                epoch: *epoch,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The actor's epoch here, if it is hosted (live or frozen) here.
+    pub fn hosted_epoch(&self) -> Option<u64> {
+        match &self.phase {
+            Phase::Hosting { epoch } => Some(*epoch),
+            _ => None,
+        }
+    }
+
+    /// The next action to perform, in order.
+    pub fn poll_action(&mut self) -> Option<Action<N, F, R>> {
+        self.actions.pop_front()
+    }
+
+    /// When [`Handover::handle_timeout`] should be called next.
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        match &self.phase {
+            Phase::Preparing { deadline, .. } => Some(*deadline),
+            Phase::Aborting { retry, .. } | Phase::Committing { retry, .. } => Some(*retry),
+            Phase::Prepared { ask, .. } => Some(*ask),
+            _ => None,
+        }
+    }
+
+    fn send(&mut self, to: &N, frame: Frame<F, R>) {
+        self.actions.push_back(Action::Send {
+            to: to.clone(),
+            frame,
+        });
+    }
+
+    // ---- source side -------------------------------------------------------
+
+    /// Source: freeze for a move to `dest`; the shell captures the actor
+    /// and sends the prepare with the returned epoch. `None` if the actor
+    /// is not live here (or `dest` is this node).
+    pub fn begin(&mut self, dest: N, now: Duration) -> Option<u64> {
+        let Phase::Hosting { epoch: home } = self.phase else {
+            return None;
+        };
+        if dest == self.me {
+            return None;
+        }
+        self.high_epoch += 1;
+        let epoch = self.high_epoch;
+        self.attempt = Some((dest.clone(), epoch));
+        self.phase = Phase::Preparing {
+            dest,
+            epoch,
+            home,
+            deadline: now + self.timing.prepare_timeout,
+        };
+        Some(epoch)
+    }
+
+    /// Source: the prepare could not be sent (or the snapshot not made):
+    /// nothing left this node, the actor resumes.
+    pub fn prepare_not_sent(&mut self, failure: Failure<F>) {
+        if let Phase::Preparing { home, .. } = self.phase {
+            self.resume(home, failure);
+        }
+    }
+
+    fn resume(&mut self, home: u64, failure: Failure<F>) {
+        self.phase = Phase::Hosting { epoch: home };
+        self.actions.push_back(Action::Resume);
+        self.actions
+            .push_back(Action::Answer(Err((Step::Prepare, failure))));
+    }
+
+    fn abort(&mut self, dest: N, epoch: u64, home: u64, failure: FailureKind, now: Duration) {
+        self.send(&dest, Frame::Abort { epoch });
+        self.phase = Phase::Aborting {
+            dest,
+            epoch,
+            home,
+            failure,
+            retry: now + self.timing.retry,
+        };
+    }
+
+    fn on_prepare_ack(&mut self, from: &N, epoch: u64, result: Result<R, F>, now: Duration) {
+        let Phase::Preparing {
+            dest,
+            epoch: e,
+            home,
+            ..
+        } = &self.phase
+        else {
+            return;
+        };
+        if dest != from || *e != epoch {
+            return;
+        }
+        let (dest, home) = (dest.clone(), *home);
+        match result {
+            Ok(_) => {
+                // The decision: from here on the actor is the destination's.
+                self.send(&dest, Frame::Commit { epoch });
+                self.committed = Some((dest.clone(), epoch));
+                self.phase = Phase::Committing {
+                    dest: dest.clone(),
+                    epoch,
+                    retry: now + self.timing.retry,
+                };
+                self.actions.push_back(Action::HandOver {
+                    route: Route { node: dest, epoch },
+                });
+            }
+            // Refused: the destination holds nothing.
+            Err(refusal) => self.resume(home, Failure::Refused(refusal)),
+        }
+    }
+
+    fn on_committed(&mut self, from: &N, epoch: u64) {
+        if let Phase::Committing { dest, epoch: e, .. } = &self.phase {
+            if dest == from && *e == epoch {
+                let route = Route {
+                    node: dest.clone(),
+                    epoch,
+                };
+                self.phase = Phase::Forwarding {
+                    route: route.clone(),
+                };
+                self.actions.push_back(Action::Answer(Ok(route)));
+            }
+        }
+    }
+
+    fn on_aborted(&mut self, from: &N, epoch: u64) {
+        if let Phase::Aborting {
+            dest,
+            epoch: e,
+            home,
+            failure,
+            ..
+        } = &self.phase
+        {
+            if dest == from && *e == epoch {
+                let failure = match failure {
+                    FailureKind::Timeout => Failure::Timeout,
+                    FailureKind::LinkDown => Failure::LinkDown,
+                };
+                self.resume(*home, failure);
+            }
+        }
+    }
+
+    /// A destination asks what was decided for `epoch`. Only the node that
+    /// began that attempt answers: another (a restarted incarnation, which
+    /// knows nothing) stays silent, and the destination waits until the
+    /// source it asked is declared failed.
+    fn on_resolve(&mut self, from: &N, epoch: u64) {
+        let asked = Some((from.clone(), epoch));
+        if self.committed == asked {
+            return self.send(from, Frame::Commit { epoch });
+        }
+        if self.attempt != asked {
+            return;
+        }
+        match &self.phase {
+            // Still deciding: the answer comes.
+            Phase::Preparing { .. } => {}
+            // Begun here, and never committed.
+            _ => self.send(from, Frame::Abort { epoch }),
+        }
+    }
+
+    /// A newer location of the actor this node forwards to.
+    pub fn moved(&mut self, newer: Route<N>) {
+        self.high_epoch = self.high_epoch.max(newer.epoch);
+        if let Phase::Forwarding { route } = &mut self.phase {
+            if newer.epoch > route.epoch && newer.node != self.me {
+                *route = newer;
+            }
+        }
+    }
+
+    // ---- destination side --------------------------------------------------
+
+    /// Destination: a prepare for `epoch` arrived from `from`. Decides
+    /// before the shell restores anything.
+    pub fn admit_prepare(&mut self, from: &N, epoch: u64) -> Admission {
+        let refuse = |this: &mut Self| {
+            this.closed_epoch = this.closed_epoch.max(epoch);
+            Admission::Refused
+        };
+        if epoch <= self.closed_epoch {
+            return Admission::Refused;
+        }
+        match &self.phase {
+            Phase::Forwarding { route } if route.epoch < epoch => Admission::Restore,
+            Phase::Prepared {
+                source, epoch: e, ..
+            } if source == from && *e == epoch => Admission::Repeated,
+            // Already activated: nothing to answer (the commit was heard).
+            Phase::Hosting { epoch: e } if *e == epoch => Admission::Repeated,
+            _ => refuse(self),
+        }
+    }
+
+    /// Destination: the snapshot of `epoch` from `from` was restored and
+    /// paused (`Ok` with what the answer carries), or could not be.
+    pub fn restored(&mut self, from: &N, epoch: u64, result: Result<R, F>, now: Duration) {
+        let Phase::Forwarding { route } = &self.phase else {
+            return;
+        };
+        if epoch <= route.epoch || epoch <= self.closed_epoch {
+            return;
+        }
+        match result {
+            Ok(answer) => {
+                self.high_epoch = self.high_epoch.max(epoch);
+                self.phase = Phase::Prepared {
+                    source: from.clone(),
+                    epoch,
+                    previous: route.clone(),
+                    ask: now + self.timing.retry,
+                };
+                self.send(
+                    from,
+                    Frame::PrepareAck {
+                        epoch,
+                        result: Ok(answer),
+                    },
+                );
+            }
+            Err(refusal) => {
+                self.closed_epoch = self.closed_epoch.max(epoch);
+                self.send(
+                    from,
+                    Frame::PrepareAck {
+                        epoch,
+                        result: Err(refusal),
+                    },
+                );
+            }
+        }
+    }
+
+    fn on_commit(&mut self, from: &N, epoch: u64) {
+        if self.activated.as_ref() == Some(&(from.clone(), epoch)) {
+            // Said again: the confirmation was lost.
+            return self.send(from, Frame::Committed { epoch });
+        }
+        if let Phase::Prepared {
+            source, epoch: e, ..
+        } = &self.phase
+        {
+            if source == from && *e == epoch {
+                self.activate(from.clone(), epoch);
+                self.send(from, Frame::Committed { epoch });
+            }
+        }
+    }
+
+    fn activate(&mut self, source: N, epoch: u64) {
+        self.activated = Some((source.clone(), epoch));
+        self.phase = Phase::Hosting { epoch };
+        self.actions.push_back(Action::Activate { epoch, source });
+    }
+
+    fn on_abort(&mut self, from: &N, epoch: u64) {
+        if self.activated.as_ref() == Some(&(from.clone(), epoch)) {
+            // Cannot happen with a source that follows the protocol.
+            return;
+        }
+        if let Phase::Prepared {
+            source,
+            epoch: e,
+            previous,
+            ..
+        } = &self.phase
+        {
+            if source == from && *e == epoch {
+                let route = previous.clone();
+                self.phase = Phase::Forwarding {
+                    route: route.clone(),
+                };
+                self.actions.push_back(Action::DropPrepared { route });
+            }
+        }
+        // Whether it dropped a copy or never had one, it never will.
+        self.closed_epoch = self.closed_epoch.max(epoch);
+        self.send(from, Frame::Aborted { epoch });
+    }
+
+    // ---- events from the shell -----------------------------------------
+
+    /// A protocol frame from `from`.
+    pub fn handle_frame(&mut self, from: &N, frame: Frame<F, R>, now: Duration) {
+        match frame {
+            // The shell admits prepares itself (it must restore first).
+            Frame::Prepare { .. } => {}
+            Frame::PrepareAck { epoch, result } => self.on_prepare_ack(from, epoch, result, now),
+            Frame::Commit { epoch } => self.on_commit(from, epoch),
+            Frame::Committed { epoch } => self.on_committed(from, epoch),
+            Frame::Abort { epoch } => self.on_abort(from, epoch),
+            Frame::Aborted { epoch } => self.on_aborted(from, epoch),
+            Frame::Resolve { epoch } => self.on_resolve(from, epoch),
+        }
+    }
+
+    /// Timers: gives up on a prepare, or says an unconfirmed decision or
+    /// question again.
+    pub fn handle_timeout(&mut self, now: Duration) {
+        let retry = now + self.timing.retry;
+        match &mut self.phase {
+            Phase::Preparing {
+                dest,
+                epoch,
+                home,
+                deadline,
+            } if *deadline <= now => {
+                let (dest, epoch, home) = (dest.clone(), *epoch, *home);
+                self.abort(dest, epoch, home, FailureKind::Timeout, now);
+            }
+            Phase::Aborting {
+                dest,
+                epoch,
+                retry: at,
+                ..
+            } if *at <= now => {
+                *at = retry;
+                let (dest, epoch) = (dest.clone(), *epoch);
+                self.send(&dest, Frame::Abort { epoch });
+            }
+            Phase::Committing {
+                dest,
+                epoch,
+                retry: at,
+            } if *at <= now => {
+                *at = retry;
+                let (dest, epoch) = (dest.clone(), *epoch);
+                self.send(&dest, Frame::Commit { epoch });
+            }
+            Phase::Prepared {
+                source, epoch, ask, ..
+            } if *ask <= now => {
+                *ask = retry;
+                let (source, epoch) = (source.clone(), *epoch);
+                self.send(&source, Frame::Resolve { epoch });
+            }
+            _ => {}
+        }
+    }
+
+    /// A new session with `peer` is up: whatever it may not have heard is
+    /// said again.
+    pub fn peer_up(&mut self, peer: &N) {
+        match &self.phase {
+            Phase::Aborting { dest, epoch, .. } if dest == peer => {
+                let epoch = *epoch;
+                self.send(peer, Frame::Abort { epoch });
+            }
+            Phase::Committing { dest, epoch, .. } if dest == peer => {
+                let epoch = *epoch;
+                self.send(peer, Frame::Commit { epoch });
+            }
+            Phase::Prepared { source, epoch, .. } if source == peer => {
+                let epoch = *epoch;
+                self.send(peer, Frame::Resolve { epoch });
+            }
+            _ => {}
+        }
+    }
+
+    /// The link to `peer` was lost for good, but nobody declared it failed
+    /// (it may come back): a prepare waiting on it is aborted, which stays
+    /// unconfirmed until it answers or is declared failed.
+    pub fn peer_lost(&mut self, peer: &N, now: Duration) {
+        if let Phase::Preparing {
+            dest, epoch, home, ..
+        } = &self.phase
+        {
+            if dest == peer {
+                let (dest, epoch, home) = (dest.clone(), *epoch, *home);
+                self.abort(dest, epoch, home, FailureKind::LinkDown, now);
+            }
+        }
+    }
+
+    /// `peer` was declared failed by the cluster: it is fenced, and never
+    /// acts again in this incarnation.
+    pub fn peer_failed(&mut self, peer: &N) {
+        match &self.phase {
+            // It holds no live copy (no commit was sent), and never will.
+            Phase::Preparing { dest, home, .. } | Phase::Aborting { dest, home, .. }
+                if dest == peer =>
+            {
+                let home = *home;
+                self.resume(home, Failure::DestinationFailed);
+            }
+            // The actor was handed over and died with the destination (if
+            // it ever got the commit, or never got live at all).
+            Phase::Committing { dest, epoch, .. } if dest == peer => {
+                let route = Route {
+                    node: dest.clone(),
+                    epoch: *epoch,
+                };
+                self.phase = Phase::Forwarding { route };
+                self.actions.push_back(Action::Answer(Err((
+                    Step::Commit,
+                    Failure::DestinationFailed,
+                ))));
+            }
+            // The source never resumes without our word, and is fenced now:
+            // the copy here is the latest state. It goes live.
+            Phase::Prepared { source, epoch, .. } if source == peer => {
+                let (source, epoch) = (source.clone(), *epoch);
+                self.activate(source, epoch);
+            }
+            _ => {}
+        }
+    }
+
+    /// This node learned that its cluster declared it failed: whatever it
+    /// holds is down, and it decides nothing more.
+    pub fn fenced(&mut self) {
+        let failed = matches!(
+            self.phase,
+            Phase::Preparing { .. } | Phase::Aborting { .. } | Phase::Committing { .. }
+        );
+        let held = matches!(
+            self.phase,
+            Phase::Hosting { .. }
+                | Phase::Preparing { .. }
+                | Phase::Aborting { .. }
+                | Phase::Prepared { .. }
+        );
+        let step = if matches!(self.phase, Phase::Committing { .. }) {
+            Step::Commit
+        } else {
+            Step::Prepare
+        };
+        self.phase = Phase::Ended;
+        if failed {
+            self.actions
+                .push_back(Action::Answer(Err((step, Failure::Fenced))));
+        }
+        if held {
+            self.actions.push_back(Action::Down(Gone::Fenced));
+        }
+    }
+
+    /// The actor ended here (stopped or panicked while hosted).
+    pub fn ended(&mut self) {
+        self.phase = Phase::Ended;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type M = Handover<u8, &'static str, ()>;
+    const T: Timing = Timing {
+        prepare_timeout: Duration::from_millis(100),
+        retry: Duration::from_millis(10),
+    };
+    const NOW: Duration = Duration::from_millis(1000);
+
+    fn actions(m: &mut M) -> Vec<Action<u8, &'static str, ()>> {
+        std::iter::from_fn(|| m.poll_action()).collect()
+    }
+
+    fn send(to: u8, frame: Frame<&'static str, ()>) -> Action<u8, &'static str, ()> {
+        Action::Send { to, frame }
+    }
+
+    /// A source that sent its prepare for epoch 1 to node 2.
+    fn preparing() -> M {
+        let mut m = M::hosting(1, 0, T);
+        assert_eq!(m.begin(2, NOW), Some(1));
+        assert!(m.is_frozen());
+        m
+    }
+
+    /// A destination (node 2) holding a prepared copy of epoch 1 from 1.
+    fn prepared() -> M {
+        let mut m = M::forwarding(2, Route { node: 1, epoch: 0 }, T);
+        assert_eq!(m.admit_prepare(&1, 1), Admission::Restore);
+        m.restored(&1, 1, Ok(()), NOW);
+        assert_eq!(
+            actions(&mut m),
+            [send(
+                1,
+                Frame::PrepareAck {
+                    epoch: 1,
+                    result: Ok(())
+                }
+            )]
+        );
+        m
+    }
+
+    #[test]
+    fn begin_needs_a_live_actor_and_another_node() {
+        let mut m = M::hosting(1, 0, T);
+        assert_eq!(m.begin(1, NOW), None);
+        assert_eq!(m.begin(2, NOW), Some(1));
+        assert_eq!(m.begin(3, NOW), None, "already migrating");
+        let mut f = M::forwarding(1, Route { node: 2, epoch: 4 }, T);
+        assert_eq!(f.begin(3, NOW), None);
+    }
+
+    #[test]
+    fn a_prepare_not_sent_resumes_at_once() {
+        let mut m = preparing();
+        m.prepare_not_sent(Failure::LinkDown);
+        assert_eq!(
+            actions(&mut m),
+            [
+                Action::Resume,
+                Action::Answer(Err((Step::Prepare, Failure::LinkDown)))
+            ]
+        );
+        assert_eq!(m.phase(), &Phase::Hosting { epoch: 0 });
+    }
+
+    #[test]
+    fn an_accepted_prepare_commits_and_hands_over() {
+        let mut m = preparing();
+        m.handle_frame(
+            &2,
+            Frame::PrepareAck {
+                epoch: 1,
+                result: Ok(()),
+            },
+            NOW,
+        );
+        let route = Route { node: 2, epoch: 1 };
+        assert_eq!(
+            actions(&mut m),
+            [
+                send(2, Frame::Commit { epoch: 1 }),
+                Action::HandOver {
+                    route: route.clone()
+                }
+            ]
+        );
+        assert_eq!(m.route(), Some(route.clone()));
+        m.handle_frame(&2, Frame::Committed { epoch: 1 }, NOW);
+        assert_eq!(actions(&mut m), [Action::Answer(Ok(route.clone()))]);
+        assert_eq!(m.phase(), &Phase::Forwarding { route });
+    }
+
+    #[test]
+    fn answers_of_another_attempt_or_node_are_ignored() {
+        let mut m = preparing();
+        m.handle_frame(
+            &2,
+            Frame::PrepareAck {
+                epoch: 7,
+                result: Ok(()),
+            },
+            NOW,
+        );
+        m.handle_frame(
+            &3,
+            Frame::PrepareAck {
+                epoch: 1,
+                result: Ok(()),
+            },
+            NOW,
+        );
+        m.handle_frame(&2, Frame::Aborted { epoch: 1 }, NOW);
+        assert!(actions(&mut m).is_empty());
+        assert!(matches!(m.phase(), Phase::Preparing { .. }));
+    }
+
+    #[test]
+    fn a_refusal_resumes() {
+        let mut m = preparing();
+        m.handle_frame(
+            &2,
+            Frame::PrepareAck {
+                epoch: 1,
+                result: Err("busy"),
+            },
+            NOW,
+        );
+        assert_eq!(
+            actions(&mut m),
+            [
+                Action::Resume,
+                Action::Answer(Err((Step::Prepare, Failure::Refused("busy"))))
+            ]
+        );
+    }
+
+    #[test]
+    fn a_timeout_aborts_and_stays_frozen_until_the_destination_confirms() {
+        let mut m = preparing();
+        m.handle_timeout(NOW + T.prepare_timeout - Duration::from_millis(1));
+        assert!(actions(&mut m).is_empty());
+        let later = NOW + T.prepare_timeout;
+        m.handle_timeout(later);
+        assert_eq!(actions(&mut m), [send(2, Frame::Abort { epoch: 1 })]);
+        assert!(m.is_frozen());
+        // Said again until confirmed; a late acceptance changes nothing.
+        m.handle_timeout(later + T.retry);
+        assert_eq!(actions(&mut m), [send(2, Frame::Abort { epoch: 1 })]);
+        m.handle_frame(
+            &2,
+            Frame::PrepareAck {
+                epoch: 1,
+                result: Ok(()),
+            },
+            later,
+        );
+        m.peer_up(&2);
+        assert_eq!(actions(&mut m), [send(2, Frame::Abort { epoch: 1 })]);
+        m.handle_frame(&2, Frame::Aborted { epoch: 1 }, later);
+        assert_eq!(
+            actions(&mut m),
+            [
+                Action::Resume,
+                Action::Answer(Err((Step::Prepare, Failure::Timeout)))
+            ]
+        );
+        // The next attempt has a new epoch.
+        assert_eq!(m.begin(3, later), Some(2));
+    }
+
+    #[test]
+    fn a_lost_link_aborts_and_a_failed_destination_resumes() {
+        let mut m = preparing();
+        m.peer_lost(&2, NOW);
+        assert_eq!(actions(&mut m), [send(2, Frame::Abort { epoch: 1 })]);
+        m.peer_failed(&3);
+        assert!(actions(&mut m).is_empty());
+        m.peer_failed(&2);
+        assert_eq!(
+            actions(&mut m),
+            [
+                Action::Resume,
+                Action::Answer(Err((Step::Prepare, Failure::DestinationFailed)))
+            ]
+        );
+    }
+
+    #[test]
+    fn a_commit_is_said_again_until_confirmed_and_never_undone() {
+        let mut m = preparing();
+        m.handle_frame(
+            &2,
+            Frame::PrepareAck {
+                epoch: 1,
+                result: Ok(()),
+            },
+            NOW,
+        );
+        actions(&mut m);
+        m.handle_timeout(NOW + T.retry);
+        m.peer_up(&2);
+        assert_eq!(
+            actions(&mut m),
+            [
+                send(2, Frame::Commit { epoch: 1 }),
+                send(2, Frame::Commit { epoch: 1 })
+            ]
+        );
+        m.peer_lost(&2, NOW);
+        assert!(actions(&mut m).is_empty());
+        m.peer_failed(&2);
+        assert_eq!(
+            actions(&mut m),
+            [Action::Answer(Err((
+                Step::Commit,
+                Failure::DestinationFailed
+            )))]
+        );
+        assert!(!m.is_hosting() && !m.is_frozen());
+    }
+
+    #[test]
+    fn resolve_is_answered_by_the_attempts_source_only() {
+        let mut m = preparing();
+        m.handle_frame(&2, Frame::Resolve { epoch: 1 }, NOW);
+        assert!(actions(&mut m).is_empty(), "still deciding");
+        m.handle_frame(
+            &2,
+            Frame::PrepareAck {
+                epoch: 1,
+                result: Ok(()),
+            },
+            NOW,
+        );
+        actions(&mut m);
+        m.handle_frame(&2, Frame::Resolve { epoch: 1 }, NOW);
+        assert_eq!(actions(&mut m), [send(2, Frame::Commit { epoch: 1 })]);
+        // A node that never began that attempt knows nothing: silent.
+        let mut other = M::forwarding(1, Route { node: 2, epoch: 1 }, T);
+        other.handle_frame(&2, Frame::Resolve { epoch: 1 }, NOW);
+        assert!(actions(&mut other).is_empty());
+        // An aborted attempt is answered with the abort.
+        let mut aborted = preparing();
+        aborted.handle_frame(
+            &2,
+            Frame::PrepareAck {
+                epoch: 1,
+                result: Err("no"),
+            },
+            NOW,
+        );
+        actions(&mut aborted);
+        aborted.handle_frame(&2, Frame::Resolve { epoch: 1 }, NOW);
+        assert_eq!(actions(&mut aborted), [send(2, Frame::Abort { epoch: 1 })]);
+    }
+
+    #[test]
+    fn a_destination_admits_only_newer_attempts() {
+        let mut m = M::forwarding(2, Route { node: 1, epoch: 3 }, T);
+        assert_eq!(m.admit_prepare(&1, 3), Admission::Refused);
+        assert_eq!(m.admit_prepare(&1, 4), Admission::Restore);
+        let mut p = prepared();
+        assert_eq!(p.admit_prepare(&1, 1), Admission::Repeated);
+        assert_eq!(p.admit_prepare(&3, 2), Admission::Refused);
+        let mut h = M::hosting(2, 5, T);
+        assert_eq!(h.admit_prepare(&1, 6), Admission::Refused);
+    }
+
+    #[test]
+    fn a_failed_restore_is_refused_and_closes_the_epoch() {
+        let mut m = M::forwarding(2, Route { node: 1, epoch: 0 }, T);
+        m.restored(&1, 1, Err("on_arrive failed"), NOW);
+        assert_eq!(
+            actions(&mut m),
+            [send(
+                1,
+                Frame::PrepareAck {
+                    epoch: 1,
+                    result: Err("on_arrive failed")
+                }
+            )]
+        );
+        assert_eq!(m.admit_prepare(&1, 1), Admission::Refused);
+    }
+
+    #[test]
+    fn a_commit_activates_once_and_is_confirmed_again() {
+        let mut m = prepared();
+        m.handle_frame(&3, Frame::Commit { epoch: 1 }, NOW);
+        m.handle_frame(&1, Frame::Commit { epoch: 2 }, NOW);
+        assert!(actions(&mut m).is_empty());
+        m.handle_frame(&1, Frame::Commit { epoch: 1 }, NOW);
+        assert_eq!(
+            actions(&mut m),
+            [
+                Action::Activate {
+                    epoch: 1,
+                    source: 1
+                },
+                send(1, Frame::Committed { epoch: 1 })
+            ]
+        );
+        m.handle_frame(&1, Frame::Commit { epoch: 1 }, NOW);
+        assert_eq!(actions(&mut m), [send(1, Frame::Committed { epoch: 1 })]);
+        assert_eq!(m.hosted_epoch(), Some(1));
+    }
+
+    #[test]
+    fn an_abort_drops_the_copy_and_is_always_confirmed() {
+        let mut m = prepared();
+        m.handle_frame(&1, Frame::Abort { epoch: 1 }, NOW);
+        assert_eq!(
+            actions(&mut m),
+            [
+                Action::DropPrepared {
+                    route: Route { node: 1, epoch: 0 }
+                },
+                send(1, Frame::Aborted { epoch: 1 })
+            ]
+        );
+        // Again, or before any prepare: confirmed, and the epoch closed.
+        m.handle_frame(&1, Frame::Abort { epoch: 1 }, NOW);
+        assert_eq!(actions(&mut m), [send(1, Frame::Aborted { epoch: 1 })]);
+        assert_eq!(m.admit_prepare(&1, 1), Admission::Refused);
+    }
+
+    #[test]
+    fn an_undecided_destination_asks_and_activates_once_its_source_is_fenced() {
+        let mut m = prepared();
+        m.handle_timeout(NOW + T.retry);
+        m.peer_up(&1);
+        assert_eq!(
+            actions(&mut m),
+            [
+                send(1, Frame::Resolve { epoch: 1 }),
+                send(1, Frame::Resolve { epoch: 1 })
+            ]
+        );
+        // A lost link decides nothing.
+        m.peer_lost(&1, NOW);
+        assert!(actions(&mut m).is_empty() && m.is_frozen());
+        m.peer_failed(&1);
+        assert_eq!(
+            actions(&mut m),
+            [Action::Activate {
+                epoch: 1,
+                source: 1
+            }]
+        );
+        assert!(m.is_hosting());
+    }
+
+    #[test]
+    fn a_fenced_node_ends_what_it_holds_and_claims_nothing() {
+        let mut m = preparing();
+        m.fenced();
+        assert_eq!(
+            actions(&mut m),
+            [
+                Action::Answer(Err((Step::Prepare, Failure::Fenced))),
+                Action::Down(Gone::Fenced)
+            ]
+        );
+        let mut h = M::hosting(1, 0, T);
+        h.fenced();
+        assert_eq!(actions(&mut h), [Action::Down(Gone::Fenced)]);
+        let mut f = M::forwarding(1, Route { node: 2, epoch: 1 }, T);
+        f.fenced();
+        assert!(actions(&mut f).is_empty());
+        assert_eq!(f.phase(), &Phase::Ended);
+        assert_eq!(f.admit_prepare(&2, 2), Admission::Refused);
+    }
+
+    #[test]
+    fn a_forwarder_follows_only_newer_routes() {
+        let mut m = M::forwarding(1, Route { node: 2, epoch: 3 }, T);
+        m.moved(Route { node: 3, epoch: 2 });
+        assert_eq!(m.route(), Some(Route { node: 2, epoch: 3 }));
+        m.moved(Route { node: 3, epoch: 4 });
+        assert_eq!(m.route(), Some(Route { node: 3, epoch: 4 }));
+        m.moved(Route { node: 1, epoch: 5 });
+        assert_eq!(m.route(), Some(Route { node: 3, epoch: 4 }));
+    }
+}
