@@ -281,6 +281,12 @@ pub struct Handover<N, F, R> {
     committed: Option<(N, u64)>,
     /// The last attempt this node activated as a destination.
     activated: Option<(N, u64)>,
+    /// Whether the peer of the attempt in progress is fenced when declared
+    /// failed (a member of this node's cluster): see [`Handover::begin`].
+    arbitrated: bool,
+    /// An abort said to a destination that may not have heard it, and when
+    /// to say it again (unarbitrated attempts, which resume at once).
+    owed_abort: Option<(N, u64, Duration)>,
     actions: VecDeque<Action<N, F, R>>,
 }
 
@@ -306,6 +312,8 @@ impl<N: Clone + Eq + Debug, F: Clone + Debug, R: Clone + Debug> Handover<N, F, R
             attempt: None,
             committed: None,
             activated: None,
+            arbitrated: true,
+            owed_abort: None,
             actions: VecDeque::new(),
         }
     }
@@ -356,12 +364,14 @@ impl<N: Clone + Eq + Debug, F: Clone + Debug, R: Clone + Debug> Handover<N, F, R
 
     /// When [`Handover::handle_timeout`] should be called next.
     pub fn poll_timeout(&self) -> Option<Duration> {
-        match &self.phase {
+        let phase = match &self.phase {
             Phase::Preparing { deadline, .. } => Some(*deadline),
             Phase::Aborting { retry, .. } | Phase::Committing { retry, .. } => Some(*retry),
             Phase::Prepared { ask, .. } => Some(*ask),
             _ => None,
-        }
+        };
+        let owed = self.owed_abort.as_ref().map(|(_, _, at)| *at);
+        phase.into_iter().chain(owed).min()
     }
 
     fn send(&mut self, to: &N, frame: Frame<F, R>) {
@@ -376,7 +386,14 @@ impl<N: Clone + Eq + Debug, F: Clone + Debug, R: Clone + Debug> Handover<N, F, R
     /// Source: freeze for a move to `dest`; the shell captures the actor
     /// and sends the prepare with the returned epoch. `None` if the actor
     /// is not live here (or `dest` is this node).
-    pub fn begin(&mut self, dest: N, now: Duration) -> Option<u64> {
+    ///
+    /// `arbitrated`: `dest` is a member of this node's cluster, so a failure
+    /// declaration fences it. Then an aborting source stays frozen until the
+    /// destination confirms (and a destination whose source was declared
+    /// failed may activate). Without an arbiter (another cluster) the source
+    /// resumes at once on a timeout or a lost link, and the destination
+    /// activates only on a commit.
+    pub fn begin(&mut self, dest: N, now: Duration, arbitrated: bool) -> Option<u64> {
         let Phase::Hosting { epoch: home } = self.phase else {
             return None;
         };
@@ -386,6 +403,7 @@ impl<N: Clone + Eq + Debug, F: Clone + Debug, R: Clone + Debug> Handover<N, F, R
         self.high_epoch += 1;
         let epoch = self.high_epoch;
         self.attempt = Some((dest.clone(), epoch));
+        self.arbitrated = arbitrated;
         self.phase = Phase::Preparing {
             dest,
             epoch,
@@ -412,6 +430,16 @@ impl<N: Clone + Eq + Debug, F: Clone + Debug, R: Clone + Debug> Handover<N, F, R
 
     fn abort(&mut self, dest: N, epoch: u64, home: u64, failure: FailureKind, now: Duration) {
         self.send(&dest, Frame::Abort { epoch });
+        if !self.arbitrated {
+            // The destination activates only on a commit: resume now, and
+            // say the abort until it is confirmed.
+            self.owed_abort = Some((dest, epoch, now + self.timing.retry));
+            let failure = match failure {
+                FailureKind::Timeout => Failure::Timeout,
+                FailureKind::LinkDown => Failure::LinkDown,
+            };
+            return self.resume(home, failure);
+        }
         self.phase = Phase::Aborting {
             dest,
             epoch,
@@ -470,6 +498,13 @@ impl<N: Clone + Eq + Debug, F: Clone + Debug, R: Clone + Debug> Handover<N, F, R
     }
 
     fn on_aborted(&mut self, from: &N, epoch: u64) {
+        if self
+            .owed_abort
+            .as_ref()
+            .is_some_and(|(dest, e, _)| dest == from && *e == epoch)
+        {
+            self.owed_abort = None;
+        }
         if let Phase::Aborting {
             dest,
             epoch: e,
@@ -543,7 +578,15 @@ impl<N: Clone + Eq + Debug, F: Clone + Debug, R: Clone + Debug> Handover<N, F, R
 
     /// Destination: the snapshot of `epoch` from `from` was restored and
     /// paused (`Ok` with what the answer carries), or could not be.
-    pub fn restored(&mut self, from: &N, epoch: u64, result: Result<R, F>, now: Duration) {
+    /// `arbitrated` as in [`Handover::begin`].
+    pub fn restored(
+        &mut self,
+        from: &N,
+        epoch: u64,
+        result: Result<R, F>,
+        now: Duration,
+        arbitrated: bool,
+    ) {
         let Phase::Forwarding { route } = &self.phase else {
             return;
         };
@@ -553,6 +596,7 @@ impl<N: Clone + Eq + Debug, F: Clone + Debug, R: Clone + Debug> Handover<N, F, R
         match result {
             Ok(answer) => {
                 self.high_epoch = self.high_epoch.max(epoch);
+                self.arbitrated = arbitrated;
                 self.phase = Phase::Prepared {
                     source: from.clone(),
                     epoch,
@@ -647,6 +691,13 @@ impl<N: Clone + Eq + Debug, F: Clone + Debug, R: Clone + Debug> Handover<N, F, R
     /// question again.
     pub fn handle_timeout(&mut self, now: Duration) {
         let retry = now + self.timing.retry;
+        if let Some((dest, epoch, at)) = &mut self.owed_abort {
+            if *at <= now {
+                *at = retry;
+                let (dest, epoch) = (dest.clone(), *epoch);
+                self.send(&dest, Frame::Abort { epoch });
+            }
+        }
         match &mut self.phase {
             Phase::Preparing {
                 dest,
@@ -690,6 +741,12 @@ impl<N: Clone + Eq + Debug, F: Clone + Debug, R: Clone + Debug> Handover<N, F, R
     /// A new session with `peer` is up: whatever it may not have heard is
     /// said again.
     pub fn peer_up(&mut self, peer: &N) {
+        if let Some((dest, epoch, _)) = &self.owed_abort {
+            if dest == peer {
+                let epoch = *epoch;
+                self.send(peer, Frame::Abort { epoch });
+            }
+        }
         match &self.phase {
             Phase::Aborting { dest, epoch, .. } if dest == peer => {
                 let epoch = *epoch;
@@ -723,8 +780,16 @@ impl<N: Clone + Eq + Debug, F: Clone + Debug, R: Clone + Debug> Handover<N, F, R
     }
 
     /// `peer` was declared failed by the cluster: it is fenced, and never
-    /// acts again in this incarnation.
+    /// acts again in this incarnation. For a peer of another cluster: its
+    /// incarnation is gone (it restarted, or its link is lost for good).
     pub fn peer_failed(&mut self, peer: &N) {
+        if self
+            .owed_abort
+            .as_ref()
+            .is_some_and(|(dest, ..)| dest == peer)
+        {
+            self.owed_abort = None;
+        }
         match &self.phase {
             // It holds no live copy (no commit was sent), and never will.
             Phase::Preparing { dest, home, .. } | Phase::Aborting { dest, home, .. }
@@ -748,9 +813,20 @@ impl<N: Clone + Eq + Debug, F: Clone + Debug, R: Clone + Debug> Handover<N, F, R
             }
             // The source never resumes without our word, and is fenced now:
             // the copy here is the latest state. It goes live.
-            Phase::Prepared { source, epoch, .. } if source == peer => {
+            Phase::Prepared { source, epoch, .. } if source == peer && self.arbitrated => {
                 let (source, epoch) = (source.clone(), *epoch);
                 self.activate(source, epoch);
+            }
+            // Without an arbiter the source may have resumed before it was
+            // lost: the copy here may be stale, and goes.
+            Phase::Prepared {
+                source, previous, ..
+            } if source == peer => {
+                let route = previous.clone();
+                self.phase = Phase::Forwarding {
+                    route: route.clone(),
+                };
+                self.actions.push_back(Action::DropPrepared { route });
             }
             _ => {}
         }
@@ -813,7 +889,7 @@ mod tests {
     /// A source that sent its prepare for epoch 1 to node 2.
     fn preparing() -> M {
         let mut m = M::hosting(1, 0, T);
-        assert_eq!(m.begin(2, NOW), Some(1));
+        assert_eq!(m.begin(2, NOW, true), Some(1));
         assert!(m.is_frozen());
         m
     }
@@ -822,7 +898,7 @@ mod tests {
     fn prepared() -> M {
         let mut m = M::forwarding(2, Route { node: 1, epoch: 0 }, T);
         assert_eq!(m.admit_prepare(&1, 1), Admission::Restore);
-        m.restored(&1, 1, Ok(()), NOW);
+        m.restored(&1, 1, Ok(()), NOW, true);
         assert_eq!(
             actions(&mut m),
             [send(
@@ -839,11 +915,11 @@ mod tests {
     #[test]
     fn begin_needs_a_live_actor_and_another_node() {
         let mut m = M::hosting(1, 0, T);
-        assert_eq!(m.begin(1, NOW), None);
-        assert_eq!(m.begin(2, NOW), Some(1));
-        assert_eq!(m.begin(3, NOW), None, "already migrating");
+        assert_eq!(m.begin(1, NOW, true), None);
+        assert_eq!(m.begin(2, NOW, true), Some(1));
+        assert_eq!(m.begin(3, NOW, true), None, "already migrating");
         let mut f = M::forwarding(1, Route { node: 2, epoch: 4 }, T);
-        assert_eq!(f.begin(3, NOW), None);
+        assert_eq!(f.begin(3, NOW, true), None);
     }
 
     #[test]
@@ -962,7 +1038,7 @@ mod tests {
             ]
         );
         // The next attempt has a new epoch.
-        assert_eq!(m.begin(3, later), Some(2));
+        assert_eq!(m.begin(3, later, true), Some(2));
     }
 
     #[test]
@@ -1066,7 +1142,7 @@ mod tests {
     #[test]
     fn a_failed_restore_is_refused_and_closes_the_epoch() {
         let mut m = M::forwarding(2, Route { node: 1, epoch: 0 }, T);
-        m.restored(&1, 1, Err("on_arrive failed"), NOW);
+        m.restored(&1, 1, Err("on_arrive failed"), NOW, true);
         assert_eq!(
             actions(&mut m),
             [send(
@@ -1177,5 +1253,46 @@ mod tests {
         assert_eq!(m.route(), Some(Route { node: 3, epoch: 4 }));
         m.moved(Route { node: 1, epoch: 5 });
         assert_eq!(m.route(), Some(Route { node: 3, epoch: 4 }));
+    }
+
+    #[test]
+    fn without_an_arbiter_a_source_resumes_at_once_and_its_destination_waits_for_a_commit() {
+        let mut m = M::hosting(1, 0, T);
+        assert_eq!(m.begin(2, NOW, false), Some(1));
+        m.peer_lost(&2, NOW);
+        assert_eq!(
+            actions(&mut m),
+            [
+                send(2, Frame::Abort { epoch: 1 }),
+                Action::Resume,
+                Action::Answer(Err((Step::Prepare, Failure::LinkDown)))
+            ]
+        );
+        assert!(m.is_hosting());
+        // The abort is owed until confirmed.
+        m.peer_up(&2);
+        m.handle_timeout(NOW + T.retry);
+        assert_eq!(
+            actions(&mut m),
+            [
+                send(2, Frame::Abort { epoch: 1 }),
+                send(2, Frame::Abort { epoch: 1 })
+            ]
+        );
+        m.handle_frame(&2, Frame::Aborted { epoch: 1 }, NOW);
+        assert_eq!(m.poll_timeout(), None);
+
+        let mut d = M::forwarding(2, Route { node: 1, epoch: 0 }, T);
+        d.restored(&1, 1, Ok(()), NOW, false);
+        actions(&mut d);
+        d.peer_lost(&1, NOW);
+        assert!(actions(&mut d).is_empty() && d.is_frozen());
+        d.peer_failed(&1);
+        assert_eq!(
+            actions(&mut d),
+            [Action::DropPrepared {
+                route: Route { node: 1, epoch: 0 }
+            }]
+        );
     }
 }

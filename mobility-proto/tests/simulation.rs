@@ -139,6 +139,8 @@ struct Sim {
     holders_failed: u32,
     trace: Vec<String>,
     tracing: bool,
+    /// Whether peers are arbitrated by a shared failure detector.
+    arbitrated: bool,
 }
 
 /// SplitMix64: small, fast, and the same everywhere.
@@ -163,6 +165,9 @@ impl Rng {
 /// Which faults a schedule may inject.
 #[derive(Debug, Clone, Copy)]
 struct Faults {
+    /// The nodes are of different clusters: no failure detector, no
+    /// fencing; a crash is seen as the peer's restart.
+    cross: bool,
     stalls: bool,
     suspicion: bool,
     crashes: bool,
@@ -220,6 +225,7 @@ impl Sim {
             holders_failed: 0,
             trace: Vec::new(),
             tracing,
+            arbitrated: true,
         }
     }
 
@@ -528,6 +534,7 @@ impl Sim {
                 queue,
             } => {
                 let me = self.peer(n);
+                let arbitrated = self.arbitrated;
                 let machine = self.nodes[n as usize].machine.get_or_insert_with(|| {
                     Handover::forwarding(
                         me,
@@ -540,7 +547,7 @@ impl Sim {
                 });
                 match machine.admit_prepare(&from, epoch) {
                     Admission::Restore => {
-                        machine.restored(&from, epoch, Ok(()), now);
+                        machine.restored(&from, epoch, Ok(()), now, arbitrated);
                         if matches!(machine.phase(), Phase::Prepared { .. }) {
                             let node = &mut self.nodes[n as usize];
                             node.state = Some(state);
@@ -764,7 +771,7 @@ impl Sim {
         let Some(machine) = node.machine.as_mut() else {
             return false;
         };
-        let Some(epoch) = machine.begin(dest, now) else {
+        let Some(epoch) = machine.begin(dest, now, self.arbitrated) else {
             return false;
         };
         // Freeze: the queue is captured with the state.
@@ -798,7 +805,7 @@ impl Sim {
         self.log(|| format!("n{n} stalls"));
         self.nodes[n as usize].stalled = true;
         // A stall longer than failure detection: declared failed, sometimes.
-        if self.rng.chance(600) {
+        if self.arbitrated && self.rng.chance(600) {
             self.declare_failed(n);
         }
         true
@@ -846,8 +853,18 @@ impl Sim {
         }
     }
 
+    /// Whether the actor dies if node `n` does: it holds the state, or,
+    /// without an arbiter, a commit it sent is not confirmed yet (the
+    /// destination cannot tell it from a source that resumed on its own,
+    /// and drops its copy when the source is gone).
     fn holds_state(&self, n: Node) -> bool {
-        self.nodes[n as usize].state.is_some()
+        let node = &self.nodes[n as usize];
+        node.state.is_some()
+            || (!self.arbitrated
+                && node
+                    .machine
+                    .as_ref()
+                    .is_some_and(|m| matches!(m.phase(), Phase::Committing { .. })))
     }
 
     fn crash(&mut self) -> bool {
@@ -907,7 +924,7 @@ impl Sim {
         }
         self.partitioned.insert((a.min(b), a.max(b)));
         // A long partition ends in a failure declaration of one side.
-        if self.rng.chance(300) {
+        if self.arbitrated && self.rng.chance(300) {
             let side = if self.rng.chance(500) { a } else { b };
             self.declare_failed(side);
         }
@@ -1044,9 +1061,11 @@ impl Sim {
 }
 
 fn faults_of(rng: &mut Rng) -> Faults {
+    let cross = rng.chance(250);
     Faults {
+        cross,
         stalls: rng.chance(700),
-        suspicion: rng.chance(500),
+        suspicion: !cross && rng.chance(500),
         crashes: rng.chance(300),
         partitions: rng.chance(500),
         duplicates: rng.chance(500),
@@ -1055,6 +1074,7 @@ fn faults_of(rng: &mut Rng) -> Faults {
 
 fn run_on(sim: &mut Sim, steps: usize) {
     let faults = faults_of(&mut sim.rng);
+    sim.arbitrated = !faults.cross;
     for _ in 0..steps {
         sim.step(faults, false);
     }
