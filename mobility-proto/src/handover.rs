@@ -483,6 +483,25 @@ impl<N: Clone + Eq + Debug, F: Clone + Debug, R: Clone + Debug> Handover<N, F, R
     }
 
     fn on_committed(&mut self, from: &N, epoch: u64) {
+        // An aborting source hears that its destination went live anyway
+        // (it declared this node failed and activated): the actor is there.
+        if let Phase::Aborting { dest, epoch: e, .. } = &self.phase {
+            if dest == from && *e == epoch {
+                let route = Route {
+                    node: dest.clone(),
+                    epoch,
+                };
+                self.committed = Some((dest.clone(), epoch));
+                self.phase = Phase::Forwarding {
+                    route: route.clone(),
+                };
+                self.actions.push_back(Action::HandOver {
+                    route: route.clone(),
+                });
+                self.actions.push_back(Action::Answer(Ok(route)));
+                return;
+            }
+        }
         if let Phase::Committing { dest, epoch: e, .. } = &self.phase {
             if dest == from && *e == epoch {
                 let route = Route {
@@ -648,8 +667,9 @@ impl<N: Clone + Eq + Debug, F: Clone + Debug, R: Clone + Debug> Handover<N, F, R
 
     fn on_abort(&mut self, from: &N, epoch: u64) {
         if self.activated.as_ref() == Some(&(from.clone(), epoch)) {
-            // Cannot happen with a source that follows the protocol.
-            return;
+            // Activated after the source was declared failed: it is live
+            // here, and the source must hear so (it stays frozen till then).
+            return self.send(from, Frame::Committed { epoch });
         }
         if let Phase::Prepared {
             source,
@@ -766,8 +786,23 @@ impl<N: Clone + Eq + Debug, F: Clone + Debug, R: Clone + Debug> Handover<N, F, R
 
     /// The link to `peer` was lost for good, but nobody declared it failed
     /// (it may come back): a prepare waiting on it is aborted, which stays
-    /// unconfirmed until it answers or is declared failed.
+    /// unconfirmed until it answers or is declared failed. Without an
+    /// arbiter, an unconfirmed commit is answered as such.
     pub fn peer_lost(&mut self, peer: &N, now: Duration) {
+        if let Phase::Committing { dest, epoch, .. } = &self.phase {
+            if dest == peer && !self.arbitrated {
+                // No arbiter will say more: the commit was sent, and the
+                // actor lives there if it arrived.
+                let route = Route {
+                    node: dest.clone(),
+                    epoch: *epoch,
+                };
+                self.phase = Phase::Forwarding { route };
+                self.actions
+                    .push_back(Action::Answer(Err((Step::Commit, Failure::LinkDown))));
+                return;
+            }
+        }
         if let Phase::Preparing {
             dest, epoch, home, ..
         } = &self.phase
@@ -1293,6 +1328,35 @@ mod tests {
             [Action::DropPrepared {
                 route: Route { node: 1, epoch: 0 }
             }]
+        );
+    }
+
+    #[test]
+    fn a_destination_that_went_live_on_a_false_suspicion_tells_its_aborting_source() {
+        let mut d = prepared();
+        d.peer_failed(&1);
+        assert_eq!(
+            actions(&mut d),
+            [Action::Activate {
+                epoch: 1,
+                source: 1
+            }]
+        );
+        d.handle_frame(&1, Frame::Abort { epoch: 1 }, NOW);
+        assert_eq!(actions(&mut d), [send(1, Frame::Committed { epoch: 1 })]);
+        let mut m = preparing();
+        m.handle_timeout(NOW + T.prepare_timeout);
+        actions(&mut m);
+        m.handle_frame(&2, Frame::Committed { epoch: 1 }, NOW);
+        let route = Route { node: 2, epoch: 1 };
+        assert_eq!(
+            actions(&mut m),
+            [
+                Action::HandOver {
+                    route: route.clone()
+                },
+                Action::Answer(Ok(route))
+            ]
         );
     }
 }
