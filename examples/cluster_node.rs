@@ -515,6 +515,13 @@ async fn print_member_events(node: Node) {
             MemberEvent::Joined(who) => ("joined", who),
             MemberEvent::Left(who) => ("left", who),
             MemberEvent::Failed(who) => ("failed", who),
+            MemberEvent::Fenced => {
+                // Declared failed while it was stalled or cut off: like a
+                // downed Akka node, this process ends; a restart is a new
+                // incarnation that may join again.
+                println!("fenced: the cluster declared this node failed; exiting");
+                std::process::exit(3);
+            }
         };
         let members = node.members();
         println!(

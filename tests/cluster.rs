@@ -353,7 +353,11 @@ async fn a_failed_node_takes_its_entries_and_its_actors_are_reported_down() {
     let reason = tokio::time::timeout(PATIENCE, monitor)
         .await
         .expect("monitor fired in time");
-    assert_eq!(reason, ExitReason::NodeDown(NodeId::new("c").expect("id")));
+    // Declared failed by the cluster: unreachable, not "shut down".
+    assert_eq!(
+        reason,
+        ExitReason::Unreachable(NodeId::new("c").expect("id"))
+    );
     let event = tokio::time::timeout(PATIENCE, async {
         loop {
             match events.recv().await {
@@ -375,7 +379,10 @@ async fn a_failed_node_takes_its_entries_and_its_actors_are_reported_down() {
     }
     match victim.add(1).await {
         Err(Error::ActorDown { reason, .. }) => {
-            assert_eq!(reason, ExitReason::NodeDown(NodeId::new("c").expect("id")))
+            assert_eq!(
+                reason,
+                ExitReason::Unreachable(NodeId::new("c").expect("id"))
+            )
         }
         other => panic!("expected the actor down, got {other:?}"),
     }

@@ -357,6 +357,17 @@ impl<N: Clone + Eq + Debug, F: Clone + Debug, R: Clone + Debug> Handover<N, F, R
         }
     }
 
+    /// The peer this node still owes a word (a decision not confirmed, or
+    /// a question not answered): tell the machine when a session with it
+    /// comes up ([`Handover::peer_up`]).
+    pub fn owes(&self) -> Option<&N> {
+        match &self.phase {
+            Phase::Aborting { dest, .. } | Phase::Committing { dest, .. } => Some(dest),
+            Phase::Prepared { source, .. } => Some(source),
+            _ => self.owed_abort.as_ref().map(|(dest, ..)| dest),
+        }
+    }
+
     /// The next action to perform, in order.
     pub fn poll_action(&mut self) -> Option<Action<N, F, R>> {
         self.actions.pop_front()

@@ -65,6 +65,22 @@ impl<A: Actor> Entry<A> {
         let Some(node) = self.node() else {
             return Err(self.down_error());
         };
+        let mut route = self.route();
+        // Its node was declared failed and the actor lives on elsewhere (it
+        // survived a move caught by the failure): what the failed node held
+        // of this stream is lost, so a new stream begins there.
+        if node.is_failed_member(&route.node) {
+            if let Some((at, epoch)) = node.locate(self.id).filter(|(at, _)| *at != route.node) {
+                numbering.stream = Origin {
+                    node: node.id().clone(),
+                    stream: crate::id::random_u64(),
+                };
+                numbering.next_seq = 0;
+                route = Route { node: at, epoch };
+                self.set_route(route.clone());
+                self.reroute_cell(route.clone());
+            }
+        }
         let numbered = Numbered::<A> {
             origin: numbering.stream.clone(),
             seq: numbering.next_seq,
@@ -73,9 +89,7 @@ impl<A: Actor> Entry<A> {
         };
         numbering.next_seq += 1;
         let envelope = numbered.into_wire(&node, self.id);
-        if let Some(newer) =
-            node.deliver_to(self.id, A::TYPE_TAG.to_owned(), &self.route(), envelope)
-        {
+        if let Some(newer) = node.deliver_to(self.id, A::TYPE_TAG.to_owned(), &route, envelope) {
             self.reroute_cell(newer);
         }
         Ok(())

@@ -152,6 +152,11 @@ impl Directory {
         }
     }
 
+    /// This node's stalls and standing with its cluster.
+    pub(crate) fn stall_guard(&self) -> mobility_net::membership::StallGuard {
+        self.membership.stall_guard()
+    }
+
     pub(crate) fn gossip_interval(&self) -> Duration {
         self.gossip_interval
     }

@@ -20,6 +20,11 @@ pub enum ExitReason {
     /// The node that hosted it shut down.
     #[error("its node {0} shut down")]
     NodeDown(NodeId),
+    /// The node that hosted it is unreachable and was declared failed by
+    /// its cluster (it crashed, stalled or was cut off: it is fenced, so
+    /// the actor never answers again).
+    #[error("its node {0} is unreachable (declared failed)")]
+    Unreachable(NodeId),
     /// No actor with this id is known where the message arrived.
     #[error("no such actor")]
     NoSuchActor,

@@ -101,6 +101,17 @@ pub enum MigrationFailure {
     /// The destination is leaving its cluster (draining) and takes no actor.
     #[error("the destination is leaving its cluster")]
     Leaving,
+    /// The destination was declared failed by the cluster during the
+    /// migration. Before the commit the actor stays home; after it, the
+    /// actor died with the destination.
+    #[error("the destination {0} was declared failed")]
+    DestinationFailed(NodeId),
+    /// This node was declared failed by its cluster during the migration
+    /// (it was stalled or cut off): it does not know the outcome. The actor
+    /// lives on at the destination if the copy there was the latest, or is
+    /// reported down.
+    #[error("this node was declared failed by its cluster; the outcome is not known here")]
+    Fenced,
 }
 
 /// What a successful migration did. Returned by `Node::migrate` and emitted

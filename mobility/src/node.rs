@@ -12,7 +12,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::actor::Actor;
-use crate::cell::{Cell, Control, NetControl, Start};
+use crate::cell::{Cell, Control, HandoverFrame, NetControl, Start};
 use crate::direct::DirectSend;
 use crate::directory::Directory;
 use crate::entry::{Entry, ErasedEntry, Route};
@@ -29,6 +29,7 @@ use crate::wire::{Origin, PeerMsg, WireBody, WireEnvelope};
 use mobility_net::membership::{MemberEvent, Membership, MembershipConfig};
 use mobility_net::tcp::{Secret, TcpConfig};
 use mobility_net::{LinkReceiver, LinkSender};
+use mobility_proto::handover::Frame;
 use std::net::SocketAddr;
 
 mod drain;
@@ -237,6 +238,7 @@ impl NodeBuilder {
             ),
             _ => None,
         };
+        let stall = directory.as_ref().map(Directory::stall_guard);
         tracing::debug!(node = %id, types = ?registry.tags(), "node started");
         let node = Node {
             shared: Arc::new(NodeShared {
@@ -260,6 +262,10 @@ impl NodeBuilder {
                 next_id: AtomicU64::new(1),
                 links: Links::default(),
                 stopped: AtomicBool::new(false),
+                fenced: AtomicBool::new(false),
+                stall,
+                closed_epochs: Mutex::new(HashMap::new()),
+                failed_members: Mutex::new(HashSet::new()),
                 live_cells: AtomicUsize::new(0),
                 cell_tasks: Mutex::new(HashMap::new()),
                 cells_done: tokio::sync::Notify::new(),
@@ -335,6 +341,15 @@ pub(crate) struct NodeShared {
     next_id: AtomicU64,
     links: Links,
     stopped: AtomicBool,
+    /// Declared failed by the cluster (see [`Node::is_fenced`]).
+    fenced: AtomicBool,
+    /// This node's stalls and standing (cluster members only).
+    stall: Option<mobility_net::membership::StallGuard>,
+    /// Per actor without a slot here, the highest migration attempt aborted
+    /// before its prepare arrived.
+    closed_epochs: Mutex<HashMap<ActorId, u64>>,
+    /// Members declared failed (until a new incarnation joins).
+    failed_members: Mutex<HashSet<NodeId>>,
     live_cells: AtomicUsize,
     /// The cell tasks, to abort those still busy when shutdown's grace ends.
     cell_tasks: Mutex<HashMap<ActorId, tokio::task::AbortHandle>>,
@@ -798,7 +813,11 @@ impl Node {
         }
         tracing::warn!(node = %self.id(), %peer, reason = why, "peer lost");
         let entries = self.all_entries();
-        self.fail_waiting_on(peer, &std::collections::HashSet::new());
+        self.fail_waiting_on(
+            peer,
+            &std::collections::HashSet::new(),
+            ExitReason::NodeDown(peer.clone()),
+        );
         for entry in entries {
             entry.control(NetControl::PeerLost(peer.clone()));
         }
@@ -868,13 +887,36 @@ impl Node {
     /// An actor still inside a handler after a grace period of 2 s is
     /// aborted: its callers are told it is down.
     pub async fn shutdown(&self) {
+        self.stop(|| NetControl::Shutdown).await;
+    }
+
+    /// Whether this node's cluster declared it failed (it was stalled or
+    /// cut off for longer than the failure timeout). A fenced node has
+    /// stopped: its actors were reported down (`Unreachable`) and never
+    /// answer again, here or anywhere. It cannot rejoin: start a new node
+    /// (a new incarnation), as a restarted process does.
+    pub fn is_fenced(&self) -> bool {
+        self.shared.fenced.load(Ordering::Acquire)
+    }
+
+    /// This node learned it was declared failed: everything it holds is
+    /// down, and it stops (without a graceful leave: it is no member).
+    pub(crate) async fn fence(&self) {
+        if self.shared.fenced.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tracing::error!(node = %self.id(), "declared failed by the cluster: this node is fenced and stops");
+        self.stop(|| NetControl::Fenced).await;
+    }
+
+    async fn stop(&self, control: fn() -> NetControl) {
         if self.shared.stopped.swap(true, Ordering::AcqRel) {
             return;
         }
         let entries: Vec<Arc<dyn ErasedEntry>> =
             read(&self.shared.entries).values().cloned().collect();
         for entry in &entries {
-            entry.control(NetControl::Shutdown);
+            entry.control(control());
         }
         let all_done = async {
             loop {
@@ -907,6 +949,22 @@ impl Node {
         lock(&self.shared.pending).clear();
         lock(&self.shared.monitors).clear();
         tracing::debug!(node = %self.id(), "node shut down");
+    }
+
+    /// Whether this node may handle a message that came from another node
+    /// now. Just back from a stall it first waits to know it was not
+    /// declared failed meanwhile (the cluster may have told that message's
+    /// caller the actor is down): false if it was, and is fenced.
+    pub(crate) async fn may_serve_remote(&self) -> bool {
+        use mobility_net::membership::Standing;
+        let Some(guard) = &self.shared.stall else {
+            return true;
+        };
+        match guard.check() {
+            Standing::Serving => true,
+            Standing::Fenced => false,
+            Standing::Validating => guard.settled().await,
+        }
     }
 
     fn check_running(&self) -> Result<(), Error> {
@@ -1130,6 +1188,12 @@ impl Node {
         snapshot: Box<Snapshot<A>>,
         started: Instant,
     ) -> Result<(), MigrationFailure> {
+        if lock(&self.shared.closed_epochs)
+            .get(&actor)
+            .is_some_and(|closed| epoch <= *closed)
+        {
+            return Err(MigrationFailure::Busy);
+        }
         // What the actor owes to nodes we have no link to goes back the way
         // it came: through the source.
         for owed in snapshot.nodes_owed() {
@@ -1147,6 +1211,45 @@ impl Node {
                 started,
             })
             .map_err(|_| MigrationFailure::Stopped)
+    }
+
+    /// Why an actor on `node` cannot be reached: its node was declared
+    /// failed by the cluster, or (as far as this node knows) it is down.
+    pub(crate) fn down_reason(&self, node: &NodeId) -> ExitReason {
+        if lock(&self.shared.failed_members).contains(node) {
+            ExitReason::Unreachable(node.clone())
+        } else {
+            ExitReason::NodeDown(node.clone())
+        }
+    }
+
+    /// Whether member `node` was declared failed (and no new incarnation
+    /// joined since).
+    pub(crate) fn is_failed_member(&self, node: &NodeId) -> bool {
+        lock(&self.shared.failed_members).contains(node)
+    }
+
+    /// Records whether member `node` is declared failed.
+    pub(crate) fn set_member_failed(&self, node: &NodeId, failed: bool) {
+        let mut members = lock(&self.shared.failed_members);
+        if failed {
+            members.insert(node.clone());
+        } else {
+            members.remove(node);
+        }
+    }
+
+    /// Attempts up to `epoch` of moving `actor` here were aborted before
+    /// this node had a slot for it: their prepares are refused.
+    fn close_epoch(&self, actor: ActorId, epoch: u64) {
+        let mut closed = lock(&self.shared.closed_epochs);
+        // Bounded: past 4,096 actors the table starts over (their attempts
+        // are long over by then).
+        if closed.len() >= 4096 {
+            closed.clear();
+        }
+        let slot = closed.entry(actor).or_insert(0);
+        *slot = (*slot).max(epoch);
     }
 
     /// Whether the cluster's directory has `name` held by another actor.
@@ -1305,12 +1408,15 @@ impl Node {
                     actor, envelope, ..
                 },
                 _,
-            )) => self.reject(&envelope, actor, ExitReason::NodeDown(to.clone())),
+            )) => self.reject(&envelope, actor, self.down_reason(to)),
             Ok((PeerMsg::Prepare { actor, epoch, .. }, _)) => self.control(
                 &actor,
-                NetControl::PrepareAck {
-                    epoch,
-                    result: Err(MigrationFailure::Unreachable(to.to_string())),
+                NetControl::Handover {
+                    from: to.clone(),
+                    frame: Frame::PrepareAck {
+                        epoch,
+                        result: Err(MigrationFailure::Unreachable(to.to_string())),
+                    },
                 },
             ),
             Ok((msg, _)) => {
@@ -1408,7 +1514,7 @@ impl Node {
         }
         tracing::warn!(%actor, to = %route.node, %error, "message could not be delivered");
         if let PeerMsg::Deliver { envelope, .. } = &deliver {
-            self.reject(envelope, actor, ExitReason::NodeDown(route.node.clone()));
+            self.reject(envelope, actor, self.down_reason(&route.node));
         }
         None
     }
@@ -1428,6 +1534,12 @@ impl Node {
 
     fn entry(&self, id: &ActorId) -> Option<Arc<dyn ErasedEntry>> {
         read(&self.shared.entries).get(id).cloned()
+    }
+
+    /// A frame of the migration protocol for `actor`'s cell.
+    fn handover(&self, from: &NodeId, actor: ActorId, frame: HandoverFrame) {
+        let from = from.clone();
+        self.control(&actor, NetControl::Handover { from, frame });
     }
 
     fn control(&self, actor: &ActorId, control: NetControl) {
@@ -1531,7 +1643,7 @@ impl Node {
                         _,
                     )) = crate::wire::open_frame(tail)
                     {
-                        self.reject(&envelope, actor, ExitReason::NodeDown(to));
+                        self.reject(&envelope, actor, self.down_reason(&to));
                     }
                 }
             }
@@ -1613,27 +1725,41 @@ impl Node {
                 actor,
                 epoch,
                 result,
-            } => self.control(&actor, NetControl::PrepareAck { epoch, result }),
-            PeerMsg::Commit { actor, epoch } => self.control(&actor, NetControl::Commit { epoch }),
+            } => self.handover(from, actor, Frame::PrepareAck { epoch, result }),
+            PeerMsg::Commit { actor, epoch } => self.handover(from, actor, Frame::Commit { epoch }),
             PeerMsg::Committed {
                 actor,
                 epoch,
                 queued,
-            } => self.control(&actor, NetControl::Committed { epoch, queued }),
+            } => self.control(
+                &actor,
+                NetControl::Committed {
+                    from: from.clone(),
+                    epoch,
+                    queued,
+                },
+            ),
             PeerMsg::FirstHandled { actor, epoch } => {
                 self.control(&actor, NetControl::FirstHandled { epoch })
             }
-            PeerMsg::Resolve { actor, epoch } => match self.entry(&actor) {
-                Some(entry) => entry.control(NetControl::Resolve {
-                    epoch,
-                    from: from.clone(),
-                }),
-                // Nothing here hands this actor over: it was not committed.
+            // A node that knows nothing of the actor (a restart, say) leaves
+            // it unanswered: it did not begin that attempt, and the
+            // destination waits until the one that did is declared failed.
+            PeerMsg::Resolve { actor, epoch } => {
+                self.handover(from, actor, Frame::Resolve { epoch })
+            }
+            PeerMsg::Abort { actor, epoch } => match self.entry(&actor) {
+                Some(_) => self.handover(from, actor, Frame::Abort { epoch }),
+                // Its prepare never got here (or its slot is gone): there is
+                // no copy, and a late prepare of that attempt is refused.
                 None => {
-                    let _ = self.send_peer(from, &PeerMsg::Abort { actor, epoch });
+                    self.close_epoch(actor, epoch);
+                    let _ = self.send_peer(from, &PeerMsg::Aborted { actor, epoch });
                 }
             },
-            PeerMsg::Abort { actor, epoch } => self.control(&actor, NetControl::Abort { epoch }),
+            PeerMsg::Aborted { actor, epoch } => {
+                self.handover(from, actor, Frame::Aborted { epoch })
+            }
             PeerMsg::ClaimName {
                 name,
                 actor,

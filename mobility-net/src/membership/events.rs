@@ -20,8 +20,15 @@ pub enum MemberEvent {
     /// [`leave`]: super::Membership::leave
     Left(NodeId),
     /// The member went silent (failure detector) without announcing a leave,
-    /// or was replaced by a newer incarnation of itself.
+    /// or was replaced by a newer incarnation of itself. Final for that
+    /// incarnation: if it was only stalled or cut off and comes back, it
+    /// is not a member again (it learns it was declared failed and fences
+    /// itself); only a new incarnation (a restart) joins.
     Failed(NodeId),
+    /// This node learned that its cluster declared it failed (it was
+    /// stalled or cut off for longer than the failure timeout): it is no
+    /// longer a member and must stop serving (the runtime fences itself).
+    Fenced,
 }
 
 /// One live member as seen by a node.
@@ -47,11 +54,15 @@ pub(super) struct Observed {
 }
 
 /// What is known of the latest incarnation of a node id.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Incarnation {
     generation: u64,
     live: bool,
     left: bool,
+    /// Declared failed: this incarnation is never live again.
+    failed: bool,
+    /// As last seen live (kept while failures are held).
+    member: Option<Member>,
 }
 
 /// Remembers, per node id, its latest incarnation and whether it is live and
@@ -59,6 +70,8 @@ struct Incarnation {
 #[derive(Debug, Default)]
 pub(super) struct Tracker {
     incarnations: HashMap<NodeId, Incarnation>,
+    /// Incarnations declared failed since last taken: `(id, generation)`.
+    failed: Vec<(NodeId, u64)>,
 }
 
 impl Tracker {
@@ -66,9 +79,26 @@ impl Tracker {
     /// events since the previous one and the live members (latest
     /// incarnation of each id; members that announced a leave included, with
     /// `leaving` set).
+    #[cfg(test)]
     pub(super) fn update(
         &mut self,
         observed: Vec<Observed>,
+    ) -> (Vec<MemberEvent>, BTreeMap<NodeId, Member>) {
+        self.update_holding(observed, false)
+    }
+
+    /// The incarnations declared failed since the last call.
+    pub(super) fn take_failed(&mut self) -> Vec<(NodeId, u64)> {
+        std::mem::take(&mut self.failed)
+    }
+
+    /// As [`Tracker::update`]; with `hold`, a member missing from the
+    /// snapshot is not declared failed yet and stays live as last seen
+    /// (this node was just stalled: its failure detector's view is stale).
+    pub(super) fn update_holding(
+        &mut self,
+        observed: Vec<Observed>,
+        hold: bool,
     ) -> (Vec<MemberEvent>, BTreeMap<NodeId, Member>) {
         // Latest live incarnation of each id.
         let mut latest: BTreeMap<NodeId, Observed> = BTreeMap::new();
@@ -89,6 +119,8 @@ impl Tracker {
                 generation: peer.generation,
                 live: true,
                 left: leaving,
+                failed: false,
+                member: Some(peer.member.clone()),
             };
             match self.incarnations.get_mut(&id) {
                 None => {
@@ -100,11 +132,14 @@ impl Tracker {
                 // An older incarnation still gossiped about while the newer
                 // one is live: ignored.
                 Some(known) if peer.generation < known.generation && known.live => continue,
+                // Declared failed: it stays so, however alive it looks.
+                Some(known) if peer.generation <= known.generation && known.failed => continue,
                 // A new incarnation (or, if the known one is gone, an older
                 // one that is live after all: clocks may go backwards).
                 Some(known) if peer.generation != known.generation => {
                     if known.live && !known.left {
                         events.push(MemberEvent::Failed(id.clone()));
+                        self.failed.push((id.clone(), known.generation));
                     }
                     *known = fresh;
                     if !leaving {
@@ -112,6 +147,7 @@ impl Tracker {
                     }
                 }
                 Some(known) => {
+                    known.member = Some(peer.member.clone());
                     if !known.live {
                         known.live = true;
                         if leaving {
@@ -130,9 +166,17 @@ impl Tracker {
 
         for (id, known) in &mut self.incarnations {
             if known.live && !live.contains_key(id) {
+                if hold {
+                    if let Some(member) = &known.member {
+                        live.insert(id.clone(), member.clone());
+                    }
+                    continue;
+                }
                 known.live = false;
                 if !known.left {
+                    known.failed = true;
                     events.push(MemberEvent::Failed(id.clone()));
+                    self.failed.push((id.clone(), known.generation));
                 }
             }
         }
@@ -217,10 +261,11 @@ mod tests {
         let (events, live) = tracker.update(vec![peer("a", 1, false)]);
         assert_eq!(events, vec![Failed(id("a"))]);
         assert!(live.is_empty());
-        // Still live with the newer one gone: it counts again.
+        // Still gossiped about with the newer one gone: it was replaced
+        // (declared failed) and stays so.
         let (events, live) = tracker.update(vec![peer("a", 1, false)]);
-        assert_eq!(events, vec![Joined(id("a"))]);
-        assert_eq!(live.len(), 1);
+        assert!(events.is_empty());
+        assert!(live.is_empty());
     }
 
     #[test]
@@ -233,17 +278,50 @@ mod tests {
     }
 
     #[test]
-    fn back_after_failure_is_joined_again() {
+    fn back_after_failure_stays_failed() {
         let mut tracker = Tracker::default();
         tracker.update(vec![peer("a", 1, false)]);
         tracker.update(vec![]);
-        let (events, _) = tracker.update(vec![peer("a", 1, false)]);
-        assert_eq!(events, vec![Joined(id("a"))]);
-        // Back only to leave: nothing more to say.
-        tracker.update(vec![]);
+        let (events, live) = tracker.update(vec![peer("a", 1, false)]);
+        assert!(events.is_empty() && live.is_empty());
+        // Back only to leave: nothing more to say either.
         let (events, _) = tracker.update(vec![peer("a", 1, true)]);
         assert!(events.is_empty());
         let (events, _) = tracker.update(vec![]);
         assert!(events.is_empty());
+    }
+
+    #[test]
+    fn a_failed_incarnation_that_comes_back_stays_failed_and_its_restart_joins() {
+        let mut tracker = Tracker::default();
+        tracker.update(vec![peer("a", 1, false), peer("b", 1, false)]);
+        let (events, _) = tracker.update(vec![peer("a", 1, false)]);
+        assert_eq!(events, vec![Failed(id("b"))]);
+        assert_eq!(tracker.take_failed(), vec![(id("b"), 1)]);
+        // b was only stalled: it gossips again, but is not a member.
+        let (events, live) = tracker.update(vec![peer("a", 1, false), peer("b", 1, false)]);
+        assert!(events.is_empty(), "{events:?}");
+        assert!(!live.contains_key(&id("b")));
+        // A restart of b is a new node.
+        let (events, live) = tracker.update(vec![peer("a", 1, false), peer("b", 2, false)]);
+        assert_eq!(events, vec![Joined(id("b"))]);
+        assert!(live.contains_key(&id("b")));
+        assert!(tracker.take_failed().is_empty());
+    }
+
+    #[test]
+    fn holding_keeps_missing_members_live_until_released() {
+        let mut tracker = Tracker::default();
+        tracker.update(vec![peer("a", 1, false), peer("b", 1, false)]);
+        // This node was stalled: its detector's view of a is stale.
+        let (events, live) = tracker.update_holding(vec![peer("b", 1, false)], true);
+        assert!(events.is_empty());
+        assert!(live.contains_key(&id("a")));
+        // a was alive after all.
+        let (events, _) = tracker.update(vec![peer("a", 1, false), peer("b", 1, false)]);
+        assert!(events.is_empty());
+        // Still missing once the hold ends: failed.
+        let (events, _) = tracker.update(vec![peer("b", 1, false)]);
+        assert_eq!(events, vec![Failed(id("a"))]);
     }
 }

@@ -14,6 +14,7 @@ use tokio::sync::{broadcast, watch, Mutex};
 use super::auth_udp::{AuthUdpTransport, GossipKey, TransportStats};
 use super::config::MembershipConfig;
 use super::events::{Member, MemberEvent, Observed, Tracker};
+use super::stall::{StallGuard, Standing};
 use crate::{NetError, NodeId};
 
 /// The reserved key that carries a member's lifecycle status.
@@ -60,6 +61,18 @@ struct Inner {
 struct Shared {
     view: RwLock<View>,
     events: broadcast::Sender<MemberEvent>,
+    /// This node's id and start generation (to find itself declared failed).
+    me: NodeId,
+    generation: u64,
+    guard: StallGuard,
+    /// The last snapshot, applied again when a hold on failures ends.
+    last_observed: std::sync::Mutex<Vec<Observed>>,
+}
+
+/// The key under which a member publishes that it declared `id` failed;
+/// its value is the failed incarnation's generation.
+pub(super) fn down_key(id: &NodeId) -> String {
+    format!("down.{id}")
 }
 
 /// The members as last seen.
@@ -88,22 +101,59 @@ impl Shared {
     /// Applies a snapshot of live peers; emits the events it implies (after
     /// the view is updated, so a subscriber that hears `Joined(x)` finds `x`
     /// in `members()`).
-    fn apply(&self, observed: Vec<Observed>) {
+    ///
+    /// Just back from a stall, failures are held (the detector's view is
+    /// stale). Returns the incarnations newly declared failed, for this
+    /// node to publish.
+    fn apply(&self, observed: Vec<Observed>) -> Vec<(NodeId, u64)> {
+        *self
+            .last_observed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = observed.clone();
+        let standing = self.guard.check();
         let mut view = self.write();
-        if view.stopped {
-            return;
+        if view.stopped || standing == Standing::Fenced {
+            return Vec::new();
         }
-        let (events, peers) = view.tracker.update(observed);
+        let hold = standing == Standing::Validating;
+        let (mut events, peers) = view.tracker.update_holding(observed, hold);
+        let failed = view.tracker.take_failed();
+        // Declared failed by a member: this incarnation is fenced.
+        let key = down_key(&self.me);
+        let generation = self.generation.to_string();
+        let fenced = peers
+            .values()
+            .find(|m| m.values.get(&key) == Some(&generation))
+            .map(|m| m.id.clone());
         view.peers = peers;
+        if let Some(by) = fenced {
+            tracing::error!(node = %self.me, %by, "this node was declared failed by its cluster: fenced");
+            self.guard.fence();
+            view.peers.clear();
+            events = vec![MemberEvent::Fenced];
+        }
+        drop(view);
         for event in events {
             match &event {
                 MemberEvent::Joined(id) => tracing::info!(member = %id, "member joined"),
                 MemberEvent::Left(id) => tracing::info!(member = %id, "member left"),
                 MemberEvent::Failed(id) => tracing::info!(member = %id, "member failed"),
+                MemberEvent::Fenced => {}
             }
             // No subscriber is not an error.
             let _ = self.events.send(event);
         }
+        failed
+    }
+
+    /// Applies the last snapshot again (a hold on failures ended).
+    fn reapply(&self) -> Vec<(NodeId, u64)> {
+        let observed = self
+            .last_observed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        self.apply(observed)
     }
 }
 
@@ -153,8 +203,9 @@ impl Membership {
         let self_values: BTreeMap<String, String> = initial.iter().cloned().collect();
 
         let gossip_interval = config.effective_gossip_interval();
+        let generation = generation();
         let chitchat_config = ChitchatConfig {
-            chitchat_id: ChitchatId::new(config.node.as_str(), generation(), addr),
+            chitchat_id: ChitchatId::new(config.node.as_str(), generation, addr),
             cluster_id: config.cluster.clone(),
             gossip_interval,
             listen_addr: addr,
@@ -171,6 +222,8 @@ impl Membership {
         let live = chitchat.lock().await.live_nodes_watcher();
 
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let guard = StallGuard::new(config.effective_failure_timeout());
+        guard.tick();
         let shared = Arc::new(Shared {
             view: RwLock::new(View {
                 self_values,
@@ -180,14 +233,20 @@ impl Membership {
                 stopped: false,
             }),
             events,
+            me: config.node.clone(),
+            generation,
+            guard,
+            last_observed: std::sync::Mutex::new(Vec::new()),
         });
         let (stop, stop_rx) = watch::channel(false);
         tokio::spawn(watch_live_nodes(
             live,
-            stop_rx,
+            stop_rx.clone(),
             Arc::clone(&shared),
+            Arc::clone(&chitchat),
             config.node.clone(),
         ));
+        tokio::spawn(tick(stop_rx, Arc::clone(&shared), Arc::clone(&chitchat)));
         tracing::info!(node = %config.node, cluster = %config.cluster, %addr, "membership started");
         Ok(Membership {
             inner: Arc::new(Inner {
@@ -207,6 +266,12 @@ impl Membership {
     /// This node's id.
     pub fn id(&self) -> &NodeId {
         &self.inner.id
+    }
+
+    /// This node's stalls and standing with its cluster: whether it is
+    /// serving, validating after a stall, or fenced (declared failed).
+    pub fn stall_guard(&self) -> StallGuard {
+        self.inner.shared.guard.clone()
     }
 
     /// This node's UDP gossip address.
@@ -459,11 +524,13 @@ async fn watch_live_nodes(
     mut live: watch::Receiver<BTreeMap<ChitchatId, NodeState>>,
     mut stop: watch::Receiver<bool>,
     shared: Arc<Shared>,
+    chitchat: Arc<Mutex<Chitchat>>,
     me: NodeId,
 ) {
     loop {
         let observed = observe(&live.borrow_and_update(), &me);
-        shared.apply(observed);
+        let failed = shared.apply(observed);
+        publish_downs(&shared, &chitchat, failed).await;
         tokio::select! {
             biased;
             _ = stop.changed() => return,
@@ -472,6 +539,42 @@ async fn watch_live_nodes(
                     return;
                 }
             }
+        }
+    }
+}
+
+/// Publishes that this node declared these incarnations failed, so that
+/// every member (and the declared node itself, if it was only stalled or
+/// cut off) learns it.
+async fn publish_downs(shared: &Shared, chitchat: &Mutex<Chitchat>, failed: Vec<(NodeId, u64)>) {
+    if failed.is_empty() {
+        return;
+    }
+    let mut chitchat = chitchat.lock().await;
+    for (id, generation) in failed {
+        let (key, value) = (down_key(&id), generation.to_string());
+        chitchat.self_node_state().set(&key, &value);
+        shared.write().self_values.insert(key, value);
+    }
+}
+
+/// Stamps the stall guard's clock; when a validation after a stall ends,
+/// the failures held meanwhile are decided on the current view.
+async fn tick(
+    mut stop: watch::Receiver<bool>,
+    shared: Arc<Shared>,
+    chitchat: Arc<Mutex<Chitchat>>,
+) {
+    let every = shared.guard.tick_every();
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.changed() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        if shared.guard.tick() {
+            let failed = shared.reapply();
+            publish_downs(&shared, &chitchat, failed).await;
         }
     }
 }

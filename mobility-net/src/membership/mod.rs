@@ -18,7 +18,9 @@ mod auth_udp;
 mod config;
 mod events;
 mod handle;
+mod stall;
 
 pub use config::MembershipConfig;
 pub use events::{Member, MemberEvent};
 pub use handle::Membership;
+pub use stall::{StallGuard, Standing};

@@ -107,7 +107,7 @@ fn step_of(msg: &PeerMsg) -> Step {
         PeerMsg::PrepareAck { .. } => Step::PrepareAck,
         PeerMsg::Commit { .. } => Step::Commit,
         PeerMsg::Committed { .. } => Step::Committed,
-        PeerMsg::Abort { .. } => Step::Abort,
+        PeerMsg::Abort { .. } | PeerMsg::Aborted { .. } => Step::Abort,
         PeerMsg::Moved { .. } => Step::Moved,
         _ => Step::Any,
     }

@@ -45,6 +45,7 @@ impl Node {
         match event {
             MemberEvent::Joined(peer) => {
                 tracing::info!(node = %self.id(), %peer, "member joined");
+                self.set_member_failed(peer, false);
                 self.shared.links.unpark(peer);
             }
             MemberEvent::Left(peer) => {
@@ -54,11 +55,16 @@ impl Node {
                 self.shared.links.park(peer);
                 self.reroute_from(peer, false);
             }
+            MemberEvent::Fenced => {
+                let node = self.clone();
+                tokio::spawn(async move { node.fence().await });
+            }
             MemberEvent::Failed(peer) => {
                 tracing::warn!(node = %self.id(), %peer, "member failed");
+                self.set_member_failed(peer, true);
                 self.shared.links.park(peer);
                 let moved = self.reroute_from(peer, true);
-                self.fail_waiting_on(peer, &moved);
+                self.fail_waiting_on(peer, &moved, ExitReason::Unreachable(peer.clone()));
                 for entry in self.all_entries() {
                     entry.control(NetControl::PeerLost(peer.clone()));
                     entry.control(NetControl::MemberFailed(peer.clone()));
@@ -121,7 +127,7 @@ impl Node {
                 })
                 .collect();
             if !gone.is_empty() {
-                node.fail_waiting_for(&gone, &ExitReason::NodeDown(peer));
+                node.fail_waiting_for(&gone, &ExitReason::Unreachable(peer));
             }
         });
     }
@@ -131,9 +137,14 @@ impl Node {
     }
 
     /// Fails the replies and monitors that wait on actors last seen on
-    /// `peer` (gone for good) with [`ExitReason::NodeDown`], but for
+    /// `peer` (gone for good) with `reason`, but for
     /// monitors of actors found alive elsewhere (`alive`).
-    pub(super) fn fail_waiting_on(&self, peer: &NodeId, alive: &HashSet<ActorId>) {
+    pub(super) fn fail_waiting_on(
+        &self,
+        peer: &NodeId,
+        alive: &HashSet<ActorId>,
+        reason: ExitReason,
+    ) {
         let behind: HashSet<ActorId> = self
             .all_entries()
             .iter()
@@ -141,7 +152,6 @@ impl Node {
             .map(|e| e.actor())
             .chain(alive.iter().copied())
             .collect();
-        let reason = ExitReason::NodeDown(peer.clone());
         let dead: HashSet<ActorId> = behind.difference(alive).copied().collect();
         self.fail_replies(&behind, &reason);
         self.fail_monitors(&dead, &reason);

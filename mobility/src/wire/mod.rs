@@ -9,6 +9,10 @@
 //!   destination without a decision asks for it (resolve).
 //! - 3: handler calls and successful replies travel in a compact form
 //!   (see `compact`).
+//! - 4: the migration protocol of `mobility_proto::handover`: a destination
+//!   confirms an abort (aborted), a source that began no such attempt leaves
+//!   a resolve unanswered, new refusals (destination failed, fenced) and an
+//!   actor reported down on a node declared failed (unreachable).
 
 mod compact;
 
@@ -20,7 +24,7 @@ use crate::migration::MigrationFailure;
 
 /// Version of the protocol below; a link refuses peers of another version
 /// (the TCP handshake compares it as the runtime's `app_version`).
-pub(crate) const PROTOCOL_VERSION: u32 = 3;
+pub(crate) const PROTOCOL_VERSION: u32 = 4;
 
 /// One stream of messages toward an actor: the node that numbered them and a
 /// random id of the numbering cell (so a new cell never reuses old numbers).
@@ -135,6 +139,9 @@ pub(crate) enum PeerMsg {
     Resolve { actor: ActorId, epoch: u64 },
     /// Drop the prepared actor; the source keeps it.
     Abort { actor: ActorId, epoch: u64 },
+    /// The destination holds no prepared copy of this attempt and never
+    /// will (the answer to `Abort`).
+    Aborted { actor: ActorId, epoch: u64 },
     /// A frame from `from` for `to`, carried by a node linked to both (a
     /// reply finding its way back along a forwarding chain); `hops` left.
     /// The carried frame follows this header.
