@@ -16,4 +16,6 @@ pub use codec::{decode, encode, encode_into, CodecError};
 pub use link::{memory_pair, LinkClosed, LinkReceiver, LinkSender};
 pub use membership::{Member, MemberEvent, Membership, MembershipConfig};
 pub use node_id::{NodeId, NodeIdError};
-pub use tcp::{EventHandler, Identity, NetError, Secret, TcpConfig, Transport, TransportEvent};
+pub use tcp::{
+    EventHandler, Identity, NetError, Refusals, Secret, TcpConfig, Transport, TransportEvent,
+};

@@ -310,28 +310,56 @@ async fn a_silent_peer_is_closed_after_the_handshake_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn too_many_connections_are_refused() {
+async fn the_links_limit_is_named_as_this_nodes_own_and_strangers_do_not_count() {
     let small = TcpConfig {
-        max_connections: 3,
+        max_connections: 1,
         ..config()
     };
     let (a, mut ea) = start("node-a", "c", "s", small).await;
+    // Sockets that never authenticate take no place among the links: a
+    // still dials.
     let mut held = Vec::new();
     for _ in 0..3 {
         held.push(raw(&a).await);
     }
-    let started = Instant::now();
-    let mut s = raw(&a).await;
-    assert_closed(&mut s, QUICK).await;
-    assert!(started.elapsed() < Duration::from_secs(1));
-    // While full, dialing out is refused too.
-    let (b, _eb) = start("node-b", "c", "s", config()).await;
-    let err = connect(&a, b.local_addr()).await.expect_err("full");
+    let (b, mut eb) = start("node-b", "c", "s", config()).await;
+    connect(&a, b.local_addr()).await.expect("a dials b");
+    let _to_b = peer_up(&mut ea, b.node()).await;
+    let _to_a = peer_up(&mut eb, a.node()).await;
+    // Its one link is taken: dialing out again fails, naming a's own limit.
+    let (c, _ec) = start("node-c", "c", "s", config()).await;
+    let err = connect(&a, c.local_addr()).await.expect_err("full");
     assert!(
-        matches!(err, NetError::TooManyConnections { max: 3 }),
+        matches!(err, NetError::TooManyConnections { max: 1 }),
         "{err}"
     );
+    assert!(
+        err.to_string()
+            .starts_with("this node has too many links open (1"),
+        "{err}"
+    );
+    // Dialing in, c is told a is busy: c's error names a's limit, not c's.
+    let err = connect(&c, a.local_addr()).await.expect_err("a is full");
+    match &err {
+        NetError::Busy { addr, limit } => {
+            assert_eq!(addr, &a.local_addr().to_string());
+            assert_eq!(limit, "too many links open (1)");
+        }
+        other => panic!("{other}"),
+    }
+    assert!(
+        err.to_string().contains("is busy: that node refused"),
+        "{err}"
+    );
+    let refused = a.refusals();
+    assert!(refused.links_full >= 1, "{refused:?}");
+    assert_eq!(
+        refused.unauthenticated_full + refused.per_address,
+        0,
+        "{refused:?}"
+    );
     drop(held);
+    b.shutdown();
     assert_serves(&a, &mut ea, "c", "s").await;
 }
 

@@ -16,10 +16,24 @@ pub struct TcpConfig {
     /// Largest message accepted once its chunks are put back together, in
     /// bytes (default 1 GiB).
     pub max_message: usize,
-    /// Time a new socket has to complete the handshake (default 5 s).
+    /// Time a new socket has to complete the handshake (default 5 s): an
+    /// accepted socket that has not authenticated by then is closed,
+    /// whether it sent nothing, a little, or a whole `Hello`.
     pub handshake_timeout: Duration,
-    /// Most sockets open at once, inbound and outbound together (default 256).
+    /// Most links open at once (default 256): authenticated sockets,
+    /// inbound and outbound, and this node's own dials still in their
+    /// handshake. Accepted sockets not yet authenticated never count here
+    /// (see `max_unauthenticated`), so they cannot keep this node from
+    /// dialing or from keeping its links.
     pub max_connections: usize,
+    /// Most accepted sockets still in their handshake at once (default
+    /// 64). When they are all taken, a newcomer takes the place of the
+    /// oldest one that sent no valid `Hello` yet from the address holding
+    /// the most, or is closed at once.
+    pub max_unauthenticated: usize,
+    /// Most accepted sockets still in their handshake at once from one
+    /// address (default 8): an IPv4 address, or an IPv6 /64 prefix.
+    pub max_unauthenticated_per_address: usize,
     /// A socket on which nothing arrives for this long is dropped and the
     /// session reconnects (default 30 s). A ping goes out every third of it.
     pub idle_timeout: Duration,
@@ -35,6 +49,8 @@ impl Default for TcpConfig {
             max_message: 1 << 30,
             handshake_timeout: Duration::from_secs(5),
             max_connections: 256,
+            max_unauthenticated: 64,
+            max_unauthenticated_per_address: 8,
             idle_timeout: Duration::from_secs(30),
             reconnect_for: Duration::from_secs(30),
         }
@@ -51,6 +67,8 @@ impl TcpConfig {
         self.max_frame = self.max_frame.clamp(Self::MIN_FRAME, u32::MAX as usize);
         self.max_message = self.max_message.max(1);
         self.max_connections = self.max_connections.max(1);
+        self.max_unauthenticated = self.max_unauthenticated.max(1);
+        self.max_unauthenticated_per_address = self.max_unauthenticated_per_address.max(1);
         self.handshake_timeout = self.handshake_timeout.max(Duration::from_millis(1));
         self.idle_timeout = self.idle_timeout.max(Duration::from_millis(30));
         self

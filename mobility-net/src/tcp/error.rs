@@ -28,11 +28,24 @@ pub enum NetError {
         /// Why.
         reason: String,
     },
-    /// `max_connections` sockets are already open.
-    #[error("too many connections ({max} open)")]
+    /// This node's own limit: `max_connections` links (authenticated
+    /// sockets and dials in progress) are already open, so it dials no
+    /// more. Unauthenticated inbound sockets never count here.
+    #[error("this node has too many links open ({max}, its TcpConfig::max_connections)")]
     TooManyConnections {
-        /// The configured limit.
+        /// This node's limit.
         max: usize,
+    },
+    /// The node at `addr` refused the connection for one of its own
+    /// limits (it said which, before authenticating): it is busy, not
+    /// broken, and may take the connection later. `Transport::connect`
+    /// tries again until its handshake timeout before returning this.
+    #[error("{addr} is busy: that node refused the connection for its own limit ({limit})")]
+    Busy {
+        /// The address dialed.
+        addr: String,
+        /// The limit that node named.
+        limit: String,
     },
     /// The peer was authenticated but its session could not be set up.
     #[error("session with {peer} failed: {reason}")]

@@ -2,20 +2,23 @@
 //! handshake timeout; nothing but `Hello` and `Auth` is read before both
 //! MACs are verified.
 
+use std::fmt;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
-use tokio_util::codec::FramedRead;
+use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 
 use super::config::{Identity, Secret, TcpConfig};
 use super::connection::Socket;
 use super::frame::codec;
 use super::handshake::{
     compute_mac, frame_key, make_hello, read_hello, select_secret, session_id, verify_mac, Auth,
-    HandshakeError, Hello, Role, HANDSHAKE_MAX_FRAME,
+    HandshakeError, Hello, Refusal, Role, HANDSHAKE_MAX_FRAME,
 };
 use super::session::SessionId;
 use crate::NodeId;
@@ -36,6 +39,9 @@ pub(crate) trait Policy {
     fn secret_for(&self, cluster: &str) -> Option<Secret>;
     /// Why a connection with `peer` is refused, if it is.
     fn refuses(&self, peer: &NodeId) -> Option<String>;
+    /// Which of this node's limits keeps it from taking one more link
+    /// now, if one does (checked by the listener before it answers).
+    fn busy(&self) -> Option<String>;
 }
 
 /// A socket whose peer proved who it is.
@@ -75,46 +81,132 @@ struct Settled {
     keys: FrameKeys,
 }
 
-/// Runs the handshake of `role` on `stream`; the error is the reason to log.
+/// The socket during the handshake: frames of at most
+/// `HANDSHAKE_MAX_FRAME` in, bytes out.
+struct Pipe {
+    reader: FramedRead<OwnedReadHalf, LengthDelimitedCodec>,
+    writer: OwnedWriteHalf,
+}
+
+/// A socket whose handshake succeeded, not yet counted as a link: it
+/// becomes one (`established`) once it holds a permit of the links'
+/// budget.
+#[derive(Debug)]
+pub(crate) struct Handshaken {
+    reader: FramedRead<OwnedReadHalf, LengthDelimitedCodec>,
+    writer: OwnedWriteHalf,
+    pub(crate) hello: Hello,
+    role: Role,
+    session_id: SessionId,
+    keys: FrameKeys,
+    pub(crate) peer_addr: SocketAddr,
+}
+
+impl Handshaken {
+    /// The authenticated socket, counted against the links' budget by
+    /// `permit` for as long as it lives.
+    pub(crate) fn established(self, permit: OwnedSemaphorePermit) -> Established {
+        Established {
+            socket: Socket {
+                reader: self.reader,
+                writer: self.writer,
+                permit,
+            },
+            hello: self.hello,
+            role: self.role,
+            session_id: self.session_id,
+            keys: self.keys,
+            peer_addr: self.peer_addr,
+        }
+    }
+
+    /// Tells the peer, best effort and without waiting, that it is
+    /// refused for one of this node's limits (`reason`).
+    pub(crate) fn refuse(&self, reason: &str) {
+        let _ = self.writer.try_write(&refusal_frame(reason));
+    }
+}
+
+/// The bytes of a [`Refusal`] frame naming `reason`.
+pub(crate) fn refusal_frame(reason: &str) -> Vec<u8> {
+    let payload = crate::encode(&Refusal::new(reason)).unwrap_or_default();
+    let len = u32::try_from(payload.len()).unwrap_or(0);
+    let mut bytes = len.to_be_bytes().to_vec();
+    bytes.extend_from_slice(&payload);
+    bytes
+}
+
+/// Why a handshake did not finish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// It was not done within the handshake timeout.
+    Timeout(Duration),
+    /// The listener refused the connection for one of its own limits
+    /// (named): it may take it later. (On the listener: it said so.)
+    Busy(String),
+    /// It failed, for this reason.
+    Failed(String),
+}
+
+impl From<String> for Failure {
+    fn from(reason: String) -> Self {
+        Failure::Failed(reason)
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Timeout(timeout) => write!(f, "handshake not done within {timeout:?}"),
+            Failure::Busy(limit) => write!(f, "{}", HandshakeError::Refused(limit.clone())),
+            Failure::Failed(reason) => f.write_str(reason),
+        }
+    }
+}
+
+/// Runs the handshake of `role` on `stream`, within the handshake
+/// timeout. `on_hello` is called once the listener has read a valid
+/// `Hello` of a cluster it trusts.
 pub(crate) async fn handshake(
     stream: TcpStream,
-    permit: OwnedSemaphorePermit,
     role: Role,
     local: &Local,
     policy: &(impl Policy + ?Sized),
-) -> Result<Established, String> {
+    on_hello: impl FnOnce(),
+) -> Result<Handshaken, Failure> {
     let peer_addr = stream
         .peer_addr()
-        .map_err(|e| format!("no peer address: {e}"))?;
+        .map_err(|e| Failure::Failed(format!("no peer address: {e}")))?;
     let _ = stream.set_nodelay(true);
     let (read, write) = stream.into_split();
-    let mut socket = Socket {
+    let mut pipe = Pipe {
         reader: FramedRead::new(read, codec(HANDSHAKE_MAX_FRAME)),
         writer: write,
-        permit,
     };
     let timeout = local.config.handshake_timeout;
-    let steps = run(&mut socket, role, local, policy);
+    let steps = run(&mut pipe, role, local, policy, on_hello);
     match tokio::time::timeout(timeout, steps).await {
-        Ok(Ok(settled)) => Ok(Established {
-            socket,
+        Ok(Ok(settled)) => Ok(Handshaken {
+            reader: pipe.reader,
+            writer: pipe.writer,
             hello: settled.hello,
             role,
             session_id: settled.session_id,
             keys: settled.keys,
             peer_addr,
         }),
-        Ok(Err(reason)) => Err(reason),
-        Err(_) => Err(format!("handshake not done within {timeout:?}")),
+        Ok(Err(failure)) => Err(failure),
+        Err(_) => Err(Failure::Timeout(timeout)),
     }
 }
 
 async fn run(
-    socket: &mut Socket,
+    socket: &mut Pipe,
     role: Role,
     local: &Local,
     policy: &(impl Policy + ?Sized),
-) -> Result<Settled, String> {
+    on_hello: impl FnOnce(),
+) -> Result<Settled, Failure> {
     let own = make_hello(
         &local.identity,
         local.incarnation,
@@ -126,7 +218,10 @@ async fn run(
         Role::Dialer => {
             send(socket, &[encode(&own)?]).await?;
             let bytes = receive(socket).await?;
-            let theirs = read_hello(&bytes, &local.identity).map_err(|e| e.to_string())?;
+            let theirs = read_hello(&bytes, &local.identity).map_err(|e| match e {
+                HandshakeError::Refused(limit) => Failure::Busy(limit),
+                e => Failure::Failed(e.to_string()),
+            })?;
             admit(&theirs, policy)?;
             let secret = secret(local, policy, &theirs)?;
             let auth = receive(socket).await?;
@@ -150,12 +245,17 @@ async fn run(
                     // Ours before closing, so the dialer can name the
                     // mismatch too (a hello is no secret: any dialer gets it).
                     let _ = send(socket, &[encode(&own)?]).await;
-                    return Err(e.to_string());
+                    return Err(Failure::Failed(e.to_string()));
                 }
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(Failure::Failed(e.to_string())),
             };
             admit(&theirs, policy)?;
             let secret = secret(local, policy, &theirs)?;
+            if let Some(limit) = policy.busy() {
+                let _ = send(socket, &[encode(&Refusal::new(limit.clone()))?]).await;
+                return Err(Failure::Busy(limit));
+            }
+            on_hello();
             let mac = compute_mac(&secret, Role::Listener, &theirs, &own);
             send(socket, &[encode(&own)?, encode(&Auth { mac })?]).await?;
             let auth = receive(socket).await?;
@@ -176,7 +276,7 @@ fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, String> {
     crate::encode(value).map_err(|e| e.to_string())
 }
 
-async fn send(socket: &mut Socket, frames: &[Vec<u8>]) -> Result<(), String> {
+async fn send(socket: &mut Pipe, frames: &[Vec<u8>]) -> Result<(), String> {
     let mut bytes = Vec::new();
     for frame in frames {
         let len = u32::try_from(frame.len()).map_err(|_| "handshake frame too long".to_owned())?;
@@ -190,7 +290,7 @@ async fn send(socket: &mut Socket, frames: &[Vec<u8>]) -> Result<(), String> {
         .map_err(|e| format!("write failed: {e}"))
 }
 
-async fn receive(socket: &mut Socket) -> Result<bytes::BytesMut, String> {
+async fn receive(socket: &mut Pipe) -> Result<bytes::BytesMut, String> {
     match socket.reader.next().await {
         Some(Ok(frame)) => Ok(frame),
         Some(Err(e)) => Err(format!("bad handshake frame: {e}")),

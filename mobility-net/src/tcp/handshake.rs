@@ -1,9 +1,10 @@
 //! The handshake's messages and its proof of identity; pure, no I/O.
 //!
 //! Each side sends a [`Hello`], then an [`Auth`] whose MAC binds the proof to
-//! both nonces, both node ids, both clusters, both incarnations, the protocol
-//! version and the role of the sender (see [`compute_mac`]). Nothing else is
-//! decoded before both MACs are verified. The same inputs, under another
+//! both `Hello`s whole (every field either side announces: nonce, node id,
+//! cluster, incarnation, listen address, frame and message limits, both
+//! versions), and to the role of the sender (see [`compute_mac`]). Nothing
+//! else is decoded before both MACs are verified. The same inputs, under another
 //! label, give each direction of the socket its own key (see
 //! [`frame_key`]) for the tag every later frame carries.
 //!
@@ -50,6 +51,13 @@
 //! - **4**: `Hello` carries `app_version`, the version of the protocol the
 //!   runtime above speaks over the link ([`Identity::app_version`]); a peer
 //!   whose runtime speaks another is refused with both versions named.
+//! - **5**: the MAC (and the frame keys) cover every field of both
+//!   `Hello`s: `listen`, `max_frame`, `max_message`, `app_version` and
+//!   `magic` joined what was covered, so someone on the path can no
+//!   longer redirect redials or force tiny chunks. A listener that
+//!   refuses a connection before authenticating it (its own limits) may
+//!   answer with a [`Refusal`] instead of its `Hello`, naming the limit,
+//!   so the dialer does not blame itself or its own node.
 
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -62,7 +70,7 @@ use crate::NodeId;
 pub const MAGIC: [u8; 4] = *b"MOBY";
 
 /// The wire protocol version this build speaks (history in the module docs).
-pub const PROTOCOL_VERSION: u16 = 4;
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// Largest frame accepted before the peer is authenticated.
 pub const HANDSHAKE_MAX_FRAME: usize = 4096;
@@ -111,6 +119,34 @@ pub struct Hello {
     pub max_message: u64,
 }
 
+/// What a listener may send instead of its `Hello` when it refuses a
+/// connection for its own limits, before reading anything from it (best
+/// effort: the dialer may see the socket closed instead). It proves
+/// nothing, so the dialer only reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// Always [`MAGIC`].
+    pub magic: [u8; 4],
+    /// The sender's [`PROTOCOL_VERSION`].
+    pub version: u16,
+    /// Which of the listener's limits was hit.
+    pub refused: String,
+}
+
+/// Longest refusal reason reported.
+const MAX_REFUSAL_LEN: usize = 256;
+
+impl Refusal {
+    /// A refusal naming `reason`.
+    pub fn new(reason: impl Into<String>) -> Self {
+        Refusal {
+            magic: MAGIC,
+            version: PROTOCOL_VERSION,
+            refused: reason.into(),
+        }
+    }
+}
+
 /// The second message of each side: proof that it knows the secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Auth {
@@ -139,6 +175,10 @@ impl Role {
 /// Why a handshake was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HandshakeError {
+    /// The listener refused the connection for one of its own limits
+    /// (it said so in a [`Refusal`]).
+    #[error("that node refused the connection (its own limit: {0})")]
+    Refused(String),
     /// The bytes are not a `Hello` of this protocol.
     #[error("not a mobility handshake (bad magic or undecodable hello: {0})")]
     NotMobility(String),
@@ -225,6 +265,17 @@ pub fn read_hello(bytes: &[u8], own: &Identity) -> Result<Hello, HandshakeError>
             theirs: head.version,
         });
     }
+    if let Ok(refusal) = crate::decode::<Refusal>(bytes) {
+        let mut reason = refusal.refused;
+        if reason.len() > MAX_REFUSAL_LEN {
+            let mut end = MAX_REFUSAL_LEN;
+            while !reason.is_char_boundary(end) {
+                end -= 1;
+            }
+            reason.truncate(end);
+        }
+        return Err(HandshakeError::Refused(reason));
+    }
     let hello: Hello =
         crate::decode(bytes).map_err(|e| HandshakeError::InvalidHello(e.to_string()))?;
     if hello.app_version != own.app_version {
@@ -288,6 +339,40 @@ pub(crate) fn hmac(key: &[u8]) -> Hmac<Sha256> {
     }
 }
 
+/// Feeds every field of `hello` to `mac`, each length-prefixed or of fixed
+/// size. The destructuring names every field: one added to `Hello` does
+/// not compile until it is covered here.
+fn put_hello(mac: &mut Hmac<Sha256>, hello: &Hello) {
+    let Hello {
+        magic,
+        version,
+        app_version,
+        node,
+        cluster,
+        nonce,
+        incarnation,
+        listen,
+        max_frame,
+        max_message,
+    } = hello;
+    put(mac, magic);
+    mac.update(&version.to_be_bytes());
+    mac.update(&app_version.to_be_bytes());
+    put(mac, node.as_str().as_bytes());
+    put(mac, cluster.as_bytes());
+    put(mac, nonce);
+    mac.update(&incarnation.to_be_bytes());
+    match listen {
+        None => mac.update(&[0]),
+        Some(listen) => {
+            mac.update(&[1]);
+            put(mac, listen.as_bytes());
+        }
+    }
+    mac.update(&max_frame.to_be_bytes());
+    mac.update(&max_message.to_be_bytes());
+}
+
 fn keyed(
     label: &[u8],
     secret: &Secret,
@@ -299,21 +384,17 @@ fn keyed(
     put(&mut mac, label);
     mac.update(&PROTOCOL_VERSION.to_be_bytes());
     mac.update(&[sender.byte()]);
-    put(&mut mac, &dialer.nonce);
-    put(&mut mac, &listener.nonce);
-    put(&mut mac, dialer.node.as_str().as_bytes());
-    put(&mut mac, listener.node.as_str().as_bytes());
-    put(&mut mac, dialer.cluster.as_bytes());
-    put(&mut mac, listener.cluster.as_bytes());
-    mac.update(&dialer.incarnation.to_be_bytes());
-    mac.update(&listener.incarnation.to_be_bytes());
+    put_hello(&mut mac, dialer);
+    put_hello(&mut mac, listener);
     mac
 }
 
 /// The MAC the side in role `sender` sends: HMAC-SHA256 keyed by `secret`
 /// over a label, the version, the sender's role byte (0 dialer, 1
-/// listener), then both nonces, node ids and clusters (each
-/// length-prefixed) and both incarnations, dialer's first.
+/// listener), then every field of the dialer's `Hello` and every field of
+/// the listener's, in their declaration order (byte strings
+/// length-prefixed, numbers big-endian, `listen` after a byte telling
+/// whether it is there).
 pub fn compute_mac(secret: &Secret, sender: Role, dialer: &Hello, listener: &Hello) -> [u8; 32] {
     keyed(AUTH_LABEL, secret, sender, dialer, listener)
         .finalize()
@@ -406,6 +487,92 @@ mod tests {
             Err(HandshakeError::BadMac),
             "replay against a fresh listener nonce"
         );
+    }
+
+    /// A named change of one announced field of a `Hello`.
+    type Tampering = (&'static str, fn(&mut Hello));
+
+    /// Every way to change one announced field of a `Hello`.
+    fn tamperings() -> Vec<Tampering> {
+        vec![
+            ("magic", |h| h.magic = *b"MOBZ"),
+            ("version", |h| h.version ^= 1),
+            ("app_version", |h| h.app_version += 1),
+            ("node", |h| h.node = NodeId::new("z").expect("valid")),
+            ("cluster", |h| h.cluster.push('x')),
+            ("nonce", |h| h.nonce[0] ^= 1),
+            ("incarnation", |h| h.incarnation += 1),
+            ("listen added", |h| h.listen = Some("10.0.0.66:1805".into())),
+            ("max_frame", |h| h.max_frame = TcpConfig::MIN_FRAME as u64),
+            ("max_message", |h| h.max_message = 1),
+        ]
+    }
+
+    #[test]
+    fn every_announced_field_is_covered_by_the_mac() {
+        let (mut d, mut l) = hellos();
+        d.listen = Some("127.0.0.1:1805".into());
+        l.listen = Some("127.0.0.1:1806".into());
+        let s = Secret::from("s");
+        let mut tampered_listen = d.clone();
+        tampered_listen.listen = Some("127.0.0.1:1807".into());
+        let mut removed_listen = d.clone();
+        removed_listen.listen = None;
+        for sender in [Role::Dialer, Role::Listener] {
+            let mac = compute_mac(&s, sender, &d, &l);
+            let auth = crate::encode(&Auth { mac }).expect("encodes");
+            assert_eq!(verify_mac(&s, sender, &d, &l, &auth), Ok(()));
+            let key = frame_key(&s, sender, &d, &l);
+            let mut cases: Vec<(String, Hello, Hello)> = Vec::new();
+            for (field, tamper) in tamperings() {
+                let mut dt = d.clone();
+                tamper(&mut dt);
+                assert_ne!(dt, d, "{field} changes the dialer's hello");
+                cases.push((format!("dialer's {field}"), dt, l.clone()));
+                let mut lt = l.clone();
+                tamper(&mut lt);
+                assert_ne!(lt, l, "{field} changes the listener's hello");
+                cases.push((format!("listener's {field}"), d.clone(), lt));
+            }
+            cases.push((
+                "dialer's listen changed".into(),
+                tampered_listen.clone(),
+                l.clone(),
+            ));
+            cases.push((
+                "dialer's listen removed".into(),
+                removed_listen.clone(),
+                l.clone(),
+            ));
+            for (what, dt, lt) in cases {
+                assert_eq!(
+                    verify_mac(&s, sender, &dt, &lt, &auth),
+                    Err(HandshakeError::BadMac),
+                    "{what} tampered, {sender:?}'s MAC still verifies"
+                );
+                assert_ne!(frame_key(&s, sender, &dt, &lt), key, "{what}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_refusal_is_read_as_one() {
+        let own = identity("b", "c", "s");
+        let bytes = crate::encode(&Refusal::new("too many links open (3)")).expect("encodes");
+        let refused = read_hello(&bytes, &own);
+        assert_eq!(
+            refused,
+            Err(HandshakeError::Refused("too many links open (3)".into()))
+        );
+        let long = crate::encode(&Refusal::new("é".repeat(1000))).expect("encodes");
+        match read_hello(&long, &own) {
+            Err(HandshakeError::Refused(reason)) => assert!(reason.len() <= MAX_REFUSAL_LEN),
+            other => panic!("{other:?}"),
+        }
+        // A hello is never taken for a refusal.
+        let (d, _) = hellos();
+        let bytes = crate::encode(&d).expect("encodes");
+        assert_eq!(read_hello(&bytes, &own), Ok(d));
     }
 
     #[test]

@@ -1,22 +1,27 @@
-//! The transport: the listener, the connector, the table of peers and the
-//! test hooks. Each peer's session lives in its own task (`peer.rs`).
+//! The transport: the connector, the table of peers and the test hooks.
+//! The listener is in `accept.rs`; each peer's session lives in its own
+//! task (`peer.rs`).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use super::accept::{accept_loop, summary_loop};
+use super::budget::Unauthenticated;
 use super::config::{Identity, Secret, TcpConfig};
 use super::error::NetError;
-use super::establish::{handshake, Established, Local, Policy};
+use super::establish::{handshake, Established, Failure, Local, Policy};
 use super::handshake::{random_bytes, Role};
 use super::peer::{spawn_peer, PeerCtrl};
+use super::refusals::{RefusalLog, Refusals};
 use super::session::SessionId;
 use crate::{LinkSender, NodeId};
 
@@ -69,6 +74,11 @@ impl fmt::Debug for Handler {
     }
 }
 
+/// First pause before dialing again a node that said it is busy (doubled
+/// up to `BUSY_MAX_PAUSE`).
+const BUSY_FIRST_PAUSE: Duration = Duration::from_millis(10);
+const BUSY_MAX_PAUSE: Duration = Duration::from_millis(200);
+
 /// How many lost sessions per peer are remembered (and told in `Resume`).
 const MAX_DROPPED: usize = 8;
 
@@ -103,7 +113,13 @@ pub(crate) struct Inner {
     /// The last sessions with each peer that were reported lost.
     dropped: Mutex<HashMap<NodeId, VecDeque<SessionId>>>,
     events: Handler,
-    permits: Arc<Semaphore>,
+    /// The links' budget (`max_connections`): authenticated sockets and
+    /// this node's own dials.
+    links: Arc<Semaphore>,
+    /// The budget of accepted sockets not yet authenticated.
+    pub(crate) unauthenticated: Arc<Unauthenticated>,
+    /// Connections refused before authentication.
+    pub(crate) refusals: RefusalLog,
     pub(crate) shutdown: CancellationToken,
     next_id: AtomicU64,
 }
@@ -118,6 +134,11 @@ impl Policy for Inner {
         lock(&self.blocked)
             .contains(peer)
             .then(|| "blocked".to_owned())
+    }
+
+    fn busy(&self) -> Option<String> {
+        (self.links.available_permits() == 0)
+            .then(|| format!("too many links open ({})", self.config().max_connections))
     }
 }
 
@@ -181,8 +202,9 @@ impl Inner {
         lock(&self.blocked).contains(peer)
     }
 
-    fn permit(&self) -> Result<OwnedSemaphorePermit, NetError> {
-        Arc::clone(&self.permits)
+    /// A place in the links' budget, or this node's own limit as the error.
+    pub(crate) fn link_permit(&self) -> Result<OwnedSemaphorePermit, NetError> {
+        Arc::clone(&self.links)
             .try_acquire_owned()
             .map_err(|_| NetError::TooManyConnections {
                 max: self.config().max_connections,
@@ -201,7 +223,7 @@ impl Inner {
         if self.shutdown.is_cancelled() {
             return Err(NetError::Shutdown);
         }
-        let permit = self.permit()?;
+        let permit = self.link_permit()?;
         let timeout = self.config().handshake_timeout;
         let connect_error = |reason: String| NetError::Connect {
             addr: addr.to_owned(),
@@ -213,14 +235,24 @@ impl Inner {
             Err(_) => return Err(connect_error(format!("no answer within {timeout:?}"))),
         };
         let established = tokio::select! {
-            r = handshake(stream, permit, Role::Dialer, &self.local, &**self) => r,
+            r = handshake(stream, Role::Dialer, &self.local, &**self, || {}) => r,
             () = self.shutdown.cancelled() => return Err(NetError::Shutdown),
         }
-        .map_err(|reason| {
-            tracing::warn!(%addr, %reason, "outbound handshake failed");
-            NetError::Handshake {
-                addr: addr.to_owned(),
-                reason,
+        .map(|handshaken| handshaken.established(permit))
+        .map_err(|failure| match failure {
+            Failure::Busy(limit) => {
+                tracing::debug!(%addr, %limit, "the node dialed is busy");
+                NetError::Busy {
+                    addr: addr.to_owned(),
+                    limit,
+                }
+            }
+            failure => {
+                tracing::warn!(%addr, reason = %failure, "outbound handshake failed");
+                NetError::Handshake {
+                    addr: addr.to_owned(),
+                    reason: failure.to_string(),
+                }
             }
         })?;
         let peer = established.hello.node.clone();
@@ -238,7 +270,7 @@ impl Inner {
     }
 
     /// Hands an authenticated socket to its peer's task (started if needed).
-    fn route(self: &Arc<Self>, mut established: Established) {
+    pub(crate) fn route(self: &Arc<Self>, mut established: Established) {
         if self.shutdown.is_cancelled() {
             return;
         }
@@ -347,6 +379,7 @@ impl Transport {
             addr: addr.to_owned(),
             source: std::io::Error::other(e.to_string()),
         })?);
+        let refusals = RefusalLog::new(identity.node.clone());
         let inner = Arc::new(Inner {
             local: Local {
                 identity,
@@ -362,11 +395,17 @@ impl Transport {
             waiters: Mutex::new(HashMap::new()),
             dropped: Mutex::new(HashMap::new()),
             events: Handler(handler),
-            permits: Arc::new(Semaphore::new(config.max_connections)),
+            links: Arc::new(Semaphore::new(config.max_connections)),
+            unauthenticated: Unauthenticated::new(
+                config.max_unauthenticated,
+                config.max_unauthenticated_per_address,
+            ),
+            refusals,
             shutdown: CancellationToken::new(),
             next_id: AtomicU64::new(1),
         });
         tokio::spawn(accept_loop(Arc::clone(&inner), listener));
+        tokio::spawn(summary_loop(Arc::clone(&inner)));
         tracing::info!(node = %inner.local.identity.node, %local_addr, "listening");
         let guard = Arc::new(ShutdownOnDrop(inner.shutdown.clone()));
         Ok(Transport {
@@ -408,7 +447,7 @@ impl Transport {
             }
             // No session with it comes up: dial anew.
         }
-        let (peer, up) = self.inner.dial(addr, None, true).await?;
+        let (peer, up) = self.dial_while_busy(addr).await?;
         let Some(up) = up else { return Ok(peer) };
         // The socket may lose a tie-break to one dialed by the peer at the
         // same time: wait for the session, whichever socket carries it.
@@ -419,6 +458,41 @@ impl Transport {
                 peer: peer.to_string(),
                 reason: format!("no session up within {:?}", timeout * 2),
             }),
+        }
+    }
+
+    /// How many connections this node refused or closed before they were
+    /// authenticated, per reason, since it started. Refusals are not
+    /// logged one by one: a summary line goes at most every few seconds.
+    pub fn refusals(&self) -> Refusals {
+        self.inner.refusals.snapshot()
+    }
+
+    /// How many accepted sockets are in their handshake now (at most
+    /// `TcpConfig::max_unauthenticated`).
+    pub fn unauthenticated(&self) -> usize {
+        self.inner.unauthenticated.len()
+    }
+
+    /// Dials `addr`, again while the node there says it is busy (its own
+    /// limits), with a growing pause, until the handshake timeout.
+    async fn dial_while_busy(
+        &self,
+        addr: &str,
+    ) -> Result<(NodeId, Option<oneshot::Receiver<()>>), NetError> {
+        let give_up = tokio::time::Instant::now() + self.inner.config().handshake_timeout;
+        let mut pause = BUSY_FIRST_PAUSE;
+        loop {
+            match self.inner.dial(addr, None, true).await {
+                Err(NetError::Busy { .. }) if tokio::time::Instant::now() + pause < give_up => {
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => {}
+                        () = self.inner.shutdown.cancelled() => return Err(NetError::Shutdown),
+                    }
+                    pause = (pause * 2).min(BUSY_MAX_PAUSE);
+                }
+                result => return result,
+            }
         }
     }
 
@@ -446,40 +520,6 @@ impl Transport {
                 .tell(peer, PeerCtrl::Cut("blocked by fault_block".into()));
         } else {
             lock(&self.inner.blocked).remove(peer);
-        }
-    }
-}
-
-async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
-    loop {
-        let accepted = tokio::select! {
-            r = listener.accept() => r,
-            () = inner.shutdown.cancelled() => return,
-        };
-        match accepted {
-            Ok((stream, addr)) => match inner.permit() {
-                Ok(permit) => {
-                    let inner = Arc::clone(&inner);
-                    tokio::spawn(async move {
-                        let result = tokio::select! {
-                            r = handshake(stream, permit, Role::Listener, &inner.local, &*inner) => r,
-                            () = inner.shutdown.cancelled() => return,
-                        };
-                        match result {
-                            Ok(established) => inner.route(established),
-                            Err(reason) => {
-                                tracing::warn!(%addr, %reason, "inbound handshake refused");
-                            }
-                        }
-                    });
-                }
-                Err(e) => tracing::warn!(%addr, "connection refused: {e}"),
-            },
-            Err(e) => {
-                // Out of file descriptors and the like: wait a little.
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
         }
     }
 }
