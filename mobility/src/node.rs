@@ -816,7 +816,7 @@ impl Node {
         self.fail_waiting_on(
             peer,
             &std::collections::HashSet::new(),
-            ExitReason::NodeDown(peer.clone()),
+            &ExitReason::NodeDown(peer.clone()),
         );
         for entry in entries {
             entry.control(NetControl::PeerLost(peer.clone()));

@@ -71,7 +71,7 @@ pub(super) struct Migrating<A: Actor> {
 
 impl<A: Actor> Migrating<A> {
     /// The frozen actor (to end it with its node).
-    pub(super) fn into_hosted(self: Box<Self>) -> Box<Hosted<A>> {
+    pub(super) fn into_hosted(self) -> Box<Hosted<A>> {
         self.hosted
     }
 }

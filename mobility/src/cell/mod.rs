@@ -601,7 +601,7 @@ impl<A: Actor> Cell<A> {
                 match std::mem::replace(&mut self.mode, Mode::Stopped) {
                     Mode::Hosting(hosted) => self.exit(hosted, reason, None).await,
                     Mode::Migrating(migrating) => {
-                        let hosted = migrating.into_hosted();
+                        let hosted = (*migrating).into_hosted();
                         self.exit(hosted, reason, None).await
                     }
                     _ => {

@@ -64,7 +64,7 @@ impl Node {
                 self.set_member_failed(peer, true);
                 self.shared.links.park(peer);
                 let moved = self.reroute_from(peer, true);
-                self.fail_waiting_on(peer, &moved, ExitReason::Unreachable(peer.clone()));
+                self.fail_waiting_on(peer, &moved, &ExitReason::Unreachable(peer.clone()));
                 for entry in self.all_entries() {
                     entry.control(NetControl::PeerLost(peer.clone()));
                     entry.control(NetControl::MemberFailed(peer.clone()));
@@ -143,7 +143,7 @@ impl Node {
         &self,
         peer: &NodeId,
         alive: &HashSet<ActorId>,
-        reason: ExitReason,
+        reason: &ExitReason,
     ) {
         let behind: HashSet<ActorId> = self
             .all_entries()
@@ -153,8 +153,8 @@ impl Node {
             .chain(alive.iter().copied())
             .collect();
         let dead: HashSet<ActorId> = behind.difference(alive).copied().collect();
-        self.fail_replies(&behind, &reason);
-        self.fail_monitors(&dead, &reason);
+        self.fail_replies(&behind, reason);
+        self.fail_monitors(&dead, reason);
     }
 
     /// Fails whatever waits on `actors` (replies and monitors).
