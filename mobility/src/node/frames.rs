@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// Snapshots from this size on are decoded off the link's task.
+const LARGE_SNAPSHOT: usize = 256 * 1024;
+
 impl Node {
     pub(crate) fn has_peer(&self, node: &NodeId) -> bool {
         self.shared.links.has_direct(node)
@@ -112,6 +115,19 @@ impl Node {
                 tracing::warn!(node = %self.id(), peer = %to, ?msg, "undeliverable frame dropped")
             }
             Err(e) => tracing::warn!(node = %self.id(), error = %e, "undeliverable frame dropped"),
+        }
+    }
+
+    /// Tells the source of an arriving actor that it is refused.
+    fn refuse_arrival(&self, from: &NodeId, actor: ActorId, epoch: u64, failure: MigrationFailure) {
+        tracing::info!(node = %self.id(), %actor, %failure, "refused an arriving actor");
+        let ack = PeerMsg::PrepareAck {
+            actor,
+            epoch,
+            result: Err(failure),
+        };
+        if let Err(e) = self.send_peer(from, &ack) {
+            tracing::warn!(node = %self.id(), error = %e, "refusal could not be sent");
         }
     }
 
@@ -387,6 +403,26 @@ impl Node {
                         ours: schema,
                         theirs: ty.schema(),
                     }),
+                    // A large snapshot is decoded on a blocking thread, so
+                    // one big arrival does not hold up every other frame of
+                    // its link. (Frames for that actor overtaking it change
+                    // nothing: an abort that comes first closes the attempt,
+                    // and its prepare is then refused.)
+                    Some(ty) if tail.len() >= LARGE_SNAPSHOT => {
+                        let (node, from, tail) = (self.clone(), from.clone(), tail.clone());
+                        self.runtime().spawn_blocking(move || {
+                            let args = PrepareArgs {
+                                from: from.clone(),
+                                actor,
+                                epoch,
+                                snapshot: &tail,
+                            };
+                            if let Err(failure) = ty.prepare(&node, args) {
+                                node.refuse_arrival(&from, actor, epoch, failure);
+                            }
+                        });
+                        return;
+                    }
                     Some(ty) => ty.prepare(
                         self,
                         PrepareArgs {
@@ -399,15 +435,7 @@ impl Node {
                 };
                 // On success the cell answers once the actor is restored.
                 if let Err(failure) = result {
-                    tracing::info!(node = %self.id(), %actor, %failure, "refused an arriving actor");
-                    let ack = PeerMsg::PrepareAck {
-                        actor,
-                        epoch,
-                        result: Err(failure),
-                    };
-                    if let Err(e) = self.send_peer(from, &ack) {
-                        tracing::warn!(node = %self.id(), error = %e, "refusal could not be sent");
-                    }
+                    self.refuse_arrival(from, actor, epoch, failure);
                 }
             }
             PeerMsg::PrepareAck {
