@@ -32,6 +32,12 @@ pub struct MembershipConfig {
     /// Roughly how long a silent member takes to be declared failed
     /// (default 2 s; at least two gossip intervals).
     pub failure_timeout: Duration,
+    /// Split brain resolution (default on): when members become unreachable,
+    /// the side with more than half of the members seen recently keeps
+    /// running (on a tie, the side with the lowest node id) and the other
+    /// fences itself, so an actor never lives on one side while the other
+    /// reports it down. Off: every side keeps running.
+    pub keep_majority: bool,
 }
 
 /// Samples in the failure detector's window. Kept small on purpose: with
@@ -60,6 +66,7 @@ impl MembershipConfig {
             seeds: Vec::new(),
             gossip_interval: Duration::from_millis(100),
             failure_timeout: Duration::from_secs(2),
+            keep_majority: true,
         }
     }
 

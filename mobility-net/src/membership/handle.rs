@@ -1,7 +1,7 @@
 //! [`Membership`]: a running chitchat instance on the authenticated
 //! transport, its live members and their events.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
@@ -67,6 +67,11 @@ struct Shared {
     guard: StallGuard,
     /// The last snapshot, applied again when a hold on failures ends.
     last_observed: std::sync::Mutex<Vec<Observed>>,
+    /// Members declared failed within the last `quorum_window`, with when:
+    /// they still count when deciding which side of a split keeps running.
+    recently_failed: std::sync::Mutex<Vec<(NodeId, std::time::Instant)>>,
+    /// `None`: no split brain resolution (every side keeps running).
+    quorum_window: Option<Duration>,
 }
 
 /// The key under which a member publishes that it declared `id` failed;
@@ -116,8 +121,16 @@ impl Shared {
             return Vec::new();
         }
         let hold = standing == Standing::Validating;
-        let (mut events, peers) = view.tracker.update_holding(observed, hold);
-        let failed = view.tracker.take_failed();
+        let before = self.voters(view.peers.values());
+        let (mut events, mut peers) = view.tracker.update_holding(observed, hold);
+        let mut failed = view.tracker.take_failed();
+        if !failed.is_empty() && !self.keeps_running(&before, &peers, &failed) {
+            tracing::error!(node = %self.me, lost = failed.len(), "this node is on the smaller side of a split: fenced");
+            self.guard.fence();
+            peers.clear();
+            failed.clear();
+            events = vec![MemberEvent::Fenced];
+        }
         // Declared failed by a member: this incarnation is fenced.
         let key = down_key(&self.me);
         let generation = self.generation.to_string();
@@ -144,6 +157,38 @@ impl Shared {
             let _ = self.events.send(event);
         }
         failed
+    }
+
+    /// This node and the live peers among `members` that are not leaving.
+    fn voters<'a>(&self, members: impl Iterator<Item = &'a Member>) -> BTreeSet<NodeId> {
+        members
+            .filter(|m| !m.leaving)
+            .map(|m| m.id.clone())
+            .chain([self.me.clone()])
+            .collect()
+    }
+
+    /// Whether this node's side keeps running after `failed` were declared
+    /// failed (see `quorum.rs`); records them as recently failed.
+    fn keeps_running(
+        &self,
+        before: &BTreeSet<NodeId>,
+        peers: &BTreeMap<NodeId, Member>,
+        failed: &[(NodeId, u64)],
+    ) -> bool {
+        let Some(window) = self.quorum_window else {
+            return true;
+        };
+        let now = std::time::Instant::now();
+        let mut recent = self
+            .recently_failed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        recent.retain(|(_, at)| now.duration_since(*at) < window);
+        let recently: BTreeSet<NodeId> = recent.iter().map(|(id, _)| id.clone()).collect();
+        let after = self.voters(peers.values());
+        recent.extend(failed.iter().map(|(id, _)| (id.clone(), now)));
+        super::quorum::keeps_running(before, &recently, &after)
     }
 
     /// Applies the last snapshot again (a hold on failures ended).
@@ -237,6 +282,10 @@ impl Membership {
             generation,
             guard,
             last_observed: std::sync::Mutex::new(Vec::new()),
+            recently_failed: std::sync::Mutex::new(Vec::new()),
+            quorum_window: config
+                .keep_majority
+                .then(|| config.effective_failure_timeout() * 3),
         });
         let (stop, stop_rx) = watch::channel(false);
         tokio::spawn(watch_live_nodes(

@@ -18,6 +18,7 @@ mod auth_udp;
 mod config;
 mod events;
 mod handle;
+mod quorum;
 mod stall;
 
 pub use config::MembershipConfig;

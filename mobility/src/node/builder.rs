@@ -18,6 +18,7 @@ pub(super) struct Gossip {
     pub(super) seeds: Vec<String>,
     pub(super) interval: Duration,
     pub(super) failure_timeout: Duration,
+    pub(super) keep_majority: bool,
 }
 
 /// Builds a [`Node`]: `Node::builder().id("node-a").start().await?`.
@@ -52,6 +53,7 @@ impl NodeBuilder {
                 seeds: Vec::new(),
                 interval: Duration::from_millis(100),
                 failure_timeout: Duration::from_secs(2),
+                keep_majority: true,
             },
         }
     }
@@ -125,6 +127,22 @@ impl NodeBuilder {
     /// directory entries dropped, its actors reported down). Default: 2 s.
     pub fn failure_timeout(mut self, timeout: Duration) -> Self {
         self.gossip.failure_timeout = timeout;
+        self
+    }
+
+    /// Split brain resolution (default on). When members become
+    /// unreachable, the side of the cluster with more than half of the
+    /// members seen in the last few failure timeouts keeps running (on a
+    /// tie, the side with the lowest node id) and every node of the other
+    /// side fences itself (see [`Node::is_fenced`]), as Akka's "keep
+    /// majority" does: an actor never lives on one side while the other
+    /// reports it down. The price: in a two-node cluster, the node with the
+    /// higher id stops when the other one crashes, and a cluster that loses
+    /// more than half of its members at once stops entirely. Off: every
+    /// side of a partition keeps running, each reporting the other's actors
+    /// down.
+    pub fn keep_majority(mut self, enabled: bool) -> Self {
+        self.gossip.keep_majority = enabled;
         self
     }
 
@@ -281,6 +299,7 @@ async fn start_directory(
     config.seeds = gossip.seeds;
     config.gossip_interval = gossip.interval;
     config.failure_timeout = gossip.failure_timeout;
+    config.keep_majority = gossip.keep_majority;
     let membership = Membership::start(config, Vec::new())
         .await
         .map_err(|e| Error::Config(format!("cannot start gossip on {tcp_addr} (UDP): {e}")))?;
