@@ -1,7 +1,9 @@
 //! The wire layer of mobility: node identities, the codec seam every byte on
 //! a link goes through, peer links, and the TCP transport that carries them
-//! between processes ([`Transport`]: authenticated handshake, reliable
-//! exactly-once sessions that survive reconnects).
+//! between processes ([`Transport`]: every link authenticated by a Noise
+//! handshake keyed by the cluster's secret and encrypted with forward
+//! secrecy, see [`tcp::noise`]; reliable exactly-once sessions that
+//! survive reconnects).
 //!
 //! It knows peers and bytes, not actor types: the runtime (`mobility`) builds
 //! its protocol messages on top of it.

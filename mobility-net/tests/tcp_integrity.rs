@@ -1,7 +1,8 @@
-//! Frames after the handshake are tagged: someone on the path who alters,
-//! forges, replays or drops a frame of a live connection gets that
-//! connection closed by the receiver, nothing corrupted is delivered, and
-//! the session resumes on a new socket, exactly once and in order.
+//! Everything after the handshake is Noise transport messages: someone on
+//! the path who alters, forges, replays or drops one of a live connection
+//! gets that connection closed by the receiver, nothing corrupted is
+//! delivered, and the session resumes on a new socket (a new handshake),
+//! exactly once and in order.
 
 mod common;
 
@@ -15,9 +16,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::time::timeout;
 
-/// Frames each side sends before the tagged ones (`Hello`, `Auth`).
+/// Frames each side sends before the encrypted stream (`Hello`, its
+/// Noise handshake message), each a u32 length and its bytes.
 const HANDSHAKE_FRAMES: usize = 2;
-/// Which tagged frame is attacked (0 is the `Resume`, data follows).
+/// Which Noise transport message is attacked (0 carries the `Resume`,
+/// data follows).
 const AT: usize = 3;
 
 #[derive(Debug, Clone, Copy)]
@@ -55,12 +58,15 @@ enum End {
     ToClosed,
 }
 
-/// Forwards frames from `from` to `to`, attacking tagged frame `AT` if
-/// `attack` is given; returns when either side closes.
+/// Forwards the handshake's frames from `from` to `to`, then the Noise
+/// transport messages, attacking message `AT` if `attack` is given;
+/// returns when either side closes.
 async fn forward(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, attack: Option<Attack>) -> End {
     for k in 0.. {
+        // A u32 length during the handshake, a u16 one after.
+        let prefix = if k < HANDSHAKE_FRAMES { 4 } else { 2 };
         let mut len = [0u8; 4];
-        if from.read_exact(&mut len).await.is_err() {
+        if from.read_exact(&mut len[4 - prefix..]).await.is_err() {
             return End::FromClosed;
         }
         let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
@@ -75,12 +81,14 @@ async fn forward(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, attack: Option
                     vec![body]
                 }
                 Attack::Inject => {
-                    // Kind `Data`, seq, `more`, ack, a payload, a made-up tag.
-                    let mut forged = vec![1u8];
+                    // A made-up message: a `Data` frame in the clear,
+                    // with a made-up tag.
+                    let mut forged = 25u32.to_be_bytes().to_vec();
+                    forged.push(1u8);
                     forged.extend_from_slice(&(k as u64).to_be_bytes());
                     forged.push(0);
                     forged.extend_from_slice(&0u64.to_be_bytes());
-                    forged.extend_from_slice(b"forged");
+                    forged.extend_from_slice(b"forged!");
                     forged.extend_from_slice(&[0u8; 16]);
                     vec![forged, body]
                 }
@@ -91,7 +99,9 @@ async fn forward(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, attack: Option
         };
         for frame in out {
             let len = (frame.len() as u32).to_be_bytes();
-            if to.write_all(&len).await.is_err() || to.write_all(&frame).await.is_err() {
+            if to.write_all(&len[4 - prefix..]).await.is_err()
+                || to.write_all(&frame).await.is_err()
+            {
                 return End::ToClosed;
             }
         }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use mobility_net::tcp::handshake::{Auth, Hello};
+use mobility_net::tcp::handshake::Hello;
 use mobility_net::{NetError, TcpConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -106,7 +106,7 @@ async fn garbage_bytes_are_refused() {
     )
     .await;
     assert_closed(&mut s, QUICK).await;
-    // A good hello, then garbage as auth.
+    // A good hello, then garbage as the Noise handshake message.
     let mut s = raw(&a).await;
     write_frame(
         &mut s,
@@ -114,7 +114,6 @@ async fn garbage_bytes_are_refused() {
     )
     .await;
     read_frame(&mut s).await.expect("hello");
-    read_frame(&mut s).await.expect("auth");
     write_frame(&mut s, b"\x00\x01garbage").await;
     assert_closed(&mut s, QUICK).await;
     assert_serves(&a, &mut ea, "c", "s").await;
@@ -180,17 +179,21 @@ async fn a_replayed_handshake_is_refused() {
     let recorded = record.lock().expect("no panic").clone();
     let frames = first_frames(&recorded, 2);
     let _: Hello = mobility_net::decode(&frames[0]).expect("the dialer's hello");
-    let _: Auth = mobility_net::decode(&frames[1]).expect("the dialer's auth");
-    // Replayed as is: the listener's fresh nonce makes the old MAC wrong.
+    assert_eq!(
+        frames[1].len(),
+        48,
+        "the dialer's Noise message: e and a tag"
+    );
+    // Replayed as is: the listener's fresh nonce (in the prologue) makes
+    // the old Noise message fail.
     let mut s = raw(&a).await;
     write_frame(&mut s, &frames[0]).await;
     write_frame(&mut s, &frames[1]).await;
     assert_closed(&mut s, QUICK).await;
-    // Replayed in step with the listener's answers: refused too.
+    // Replayed in step with the listener's answer: refused too.
     let mut s = raw(&a).await;
     write_frame(&mut s, &frames[0]).await;
     read_frame(&mut s).await.expect("hello");
-    read_frame(&mut s).await.expect("auth");
     write_frame(&mut s, &frames[1]).await;
     assert_closed(&mut s, QUICK).await;
     // The genuine session is untouched.
@@ -208,7 +211,7 @@ async fn frames_of(events: &mut Events, t: &mobility_net::Transport) -> Bytes {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reflected_handshake_is_refused() {
     let (a, mut ea) = start("node-a", "c", "s", config()).await;
-    // The listener's own auth sent back to it.
+    // The listener's own hello sent back to it as the Noise message.
     let mut s = raw(&a).await;
     write_frame(
         &mut s,
@@ -216,17 +219,25 @@ async fn a_reflected_handshake_is_refused() {
     )
     .await;
     let their_hello = read_frame(&mut s).await.expect("hello");
-    let their_auth = read_frame(&mut s).await.expect("auth");
-    write_frame(&mut s, &their_auth).await;
+    write_frame(&mut s, &their_hello).await;
     assert_closed(&mut s, QUICK).await;
-    // The listener's own hello sent back to it.
+    // The listener's own hello sent back to it as a hello.
     let mut s = raw(&a).await;
     write_frame(&mut s, &their_hello).await;
     assert_closed(&mut s, QUICK).await;
-    // Both at once.
+    // A Noise message written for another listener's hello.
+    let (b, _eb) = start("node-b", "c", "s", config()).await;
     let mut s = raw(&a).await;
-    write_frame(&mut s, &their_hello).await;
-    write_frame(&mut s, &their_auth).await;
+    let mine = mobility_net::encode(&hello("mallory", "c")).expect("encodes");
+    write_frame(&mut s, &mine).await;
+    let _ = read_frame(&mut s).await.expect("hello");
+    let mut other = raw(&b).await;
+    write_frame(&mut other, &mine).await;
+    let other_hello = read_frame(&mut other).await.expect("hello");
+    let mut state =
+        mobility_net::tcp::noise::dialer(&"s".into(), &mine, &other_hello).expect("builds");
+    let first = mobility_net::tcp::noise::write(&mut state).expect("writes");
+    write_frame(&mut s, &first).await;
     assert_closed(&mut s, QUICK).await;
     assert_no_event_about(&mut ea, &node("mallory"));
     assert_serves(&a, &mut ea, "c", "s").await;
@@ -246,9 +257,10 @@ async fn an_oversized_length_prefix_closes_before_the_body() {
     let mut s = raw(&a).await;
     s.write_all(&u32::MAX.to_be_bytes()).await.expect("writes");
     assert_closed(&mut s, QUICK).await;
-    // After authentication, `max_frame`.
-    let (mut s, _) = raw_handshake(&a, "node-o", "c", "s").await;
-    s.write_all(&(64 * 1024u32 + 1).to_be_bytes())
+    // After authentication, `max_frame` (the length is read as soon as its
+    // Noise message is decrypted, before the body comes).
+    let (mut s, _, mut keys) = raw_handshake_keyed(&a, "node-o", "c", "s").await;
+    s.write_all(&keys.seal_raw(&(64 * 1024u32 + 1).to_be_bytes()))
         .await
         .expect("writes");
     assert_closed(&mut s, QUICK).await;
@@ -263,19 +275,28 @@ async fn a_truncated_frame_then_close_is_handled() {
     s.write_all(&[1u8; 10]).await.expect("writes");
     s.shutdown().await.expect("half-closes");
     assert_closed(&mut s, QUICK).await;
-    // The same after authentication.
-    let (mut s, _) = raw_handshake(&a, "node-t", "c", "s").await;
-    s.write_all(&100u32.to_be_bytes()).await.expect("writes");
-    s.write_all(&[1u8; 10]).await.expect("writes");
+    // The same after authentication: a frame cut short inside the
+    // encrypted stream, and a Noise message cut short.
+    let (mut s, _, mut keys) = raw_handshake_keyed(&a, "node-t", "c", "s").await;
+    let mut plain = 100u32.to_be_bytes().to_vec();
+    plain.extend_from_slice(&[1u8; 10]);
+    s.write_all(&keys.seal_raw(&plain)).await.expect("writes");
     s.shutdown().await.expect("half-closes");
     assert_closed(&mut s, QUICK).await;
-    // Garbage after authentication: a frame without a valid tag, then a
-    // frame with a valid tag that is no session frame.
-    let (mut s, _) = raw_handshake(&a, "node-u", "c", "s").await;
-    write_frame(&mut s, b"\xff\xff\xff").await;
+    let (mut s, _, mut keys) = raw_handshake_keyed(&a, "node-t2", "c", "s").await;
+    let sealed = keys.seal_frame(&[1u8; 100]);
+    s.write_all(&sealed[..50]).await.expect("writes");
+    s.shutdown().await.expect("half-closes");
     assert_closed(&mut s, QUICK).await;
-    let (mut s, _, key) = raw_handshake_keyed(&a, "node-v", "c", "s").await;
-    write_frame(&mut s, &tagged(&key, 0, b"\xff\xff\xff")).await;
+    // Garbage after authentication: bytes that do not decrypt, then a
+    // frame that decrypts but is no session frame.
+    let (mut s, _) = raw_handshake(&a, "node-u", "c", "s").await;
+    write_frame(&mut s, &[0xff; 40]).await;
+    assert_closed(&mut s, QUICK).await;
+    let (mut s, _, mut keys) = raw_handshake_keyed(&a, "node-v", "c", "s").await;
+    s.write_all(&keys.seal_frame(b"\xff\xff\xff"))
+        .await
+        .expect("writes");
     assert_closed(&mut s, QUICK).await;
     assert_serves(&a, &mut ea, "c", "s").await;
 }
@@ -381,7 +402,7 @@ async fn an_idle_peer_is_dropped_then_reported_lost() {
         ..config()
     };
     let (a, mut ea) = start("node-a", "c", "s", config).await;
-    let (mut s, _, key) = raw_handshake_keyed(&a, "node-i", "c", "s").await;
+    let (mut s, _, mut keys) = raw_handshake_keyed(&a, "node-i", "c", "s").await;
     let mut resume = vec![0u8];
     resume.extend(
         mobility_net::encode(&Control::Resume {
@@ -391,7 +412,9 @@ async fn an_idle_peer_is_dropped_then_reported_lost() {
         })
         .expect("encodes"),
     );
-    write_frame(&mut s, &tagged(&key, 0, &resume)).await;
+    s.write_all(&keys.seal_frame(&resume))
+        .await
+        .expect("writes");
     let _link = peer_up(&mut ea, &node("node-i")).await;
     // It answers no ping: dropped after the idle timeout.
     let started = Instant::now();

@@ -104,8 +104,9 @@ fn admit(inner: &Arc<Inner>, stream: TcpStream, addr: SocketAddr) {
                     inner.route(handshaken.established(permit));
                 }
                 Err(e) => {
-                    let max = inner.config().max_connections;
-                    handshaken.refuse(&format!("too many links open ({max})"));
+                    // Closed: the dialer, past its handshake, reads the
+                    // socket closed and redials. (Its `Hello` was answered
+                    // because the links had room then: `Policy::busy`.)
                     let peer = &handshaken.hello.node;
                     inner
                         .refusals

@@ -1,9 +1,11 @@
 //! Runs the handshake on a new socket, as dialer or listener, within the
-//! handshake timeout; nothing but `Hello` and `Auth` is read before both
-//! MACs are verified.
+//! handshake timeout: the two `Hello`s, then the Noise handshake over them
+//! (`noise.rs`); nothing but `Hello`s and Noise handshake messages is read
+//! before it succeeds, and every later byte is encrypted.
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -17,9 +19,11 @@ use super::config::{Identity, Secret, TcpConfig};
 use super::connection::Socket;
 use super::frame::codec;
 use super::handshake::{
-    compute_mac, frame_key, make_hello, read_hello, select_secret, session_id, verify_mac, Auth,
-    HandshakeError, Hello, Refusal, Role, HANDSHAKE_MAX_FRAME,
+    make_hello, read_hello, select_secret, session_id, HandshakeError, Hello, Refusal, Role,
+    HANDSHAKE_MAX_FRAME,
 };
+use super::noise;
+use super::record::{Keys, Opener, Sealer};
 use super::session::SessionId;
 use crate::NodeId;
 
@@ -54,31 +58,15 @@ pub(crate) struct Established {
     pub(crate) role: Role,
     /// The id a session created by this handshake gets.
     pub(crate) session_id: SessionId,
-    /// The keys of the tags of the frames that follow.
-    pub(crate) keys: FrameKeys,
     /// The peer's address.
     pub(crate) peer_addr: SocketAddr,
-}
-
-/// The keys of a socket's frame tags, one per direction.
-pub(crate) struct FrameKeys {
-    /// For the frames this side sends.
-    pub(crate) send: [u8; 32],
-    /// For the frames the peer sends.
-    pub(crate) recv: [u8; 32],
-}
-
-impl std::fmt::Debug for FrameKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("FrameKeys(<redacted>)")
-    }
 }
 
 /// What the handshake settles besides the socket.
 struct Settled {
     hello: Hello,
     session_id: SessionId,
-    keys: FrameKeys,
+    keys: Keys,
 }
 
 /// The socket during the handshake: frames of at most
@@ -93,12 +81,12 @@ struct Pipe {
 /// budget.
 #[derive(Debug)]
 pub(crate) struct Handshaken {
-    reader: FramedRead<OwnedReadHalf, LengthDelimitedCodec>,
+    reader: FramedRead<OwnedReadHalf, Opener>,
     writer: OwnedWriteHalf,
+    sealer: Sealer,
     pub(crate) hello: Hello,
     role: Role,
     session_id: SessionId,
-    keys: FrameKeys,
     pub(crate) peer_addr: SocketAddr,
 }
 
@@ -110,20 +98,14 @@ impl Handshaken {
             socket: Socket {
                 reader: self.reader,
                 writer: self.writer,
+                sealer: self.sealer,
                 permit,
             },
             hello: self.hello,
             role: self.role,
             session_id: self.session_id,
-            keys: self.keys,
             peer_addr: self.peer_addr,
         }
-    }
-
-    /// Tells the peer, best effort and without waiting, that it is
-    /// refused for one of this node's limits (`reason`).
-    pub(crate) fn refuse(&self, reason: &str) {
-        let _ = self.writer.try_write(&refusal_frame(reason));
     }
 }
 
@@ -187,12 +169,16 @@ pub(crate) async fn handshake(
     let steps = run(&mut pipe, role, local, policy, on_hello);
     match tokio::time::timeout(timeout, steps).await {
         Ok(Ok(settled)) => Ok(Handshaken {
-            reader: pipe.reader,
+            // What the peer sent after its last handshake message (the
+            // listener's first frames) stays in the reader's buffer.
+            reader: pipe
+                .reader
+                .map_decoder(|_| Opener::new(Arc::clone(&settled.keys), local.config.max_frame)),
             writer: pipe.writer,
+            sealer: Sealer::new(settled.keys),
             hello: settled.hello,
             role,
             session_id: settled.session_id,
-            keys: settled.keys,
             peer_addr,
         }),
         Ok(Err(failure)) => Err(failure),
@@ -214,37 +200,40 @@ async fn run(
         &local.config,
     )
     .map_err(|e| e.to_string())?;
+    let own_bytes = encode(&own)?;
     match role {
         Role::Dialer => {
-            send(socket, &[encode(&own)?]).await?;
-            let bytes = receive(socket).await?;
-            let theirs = read_hello(&bytes, &local.identity).map_err(|e| match e {
+            send(socket, &[own_bytes.as_slice()]).await?;
+            let their_bytes = receive(socket).await?;
+            let theirs = read_hello(&their_bytes, &local.identity).map_err(|e| match e {
                 HandshakeError::Refused(limit) => Failure::Busy(limit),
                 e => Failure::Failed(e.to_string()),
             })?;
             admit(&theirs, policy)?;
             let secret = secret(local, policy, &theirs)?;
-            let auth = receive(socket).await?;
-            verify_mac(&secret, Role::Listener, &own, &theirs, &auth).map_err(|e| e.to_string())?;
-            let mac = compute_mac(&secret, Role::Dialer, &own, &theirs);
-            send(socket, &[encode(&Auth { mac })?]).await?;
+            let mut state =
+                noise::dialer(&secret, &own_bytes, &their_bytes).map_err(|e| text(&e))?;
+            send(
+                socket,
+                &[noise::write(&mut state).map_err(|e| text(&e))?.as_slice()],
+            )
+            .await?;
+            let answer = receive(socket).await?;
+            noise::read(&mut state, &answer).map_err(|e| text(&e))?;
             Ok(Settled {
-                keys: FrameKeys {
-                    send: frame_key(&secret, Role::Dialer, &own, &theirs),
-                    recv: frame_key(&secret, Role::Listener, &own, &theirs),
-                },
+                keys: Arc::new(noise::finish(state).map_err(|e| text(&e))?),
                 session_id: session_id(&own, &theirs),
                 hello: theirs,
             })
         }
         Role::Listener => {
-            let bytes = receive(socket).await?;
-            let theirs = match read_hello(&bytes, &local.identity) {
+            let their_bytes = receive(socket).await?;
+            let theirs = match read_hello(&their_bytes, &local.identity) {
                 Ok(theirs) => theirs,
                 Err(e @ (HandshakeError::Version { .. } | HandshakeError::AppVersion { .. })) => {
                     // Ours before closing, so the dialer can name the
                     // mismatch too (a hello is no secret: any dialer gets it).
-                    let _ = send(socket, &[encode(&own)?]).await;
+                    let _ = send(socket, &[own_bytes.as_slice()]).await;
                     return Err(Failure::Failed(e.to_string()));
                 }
                 Err(e) => return Err(Failure::Failed(e.to_string())),
@@ -252,19 +241,22 @@ async fn run(
             admit(&theirs, policy)?;
             let secret = secret(local, policy, &theirs)?;
             if let Some(limit) = policy.busy() {
-                let _ = send(socket, &[encode(&Refusal::new(limit.clone()))?]).await;
+                let _ = send(socket, &[encode(&Refusal::new(limit.clone()))?.as_slice()]).await;
                 return Err(Failure::Busy(limit));
             }
             on_hello();
-            let mac = compute_mac(&secret, Role::Listener, &theirs, &own);
-            send(socket, &[encode(&own)?, encode(&Auth { mac })?]).await?;
-            let auth = receive(socket).await?;
-            verify_mac(&secret, Role::Dialer, &theirs, &own, &auth).map_err(|e| e.to_string())?;
+            let mut state =
+                noise::listener(&secret, &their_bytes, &own_bytes).map_err(|e| text(&e))?;
+            send(socket, &[own_bytes.as_slice()]).await?;
+            let first = receive(socket).await?;
+            noise::read(&mut state, &first).map_err(|e| text(&e))?;
+            send(
+                socket,
+                &[noise::write(&mut state).map_err(|e| text(&e))?.as_slice()],
+            )
+            .await?;
             Ok(Settled {
-                keys: FrameKeys {
-                    send: frame_key(&secret, Role::Listener, &theirs, &own),
-                    recv: frame_key(&secret, Role::Dialer, &theirs, &own),
-                },
+                keys: Arc::new(noise::finish(state).map_err(|e| text(&e))?),
                 session_id: session_id(&theirs, &own),
                 hello: theirs,
             })
@@ -272,11 +264,15 @@ async fn run(
     }
 }
 
+fn text(e: &HandshakeError) -> Failure {
+    Failure::Failed(e.to_string())
+}
+
 fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, String> {
     crate::encode(value).map_err(|e| e.to_string())
 }
 
-async fn send(socket: &mut Pipe, frames: &[Vec<u8>]) -> Result<(), String> {
+async fn send(socket: &mut Pipe, frames: &[&[u8]]) -> Result<(), String> {
     let mut bytes = Vec::new();
     for frame in frames {
         let len = u32::try_from(frame.len()).map_err(|_| "handshake frame too long".to_owned())?;

@@ -2,8 +2,8 @@
 //! the frames a session sends once both sides are authenticated: `Data`
 //! with a fixed binary header and its chunk's bytes raw, so big messages are
 //! neither copied into nor out of an encoding; the others in CBOR. Once
-//! both sides are authenticated every frame's payload also ends with a tag
-//! (added and checked in `connection.rs`).
+//! both sides are authenticated the frames travel inside the socket's
+//! encrypted stream (`record.rs`).
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -11,8 +11,8 @@ use tokio_util::codec::LengthDelimitedCodec;
 
 use crate::CodecError;
 
-/// Bytes of a `Data` frame beyond its chunk (its header and its tag, with
-/// room to spare); a chunk is at most the peer's `max_frame` minus this.
+/// Bytes of a `Data` frame beyond its chunk (its header, with room to
+/// spare); a chunk is at most the peer's `max_frame` minus this.
 pub(crate) const DATA_OVERHEAD: usize = 64;
 
 /// First byte of a session frame: the rest is a CBOR [`Control`].

@@ -1,12 +1,14 @@
-//! The handshake's messages and its proof of identity; pure, no I/O.
+//! The handshake's cleartext messages, pure, no I/O: the [`Hello`] each
+//! side sends first (or the listener's [`Refusal`]), their checks, and the
+//! history of the wire protocol's versions.
 //!
-//! Each side sends a [`Hello`], then an [`Auth`] whose MAC binds the proof to
-//! both `Hello`s whole (every field either side announces: nonce, node id,
-//! cluster, incarnation, listen address, frame and message limits, both
-//! versions), and to the role of the sender (see [`compute_mac`]). Nothing
-//! else is decoded before both MACs are verified. The same inputs, under another
-//! label, give each direction of the socket its own key (see
-//! [`frame_key`]) for the tag every later frame carries.
+//! The dialer sends its `Hello`; the listener answers with its own; then
+//! the two run a Noise handshake (`noise.rs`) whose prologue is both
+//! `Hello`s as they were sent, byte for byte, and whose pre-shared key
+//! comes from the cluster's secret: every field either side announces
+//! (nonce, node id, cluster, incarnation, listen address, frame and message
+//! limits, both versions) is covered, and nothing else is decoded before
+//! the Noise handshake succeeds. Every later byte is encrypted.
 //!
 //! # Wire protocol versions
 //!
@@ -16,7 +18,7 @@
 //! The history of [`PROTOCOL_VERSION`], newest last:
 //!
 //! - **1**: frames are a u32 big-endian length and a payload (at most
-//!   [`HANDSHAKE_MAX_FRAME`] bytes until both MACs are verified, then the
+//!   [`HANDSHAKE_MAX_FRAME`] bytes until the peer is authenticated, then the
 //!   receiver's `max_frame`). The dialer sends `Hello`; the listener answers
 //!   `Hello` then `Auth`; the dialer verifies and answers `Auth`. Then each
 //!   side sends `Resume` (the session it holds with the other, the last
@@ -29,7 +31,7 @@
 //!   handshake (from `Resume` on) ends with a 16-byte tag: keyed BLAKE3
 //!   (fast enough to tag a 64 MiB migration at memory speed; the keys are
 //!   derived with HMAC-SHA256 from the authenticated handshake), keyed by
-//!   the key of its direction ([`frame_key`]), over the frame's
+//!   the key of its direction (`frame_key`), over the frame's
 //!   number on the socket in that direction (u64 big-endian, from 0) and
 //!   its payload, truncated to its first 16 bytes; the length prefix
 //!   counts the tag. A frame whose tag does not verify (altered, forged,
@@ -58,8 +60,21 @@
 //!   refuses a connection before authenticating it (its own limits) may
 //!   answer with a [`Refusal`] instead of its `Hello`, naming the limit,
 //!   so the dialer does not blame itself or its own node.
+//! - **6**: encryption with forward secrecy. After the two `Hello`s the
+//!   dialer and the listener run `Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s`
+//!   (see [`super::noise`]): the prologue is both `Hello`s as sent (the
+//!   dialer's first, each length-prefixed), the pre-shared key is derived
+//!   from the secret of the peer's cluster, and the two Noise messages
+//!   (dialer's, then listener's, empty payloads, each in a u32
+//!   length-prefixed frame) replace the two `Auth` MACs. After them, each
+//!   direction of the socket is a stream of Noise transport messages (a
+//!   u16 big-endian length, then at most 65,535 bytes, ChaCha20-Poly1305
+//!   under keys from ephemeral X25519 keys) whose plaintexts, joined,
+//!   carry the frames of version 5 without their tags (a u32 length and a
+//!   payload). A message that does not decrypt (altered, forged, replayed,
+//!   reordered or after a dropped one) closes the socket; the session
+//!   resumes on a new one, with a new handshake.
 
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -70,7 +85,7 @@ use crate::NodeId;
 pub const MAGIC: [u8; 4] = *b"MOBY";
 
 /// The wire protocol version this build speaks (history in the module docs).
-pub const PROTOCOL_VERSION: u16 = 5;
+pub const PROTOCOL_VERSION: u16 = 6;
 
 /// Largest frame accepted before the peer is authenticated.
 pub const HANDSHAKE_MAX_FRAME: usize = 4096;
@@ -80,15 +95,6 @@ pub const MAX_CLUSTER_LEN: usize = 128;
 
 /// Longest listen address accepted.
 const MAX_LISTEN_LEN: usize = 256;
-
-/// Domain separation of the authentication MAC.
-const AUTH_LABEL: &[u8] = b"mobility-auth-v1";
-
-/// Domain separation of the keys of the frames' tags.
-const FRAME_KEY_LABEL: &[u8] = b"mobility-frame-key-v2";
-
-/// Bytes of the tag at the end of every frame after the handshake.
-pub const TAG_LEN: usize = 16;
 
 /// Domain separation of session ids.
 const SESSION_LABEL: &[u8] = b"mobility-session-v1";
@@ -102,7 +108,8 @@ pub struct Hello {
     pub version: u16,
     /// The version of what the sender's runtime speaks over the link.
     pub app_version: u32,
-    /// The node id the sender claims (proved by its `Auth`).
+    /// The node id the sender claims (proved by the Noise handshake that
+    /// covers this `Hello`).
     pub node: NodeId,
     /// The cluster the sender claims; it selects the secret.
     pub cluster: String,
@@ -147,13 +154,6 @@ impl Refusal {
     }
 }
 
-/// The second message of each side: proof that it knows the secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Auth {
-    /// HMAC-SHA256 computed by [`compute_mac`].
-    pub mac: [u8; 32],
-}
-
 /// Which end of the socket a side is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -161,15 +161,6 @@ pub enum Role {
     Dialer,
     /// The side that accepted.
     Listener,
-}
-
-impl Role {
-    fn byte(self) -> u8 {
-        match self {
-            Role::Dialer => 0,
-            Role::Listener => 1,
-        }
-    }
 }
 
 /// Why a handshake was refused.
@@ -205,12 +196,16 @@ pub enum HandshakeError {
     /// The peer claims our own node id.
     #[error("peer claims this node's own id {0}")]
     SelfConnection(NodeId),
-    /// The `Auth` could not be decoded.
-    #[error("undecodable auth: {0}")]
-    BadAuth(String),
-    /// The MAC does not verify: wrong secret, replay or reflection.
-    #[error("authentication failed (wrong secret, replayed or reflected handshake)")]
-    BadMac,
+    /// The peer's Noise handshake message does not verify: wrong
+    /// secret, or a replayed, reflected or tampered handshake (either
+    /// `Hello` altered on the path).
+    #[error(
+        "authentication failed (wrong secret, or a replayed, reflected or tampered handshake: {0})"
+    )]
+    Authentication(String),
+    /// The Noise handshake could not be set up or written.
+    #[error("noise handshake: {0}")]
+    Noise(String),
     /// No randomness could be drawn from the OS.
     #[error("no randomness: {0}")]
     Random(String),
@@ -325,108 +320,6 @@ pub fn select_secret(
     }
 }
 
-fn put(mac: &mut Hmac<Sha256>, field: &[u8]) {
-    mac.update(&(field.len() as u64).to_be_bytes());
-    mac.update(field);
-}
-
-/// HMAC-SHA256 keyed by `key` (any length).
-pub(crate) fn hmac(key: &[u8]) -> Hmac<Sha256> {
-    // HMAC accepts keys of any length: this cannot fail.
-    match <Hmac<Sha256> as Mac>::new_from_slice(key) {
-        Ok(mac) => mac,
-        Err(_) => unreachable!("HMAC takes keys of any length"),
-    }
-}
-
-/// Feeds every field of `hello` to `mac`, each length-prefixed or of fixed
-/// size. The destructuring names every field: one added to `Hello` does
-/// not compile until it is covered here.
-fn put_hello(mac: &mut Hmac<Sha256>, hello: &Hello) {
-    let Hello {
-        magic,
-        version,
-        app_version,
-        node,
-        cluster,
-        nonce,
-        incarnation,
-        listen,
-        max_frame,
-        max_message,
-    } = hello;
-    put(mac, magic);
-    mac.update(&version.to_be_bytes());
-    mac.update(&app_version.to_be_bytes());
-    put(mac, node.as_str().as_bytes());
-    put(mac, cluster.as_bytes());
-    put(mac, nonce);
-    mac.update(&incarnation.to_be_bytes());
-    match listen {
-        None => mac.update(&[0]),
-        Some(listen) => {
-            mac.update(&[1]);
-            put(mac, listen.as_bytes());
-        }
-    }
-    mac.update(&max_frame.to_be_bytes());
-    mac.update(&max_message.to_be_bytes());
-}
-
-fn keyed(
-    label: &[u8],
-    secret: &Secret,
-    sender: Role,
-    dialer: &Hello,
-    listener: &Hello,
-) -> Hmac<Sha256> {
-    let mut mac = hmac(secret.expose());
-    put(&mut mac, label);
-    mac.update(&PROTOCOL_VERSION.to_be_bytes());
-    mac.update(&[sender.byte()]);
-    put_hello(&mut mac, dialer);
-    put_hello(&mut mac, listener);
-    mac
-}
-
-/// The MAC the side in role `sender` sends: HMAC-SHA256 keyed by `secret`
-/// over a label, the version, the sender's role byte (0 dialer, 1
-/// listener), then every field of the dialer's `Hello` and every field of
-/// the listener's, in their declaration order (byte strings
-/// length-prefixed, numbers big-endian, `listen` after a byte telling
-/// whether it is there).
-pub fn compute_mac(secret: &Secret, sender: Role, dialer: &Hello, listener: &Hello) -> [u8; 32] {
-    keyed(AUTH_LABEL, secret, sender, dialer, listener)
-        .finalize()
-        .into_bytes()
-        .into()
-}
-
-/// Checks, in constant time, the MAC the side in role `sender` sent.
-pub fn verify_mac(
-    secret: &Secret,
-    sender: Role,
-    dialer: &Hello,
-    listener: &Hello,
-    auth: &[u8],
-) -> Result<(), HandshakeError> {
-    let decoded: Auth = crate::decode(auth).map_err(|e| HandshakeError::BadAuth(e.to_string()))?;
-    keyed(AUTH_LABEL, secret, sender, dialer, listener)
-        .verify_slice(&decoded.mac)
-        .map_err(|_| HandshakeError::BadMac)
-}
-
-/// The key of the tags of the frames the side in role `sender` sends on
-/// this socket: HMAC-SHA256 keyed by `secret` over the same fields as
-/// [`compute_mac`] under another label. Never sent; new for every socket
-/// (both nonces are fresh), one per direction.
-pub fn frame_key(secret: &Secret, sender: Role, dialer: &Hello, listener: &Hello) -> [u8; 32] {
-    keyed(FRAME_KEY_LABEL, secret, sender, dialer, listener)
-        .finalize()
-        .into_bytes()
-        .into()
-}
-
 /// The id a session gets when this handshake creates it; both sides derive
 /// the same one.
 pub fn session_id(dialer: &Hello, listener: &Hello) -> [u8; 16] {
@@ -460,31 +353,51 @@ mod tests {
         (d, l)
     }
 
+    /// Runs the Noise handshake in memory between a dialer that sent
+    /// `d` and saw `l`, and a listener that saw `dt` and sent `lt`, both
+    /// with secret `s` (`Ok` if both messages verify).
+    fn noise_between(s: &Secret, (d, l): (&Hello, &Hello), (dt, lt): (&Hello, &Hello)) -> bool {
+        let bytes = |h: &Hello| crate::encode(h).expect("encodes");
+        let mut dialer = super::super::noise::dialer(s, &bytes(d), &bytes(l)).expect("builds");
+        let mut listener =
+            super::super::noise::listener(s, &bytes(dt), &bytes(lt)).expect("builds");
+        let first = super::super::noise::write(&mut dialer).expect("writes");
+        if super::super::noise::read(&mut listener, &first).is_err() {
+            return false;
+        }
+        let second = super::super::noise::write(&mut listener).expect("writes");
+        super::super::noise::read(&mut dialer, &second).is_ok()
+    }
+
     #[test]
-    fn macs_verify_and_bind_role_and_secret() {
+    fn the_noise_handshake_binds_the_hellos_and_the_secret() {
         let (d, l) = hellos();
         let s = Secret::from("s");
-        let mac = compute_mac(&s, Role::Dialer, &d, &l);
-        let auth = crate::encode(&Auth { mac }).expect("encodes");
-        assert_eq!(verify_mac(&s, Role::Dialer, &d, &l, &auth), Ok(()));
-        assert_eq!(
-            verify_mac(&s, Role::Listener, &d, &l, &auth),
-            Err(HandshakeError::BadMac),
-            "reflection"
-        );
-        assert_eq!(
-            verify_mac(&Secret::from("t"), Role::Dialer, &d, &l, &auth),
-            Err(HandshakeError::BadMac),
+        assert!(noise_between(&s, (&d, &l), (&d, &l)));
+        assert!(!noise_between(&s, (&d, &l), (&l, &d)), "reflection");
+        let mut dialer = super::super::noise::dialer(
+            &s,
+            &crate::encode(&d).expect("encodes"),
+            &crate::encode(&l).expect("encodes"),
+        )
+        .expect("builds");
+        let first = super::super::noise::write(&mut dialer).expect("writes");
+        let mut wrong = super::super::noise::listener(
+            &Secret::from("t"),
+            &crate::encode(&d).expect("encodes"),
+            &crate::encode(&l).expect("encodes"),
+        )
+        .expect("builds");
+        assert!(
+            matches!(
+                super::super::noise::read(&mut wrong, &first),
+                Err(HandshakeError::Authentication(_))
+            ),
             "wrong secret"
         );
-        let (d2, _) = hellos();
-        let mut replay = d2;
-        replay.nonce = d.nonce;
-        assert_eq!(verify_mac(&s, Role::Dialer, &replay, &l, &auth), Ok(()));
         let (_, l2) = hellos();
-        assert_eq!(
-            verify_mac(&s, Role::Dialer, &d, &l2, &auth),
-            Err(HandshakeError::BadMac),
+        assert!(
+            !noise_between(&s, (&d, &l), (&d, &l2)),
             "replay against a fresh listener nonce"
         );
     }
@@ -509,49 +422,39 @@ mod tests {
     }
 
     #[test]
-    fn every_announced_field_is_covered_by_the_mac() {
+    fn every_announced_field_is_covered_by_the_noise_handshake() {
         let (mut d, mut l) = hellos();
         d.listen = Some("127.0.0.1:1805".into());
         l.listen = Some("127.0.0.1:1806".into());
         let s = Secret::from("s");
-        let mut tampered_listen = d.clone();
-        tampered_listen.listen = Some("127.0.0.1:1807".into());
-        let mut removed_listen = d.clone();
-        removed_listen.listen = None;
-        for sender in [Role::Dialer, Role::Listener] {
-            let mac = compute_mac(&s, sender, &d, &l);
-            let auth = crate::encode(&Auth { mac }).expect("encodes");
-            assert_eq!(verify_mac(&s, sender, &d, &l, &auth), Ok(()));
-            let key = frame_key(&s, sender, &d, &l);
-            let mut cases: Vec<(String, Hello, Hello)> = Vec::new();
-            for (field, tamper) in tamperings() {
-                let mut dt = d.clone();
-                tamper(&mut dt);
-                assert_ne!(dt, d, "{field} changes the dialer's hello");
-                cases.push((format!("dialer's {field}"), dt, l.clone()));
-                let mut lt = l.clone();
-                tamper(&mut lt);
-                assert_ne!(lt, l, "{field} changes the listener's hello");
-                cases.push((format!("listener's {field}"), d.clone(), lt));
-            }
-            cases.push((
-                "dialer's listen changed".into(),
-                tampered_listen.clone(),
-                l.clone(),
-            ));
-            cases.push((
-                "dialer's listen removed".into(),
-                removed_listen.clone(),
-                l.clone(),
-            ));
-            for (what, dt, lt) in cases {
-                assert_eq!(
-                    verify_mac(&s, sender, &dt, &lt, &auth),
-                    Err(HandshakeError::BadMac),
-                    "{what} tampered, {sender:?}'s MAC still verifies"
-                );
-                assert_ne!(frame_key(&s, sender, &dt, &lt), key, "{what}");
-            }
+        let mut cases: Vec<(String, Hello, Hello)> = Vec::new();
+        for (field, tamper) in tamperings() {
+            let mut dt = d.clone();
+            tamper(&mut dt);
+            assert_ne!(dt, d, "{field} changes the dialer's hello");
+            cases.push((format!("dialer's {field}"), dt, l.clone()));
+            let mut lt = l.clone();
+            tamper(&mut lt);
+            assert_ne!(lt, l, "{field} changes the listener's hello");
+            cases.push((format!("listener's {field}"), d.clone(), lt));
+        }
+        let mut changed = d.clone();
+        changed.listen = Some("127.0.0.1:1807".into());
+        cases.push(("dialer's listen changed".into(), changed, l.clone()));
+        let mut removed = d.clone();
+        removed.listen = None;
+        cases.push(("dialer's listen removed".into(), removed, l.clone()));
+        for (what, dt, lt) in cases {
+            // Someone on the path rewrote one `Hello` on its way: each side
+            // hashes what it saw.
+            assert!(
+                !noise_between(&s, (&d, &l), (&dt, &lt)),
+                "{what} tampered toward the listener, the handshake still verifies"
+            );
+            assert!(
+                !noise_between(&s, (&dt, &lt), (&d, &l)),
+                "{what} tampered toward the dialer, the handshake still verifies"
+            );
         }
     }
 
@@ -573,22 +476,6 @@ mod tests {
         let (d, _) = hellos();
         let bytes = crate::encode(&d).expect("encodes");
         assert_eq!(read_hello(&bytes, &own), Ok(d));
-    }
-
-    #[test]
-    fn frame_keys_differ_per_direction_socket_and_secret() {
-        let (d, l) = hellos();
-        let s = Secret::from("s");
-        let to_listener = frame_key(&s, Role::Dialer, &d, &l);
-        let to_dialer = frame_key(&s, Role::Listener, &d, &l);
-        assert_ne!(to_listener, to_dialer);
-        assert_ne!(to_listener, compute_mac(&s, Role::Dialer, &d, &l));
-        assert_ne!(
-            to_listener,
-            frame_key(&Secret::from("t"), Role::Dialer, &d, &l)
-        );
-        let (d2, _) = hellos();
-        assert_ne!(to_listener, frame_key(&s, Role::Dialer, &d2, &l));
     }
 
     #[test]

@@ -57,16 +57,16 @@ const BATCH: usize = 256;
 const ACK_DELAY: Duration = Duration::from_millis(2);
 /// Chunks received without telling the peer before an `Ack` goes at once.
 const ACK_EVERY: u64 = 32;
-/// Chunks are tagged and queued on the socket only while fewer bytes than
-/// this wait to be written: tagging the next chunk of a big message then
-/// overlaps with the peer receiving and checking the previous one.
+/// Chunks are sealed and queued on the socket only while fewer bytes than
+/// this wait to be written: sealing the next chunk of a big message then
+/// overlaps with the peer receiving and decrypting the previous one.
 const SEND_WINDOW: usize = 1 << 20;
 
 /// Largest chunk of a message on the wire, whatever the peer's
-/// `max_frame`: a frame's tag is checked once the whole frame is in, so
-/// with smaller frames the receiver checks one while the next is on its
-/// way, and the sender tags one while the last is written (a 64 MiB move
-/// took about a tenth less than with 8 MiB chunks).
+/// `max_frame`: a frame is handed up once the whole frame is in, so with
+/// smaller frames the receiver works on one while the next is on its way,
+/// and the sender seals one while the last is written (with version 2's
+/// tags, a 64 MiB move took about a tenth less than with 8 MiB chunks).
 const MAX_CHUNK: usize = 1 << 20;
 
 /// What the transport tells a peer task.
@@ -403,12 +403,7 @@ impl PeerTask {
             self.lead();
         }
         let config = self.inner.config();
-        let conn = Conn::new(
-            dialed_by_me,
-            established.socket,
-            config.max_frame,
-            &established.keys,
-        );
+        let conn = Conn::new(dialed_by_me, established.socket, config.max_frame);
         let now = Instant::now();
         self.resume_by = now + config.handshake_timeout;
         self.last_rx = now;

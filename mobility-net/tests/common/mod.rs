@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mobility_net::tcp::handshake::{self, Hello};
+use mobility_net::tcp::noise;
 use mobility_net::{Identity, LinkSender, NodeId, Secret, TcpConfig, Transport, TransportEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -237,41 +238,60 @@ pub async fn raw_handshake(
     (stream, theirs)
 }
 
-/// `raw_handshake`, also returning the key that tags the frames the raw
-/// side sends next (see [`tagged`]).
+/// The encrypted side of a raw dialer, after its handshake: seals what it
+/// sends next the way the transport does (protocol version 6).
+pub struct RawSession {
+    keys: snow::StatelessTransportState,
+    nonce: u64,
+}
+
+impl RawSession {
+    /// The bytes on the wire of `plain`, bytes of the plaintext stream,
+    /// as Noise transport messages (a u16 length, then each message).
+    pub fn seal_raw(&mut self, plain: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for piece in plain.chunks(noise::MAX_PIECE) {
+            let mut message = vec![0u8; piece.len() + noise::TAG_LEN];
+            let n = self
+                .keys
+                .write_message(self.nonce, piece, &mut message)
+                .expect("seals");
+            self.nonce += 1;
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+            out.extend_from_slice(&message[..n]);
+        }
+        out
+    }
+
+    /// The bytes on the wire of one frame carrying `payload`.
+    pub fn seal_frame(&mut self, payload: &[u8]) -> Vec<u8> {
+        let mut plain = (payload.len() as u32).to_be_bytes().to_vec();
+        plain.extend_from_slice(payload);
+        self.seal_raw(&plain)
+    }
+}
+
+/// `raw_handshake`, also returning the keys of what the raw side sends
+/// next (see [`RawSession`]).
 pub async fn raw_handshake_keyed(
     t: &Transport,
     name: &str,
     cluster: &str,
     secret: &str,
-) -> (TcpStream, Hello, [u8; 32]) {
-    use handshake::{compute_mac, frame_key, Auth, Role};
+) -> (TcpStream, Hello, RawSession) {
     let mut stream = raw(t).await;
-    let mine = hello(name, cluster);
-    write_frame(&mut stream, &mobility_net::encode(&mine).expect("encodes")).await;
-    let theirs: Hello =
-        mobility_net::decode(&read_frame(&mut stream).await.expect("hello")).expect("a hello");
-    let _their_auth = read_frame(&mut stream).await.expect("auth");
-    let mac = compute_mac(&Secret::from(secret), Role::Dialer, &mine, &theirs);
-    write_frame(
-        &mut stream,
-        &mobility_net::encode(&Auth { mac }).expect("encodes"),
-    )
-    .await;
-    let key = frame_key(&Secret::from(secret), Role::Dialer, &mine, &theirs);
-    (stream, theirs, key)
-}
-
-/// `payload` followed by its tag as frame `number` under `key` (the
-/// format of protocol version 2).
-pub fn tagged(key: &[u8; 32], number: u64, payload: &[u8]) -> Vec<u8> {
-    let mut mac = blake3::Hasher::new_keyed(key);
-    mac.update(&number.to_be_bytes());
-    mac.update(payload);
-    let tag = *mac.finalize().as_bytes();
-    let mut frame = payload.to_vec();
-    frame.extend_from_slice(&tag[..handshake::TAG_LEN]);
-    frame
+    let mine = mobility_net::encode(&hello(name, cluster)).expect("encodes");
+    write_frame(&mut stream, &mine).await;
+    let theirs = read_frame(&mut stream).await.expect("hello");
+    let hello: Hello = mobility_net::decode(&theirs).expect("a hello");
+    let mut state = noise::dialer(&Secret::from(secret), &mine, &theirs).expect("builds");
+    write_frame(&mut stream, &noise::write(&mut state).expect("writes")).await;
+    let answer = read_frame(&mut stream)
+        .await
+        .expect("the listener's handshake message");
+    noise::read(&mut state, &answer).expect("the listener knows the secret");
+    let keys = noise::finish(state).expect("done");
+    (stream, hello, RawSession { keys, nonce: 0 })
 }
 
 /// Asserts no event about `peer` is queued.
