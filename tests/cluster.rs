@@ -415,10 +415,9 @@ async fn draining_a_node_under_load_moves_every_actor_and_loses_nothing() {
                 let mut seq = 0u64;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     if seq % 10 == 9 {
-                        handle
-                            .record(sender.clone(), seq)
-                            .await
-                            .expect("request answered");
+                        if let Err(e) = handle.record(sender.clone(), seq).await {
+                            panic!("request {seq} of {sender} not answered: {e}");
+                        }
                     } else {
                         handle.tell().record(sender.clone(), seq).expect("sent");
                     }

@@ -120,6 +120,9 @@ fn markers(len: usize) -> Bytes {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_a_frame_carries_never_appears_on_the_wire() {
+    // Every test installs the log capture before any node starts, so
+    // no callsite is first seen without it.
+    capture_logs();
     let (a, mut ea) = start("node-a", "c", "s", config()).await;
     let (b, mut eb) = start("node-b", "c", "s", config()).await;
     let (proxy, up, down) = recording_proxy(b.local_addr()).await;
@@ -235,6 +238,9 @@ async fn a_tampered_ciphertext_closes_the_connection_with_a_logged_reason_and_de
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_secret_gets_no_answer_keyed_by_the_right_one() {
+    // Every test installs the log capture before any node starts, so
+    // no callsite is first seen without it.
+    capture_logs();
     let (a, mut ea) = start("node-a", "c", "s", config()).await;
     let before = a.refusals().bad_handshake;
     let mut s = raw(&a).await;
@@ -268,6 +274,9 @@ async fn a_wrong_secret_gets_no_answer_keyed_by_the_right_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recorded_session_replayed_to_the_listener_gets_nowhere() {
+    // Every test installs the log capture before any node starts, so
+    // no callsite is first seen without it.
+    capture_logs();
     let (a, mut ea) = start("node-a", "c", "s", config()).await;
     let (b, mut eb) = start("node-b", "c", "s", config()).await;
     let (proxy, up, _) = recording_proxy(a.local_addr()).await;
