@@ -492,17 +492,24 @@ fn run_once(s: &Scenario, run: usize, delay: Duration) -> RunReport {
     let b = NodeProcess::start(&cluster, "b", client("b"), Some(&seed));
     let c = NodeProcess::start(&cluster, "c", client("c"), Some(&seed));
     let mut nodes = [a, b, c];
+    // Every node sees the three members and finds the greeter on a (so
+    // every link to a is up before the fault).
     for node in &mut nodes {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let answer = node
-                .ask("members", &["members ("])
-                .unwrap_or_else(|e| panic!("{e}"));
-            if answer == "members (3): a, b, c" {
-                break;
+        for (command, good) in [
+            ("members", "members (3): a, b, c"),
+            ("where", "where: the greeter runs on a "),
+        ] {
+            let deadline = Instant::now() + PATIENCE;
+            loop {
+                let answer = node
+                    .ask(command, &[command])
+                    .unwrap_or_else(|e| panic!("{e}"));
+                if answer.starts_with(good) {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{}: still {answer}", node.name);
+                std::thread::sleep(Duration::from_millis(100)); // paces the retries
             }
-            assert!(Instant::now() < deadline, "{}: still {answer}", node.name);
-            std::thread::sleep(Duration::from_millis(100)); // paces the retries
         }
     }
     for node in nodes.iter_mut().filter(|n| client(n.name)) {
@@ -891,7 +898,7 @@ fn explain(
         if t < stop_sent {
             "before"
         } else if t < resumed {
-            "during"
+            "during (or just before)"
         } else {
             "after"
         }
