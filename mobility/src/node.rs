@@ -93,6 +93,8 @@ pub(crate) struct NodeShared {
     closed_epochs: Mutex<HashMap<ActorId, u64>>,
     /// Members declared failed (until a new incarnation joins).
     failed_members: Mutex<HashSet<NodeId>>,
+    /// Whether `failed_members` has anyone.
+    any_failed: AtomicBool,
     live_cells: AtomicUsize,
     /// The cell tasks, to abort those still busy when shutdown's grace ends.
     cell_tasks: Mutex<HashMap<ActorId, tokio::task::AbortHandle>>,

@@ -269,6 +269,7 @@ impl NodeBuilder {
                 stall,
                 closed_epochs: Mutex::new(HashMap::new()),
                 failed_members: Mutex::new(HashSet::new()),
+                any_failed: AtomicBool::new(false),
                 live_cells: AtomicUsize::new(0),
                 cell_tasks: Mutex::new(HashMap::new()),
                 cells_done: tokio::sync::Notify::new(),

@@ -139,6 +139,13 @@ impl Node {
     }
 
     pub(super) fn handle_frame(&self, from: &NodeId, frame: &Bytes) {
+        // A member declared failed is fenced: nothing it sends counts any
+        // more (it was stalled or cut off, and learns it soon), so an actor
+        // it prepared, a commit, a message from it, are all ignored.
+        if self.is_failed_member(from) {
+            tracing::debug!(node = %self.id(), peer = %from, "a frame from a member declared failed ignored");
+            return;
+        }
         match crate::wire::open_frame(frame) {
             Ok((msg, tail)) => self.on_peer_msg(from, msg, &tail),
             Err(e) => {

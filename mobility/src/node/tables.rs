@@ -176,7 +176,9 @@ impl Node {
     /// Whether member `node` was declared failed (and no new incarnation
     /// joined since).
     pub(crate) fn is_failed_member(&self, node: &NodeId) -> bool {
-        lock(&self.shared.failed_members).contains(node)
+        // Most of the time nobody failed: no lock on the message path.
+        self.shared.any_failed.load(Ordering::Acquire)
+            && lock(&self.shared.failed_members).contains(node)
     }
 
     /// Records whether member `node` is declared failed.
@@ -187,6 +189,9 @@ impl Node {
         } else {
             members.remove(node);
         }
+        self.shared
+            .any_failed
+            .store(!members.is_empty(), Ordering::Release);
     }
 
     /// Attempts up to `epoch` of moving `actor` here were aborted before
