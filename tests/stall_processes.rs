@@ -216,10 +216,13 @@ impl NodeProcess {
             if Instant::now() >= deadline {
                 return None;
             }
-            let soon = (Instant::now() + Duration::from_millis(20)).min(deadline);
-            if !self.receive(Some(soon)) && self.closed {
-                std::thread::sleep(Duration::from_millis(5)); // output closed, reaping soon
+            if self.closed {
+                // Both pipes closed: the process is exiting (they close when
+                // it ends), so waiting for it to be reaped cannot hang.
+                self.status = Some(self.child.wait().expect("wait"));
+                continue;
             }
+            self.receive(Some(deadline));
         }
     }
 
@@ -504,7 +507,11 @@ fn run_once(s: &Scenario, run: usize, delay: Duration) -> RunReport {
                     break;
                 }
                 assert!(Instant::now() < deadline, "{}: still {answer}", node.name);
-                std::thread::sleep(Duration::from_millis(100)); // paces the retries
+                // Asked again once the node prints something new (a member
+                // joined, a greeting), or after a short while at most.
+                node.receive(Some(
+                    (Instant::now() + Duration::from_millis(100)).min(deadline),
+                ));
             }
         }
     }
@@ -605,7 +612,13 @@ fn run_once(s: &Scenario, run: usize, delay: Duration) -> RunReport {
             ));
             break (Fate::Unknown, answers);
         }
-        std::thread::sleep(Duration::from_millis(200)); // paces the retries
+        // Asked again once a live node prints something new (a member
+        // failed, the greeter arrived), or after a short while at most.
+        if let Some(node) = nodes.iter_mut().find(|n| n.status.is_none()) {
+            node.receive(Some(
+                (Instant::now() + Duration::from_millis(200)).min(deadline),
+            ));
+        }
     };
     for (i, node) in nodes.iter_mut().enumerate() {
         node.catch_up();
