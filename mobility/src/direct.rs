@@ -66,20 +66,12 @@ impl<A: Actor> Entry<A> {
             return Err(self.down_error());
         };
         let mut route = self.route();
-        // Its node was declared failed and the actor lives on elsewhere (it
-        // survived a move caught by the failure): what the failed node held
-        // of this stream is lost, so a new stream begins there.
-        if node.is_failed_member(&route.node) {
-            if let Some((at, epoch)) = node.locate(self.id).filter(|(at, _)| *at != route.node) {
-                numbering.stream = Origin {
-                    node: node.id().clone(),
-                    stream: crate::id::random_u64(),
-                };
-                numbering.next_seq = 0;
-                route = Route { node: at, epoch };
-                self.set_route(route.clone());
-                self.reroute_cell(route.clone());
-            }
+        if let Some(relocated) = node.relocated(self.id, &route) {
+            numbering.stream = Origin::fresh(node.id());
+            numbering.next_seq = 0;
+            route = relocated;
+            self.set_route(route.clone());
+            self.reroute_cell(route.clone());
         }
         let numbered = Numbered::<A> {
             origin: numbering.stream.clone(),

@@ -407,17 +407,21 @@ impl<A: Actor> Cell<A> {
     }
 
     /// Closes the mailbox and answers whatever is left in it.
+    /// Why the actor ended here, as told to those who still send to it.
+    fn exit_reason(&self) -> ExitReason {
+        self.entry
+            .exit
+            .get()
+            .cloned()
+            .unwrap_or(ExitReason::NoSuchActor)
+    }
+
     fn finish(mut self) {
         self.take_numbering();
         if let Some(owed) = self.owed_to.take() {
             self.node.owe_outcome(&owed, self.entry.id, false);
         }
-        let reason = self
-            .entry
-            .exit
-            .get()
-            .cloned()
-            .unwrap_or(ExitReason::NoSuchActor);
+        let reason = self.exit_reason();
         self.rx.close();
         while let Ok(envelope) = self.rx.try_recv() {
             let numbered = self.number(envelope);
@@ -498,13 +502,7 @@ impl<A: Actor> Cell<A> {
             }
             Mode::Lent => unreachable!("the cell takes its actor back before it reads the mailbox"),
             Mode::Stopped => {
-                let reason = self
-                    .entry
-                    .exit
-                    .get()
-                    .cloned()
-                    .unwrap_or(ExitReason::NoSuchActor);
-                numbered.reject(&self.node, self.entry.id, &reason);
+                numbered.reject(&self.node, self.entry.id, &self.exit_reason());
             }
         }
     }
@@ -513,18 +511,12 @@ impl<A: Actor> Cell<A> {
     /// sender that came through here where that is.
     fn forward(&mut self, route: &Route, mut numbered: Numbered<A>) {
         self.last_forward = tokio::time::Instant::now();
-        // The node it went to was declared failed, and the actor lives on
-        // elsewhere (it survived a move caught by the failure): what that
-        // node held of this stream is lost, so a new stream begins there.
-        let mut route = route;
-        let restreamed;
-        if self.node.is_failed_member(&route.node) {
-            if let Some((node, epoch)) = self
-                .node
-                .locate(self.id())
-                .filter(|(node, _)| *node != route.node)
-            {
-                self.restream(node.clone(), epoch);
+        // Its node was declared failed and the actor lives on elsewhere:
+        // a new stream begins there (see `Node::relocated`).
+        let relocated = self.node.relocated(self.id(), route);
+        let route = match &relocated {
+            Some(relocated) => {
+                self.restream(relocated.node.clone(), relocated.epoch);
                 if matches!(numbered.item, Item::Local { .. })
                     && numbered.origin.node == *self.node.id()
                 {
@@ -532,10 +524,10 @@ impl<A: Actor> Cell<A> {
                     numbered.seq = self.next_seq;
                     self.next_seq += 1;
                 }
-                restreamed = Route { node, epoch };
-                route = &restreamed;
+                relocated
             }
-        }
+            None => route,
+        };
         let mut envelope = numbered.into_wire(&self.node, self.id());
         if !self.node.pass_through(self.id(), route, &mut envelope) {
             return;

@@ -25,10 +25,7 @@ impl<A: Actor> Cell<A> {
     pub(super) fn restream(&mut self, node: NodeId, epoch: u64) {
         if let Mode::Forwarding(route) = &self.mode {
             if epoch >= route.epoch && node != *self.node.id() {
-                self.stream = crate::wire::Origin {
-                    node: self.node.id().clone(),
-                    stream: crate::id::random_u64(),
-                };
+                self.stream = crate::wire::Origin::fresh(self.node.id());
                 self.next_seq = 0;
                 let route = Route { node, epoch };
                 self.handover.moved(super::handover::to_proto(&route));

@@ -48,10 +48,7 @@ impl Node {
         let (tx, rx) = mpsc::unbounded_channel();
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let hosting = matches!(start, Start::Host { .. });
-        let stream = Origin {
-            node: self.id().clone(),
-            stream: crate::id::random_u64(),
-        };
+        let stream = Origin::fresh(self.id());
         // An actor elsewhere: local senders send directly from the start.
         let direct = (!hosting).then(|| DirectSend {
             stream: stream.clone(),
@@ -179,6 +176,19 @@ impl Node {
         // Most of the time nobody failed: no lock on the message path.
         self.shared.any_failed.load(Ordering::Acquire)
             && lock(&self.shared.failed_members).contains(node)
+    }
+
+    /// Where `actor` lives now if `route` leads to a member declared failed
+    /// and the directory knows another location: it survived a move caught
+    /// by the failure. What the failed node held of a stream through it is
+    /// lost, so the sender starts a new stream there.
+    pub(crate) fn relocated(&self, actor: ActorId, route: &Route) -> Option<Route> {
+        if !self.is_failed_member(&route.node) {
+            return None;
+        }
+        self.locate(actor)
+            .filter(|(node, _)| *node != route.node)
+            .map(|(node, epoch)| Route { node, epoch })
     }
 
     /// Records whether member `node` is declared failed.

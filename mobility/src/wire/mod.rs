@@ -34,6 +34,17 @@ pub(crate) struct Origin {
     pub(crate) stream: u64,
 }
 
+impl Origin {
+    /// A new stream numbered by `node` (a random id, so its numbers are
+    /// never taken for those of an earlier stream).
+    pub(crate) fn fresh(node: &NodeId) -> Origin {
+        Origin {
+            node: node.clone(),
+            stream: crate::id::random_u64(),
+        }
+    }
+}
+
 // Every message looks up its stream: compare and hash the random stream id
 // first and only (it tells streams apart by itself), not the node's name.
 impl PartialEq for Origin {
