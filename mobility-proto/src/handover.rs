@@ -120,13 +120,6 @@ pub enum Step {
     Commit,
 }
 
-/// Why an actor is gone from this node for good.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Gone {
-    /// This node was declared failed: every actor it held is down.
-    Fenced,
-}
-
 /// What the shell must do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action<N, F, R> {
@@ -161,9 +154,10 @@ pub enum Action<N, F, R> {
         /// Where the actor lives.
         route: Route<N>,
     },
-    /// The actor is gone from this node and, as far as this node knows,
-    /// everywhere: fail whatever waits on it, report it down.
-    Down(Gone),
+    /// This node was declared failed (fenced) while it held the actor
+    /// (live, frozen or prepared): the actor is down; fail whatever waits
+    /// on it.
+    Down,
     /// Answer the caller of `migrate` (on the source).
     Answer(Outcome<N, F>),
 }
@@ -903,7 +897,7 @@ impl<N: Clone + Eq + Debug, F: Clone + Debug, R: Clone + Debug> Handover<N, F, R
                 .push_back(Action::Answer(Err((step, Failure::Fenced))));
         }
         if held {
-            self.actions.push_back(Action::Down(Gone::Fenced));
+            self.actions.push_back(Action::Down);
         }
     }
 
@@ -1277,12 +1271,12 @@ mod tests {
             actions(&mut m),
             [
                 Action::Answer(Err((Step::Prepare, Failure::Fenced))),
-                Action::Down(Gone::Fenced)
+                Action::Down
             ]
         );
         let mut h = M::hosting(1, 0, T);
         h.fenced();
-        assert_eq!(actions(&mut h), [Action::Down(Gone::Fenced)]);
+        assert_eq!(actions(&mut h), [Action::Down]);
         let mut f = M::forwarding(1, Route { node: 2, epoch: 1 }, T);
         f.fenced();
         assert!(actions(&mut f).is_empty());

@@ -361,7 +361,7 @@ impl Sim {
                         self.forward(n, &route, request);
                     }
                 }
-                Action::Down(_) => {
+                Action::Down => {
                     let node = &mut self.nodes[n as usize];
                     node.state = None;
                     let aside = std::mem::take(&mut node.aside);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use mobility_proto::handover::{
-    Action, Admission, Failure, Frame, Gone, Handover, Outcome, Step, Timing,
+    Action, Admission, Failure, Frame, Handover, Outcome, Step, Timing,
 };
 use mobility_proto::sequence::Tracker;
 
@@ -677,7 +677,7 @@ impl<A: Actor> Cell<A> {
                 Action::HandOver { route } => self.hand_over(from_proto(route)),
                 Action::Activate { epoch, source } => self.activate(epoch, source),
                 Action::DropPrepared { route } => self.drop_prepared(from_proto(route)),
-                Action::Down(Gone::Fenced) => self.fenced_down().await,
+                Action::Down => self.fenced_down().await,
                 Action::Answer(outcome) => self.answer(outcome),
             }
         }
