@@ -11,21 +11,21 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::actor::Actor;
+use crate::api::actor::Actor;
+use crate::api::handle::Handle;
+use crate::api::reply::{ReplySender, ReplyValue};
 use crate::cell::{Cell, Control, HandoverFrame, NetControl, Start};
-use crate::direct::DirectSend;
-use crate::directory::Directory;
-use crate::entry::{Entry, ErasedEntry, Route};
-use crate::error::{Error, ExitReason};
-use crate::handle::Handle;
-use crate::id::{ActorId, Destination, NodeId};
-use crate::idle::IdleSlot;
-use crate::links::{Links, Path, Queued};
-use crate::migration::{MigrationFailure, MigrationReport, Snapshot};
-use crate::network::{NetSettings, Network};
-use crate::registry::{PrepareArgs, Registry};
-use crate::reply::{ReplySender, ReplyValue};
-use crate::wire::{Origin, PeerMsg, WireBody, WireEnvelope};
+use crate::mailbox::direct::DirectSend;
+use crate::mailbox::entry::{Entry, ErasedEntry, Route};
+use crate::mailbox::idle::IdleSlot;
+use crate::node::directory::Directory;
+use crate::node::links::{Links, Path, Queued};
+use crate::node::network::{NetSettings, Network};
+use crate::node::registry::{PrepareArgs, Registry};
+use crate::proto::error::{Error, ExitReason};
+use crate::proto::id::{ActorId, Destination, NodeId};
+use crate::proto::migration::{MigrationFailure, MigrationReport, Snapshot};
+use crate::proto::wire::{Origin, PeerMsg, WireBody, WireEnvelope};
 use mobility_net::membership::{MemberEvent, Membership, MembershipConfig};
 use mobility_net::tcp::{Secret, TcpConfig};
 use mobility_net::{LinkReceiver, LinkSender};
@@ -33,10 +33,14 @@ use mobility_proto::handover::Frame;
 use std::net::SocketAddr;
 
 mod builder;
+pub(crate) mod directory;
 mod drain;
 mod faults;
 mod frames;
+pub(crate) mod links;
 mod members;
+pub(crate) mod network;
+pub(crate) mod registry;
 mod tables;
 
 use builder::Config;
@@ -54,7 +58,7 @@ struct Waiting<T> {
 
 pub(crate) struct NodeShared {
     id: NodeId,
-    deadlines: Arc<crate::deadline::Deadlines>,
+    deadlines: Arc<crate::mailbox::deadline::Deadlines>,
     network: Option<Network>,
     /// The cluster's membership and directory (nodes that listen).
     directory: Option<Directory>,

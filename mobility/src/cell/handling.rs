@@ -9,12 +9,12 @@ use futures_util::FutureExt;
 use super::hosted::Hosted;
 use super::queued::{reject_addr, Item, Queued};
 use super::{panic_message, Cell, Mode, MAX_ENTERS};
-use crate::actor::Actor;
-use crate::entry::LocalBody;
-use crate::error::{Error, ExitReason};
-use crate::migration::QueuedWire;
-use crate::reply::ReplyTo;
-use crate::wire::WireBody;
+use crate::api::actor::Actor;
+use crate::api::reply::ReplyTo;
+use crate::mailbox::entry::LocalBody;
+use crate::proto::error::{Error, ExitReason};
+use crate::proto::migration::QueuedWire;
+use crate::proto::wire::WireBody;
 
 impl<A: Actor> Cell<A> {
     pub(super) async fn handle(&mut self, item: Queued<A>) {
@@ -35,7 +35,7 @@ impl<A: Actor> Cell<A> {
         let mut raw: Option<Vec<u8>> = None;
         let (body, reply) = match item {
             Queued::Timer(bytes, _) => {
-                match crate::codec::decode_on::<A::Msg>(Some(&self.node), &bytes) {
+                match crate::api::codec::decode_on::<A::Msg>(Some(&self.node), &bytes) {
                     Ok(msg) => {
                         raw = Some(bytes);
                         (LocalBody::User(msg), ReplyTo::nobody(actor))
@@ -47,7 +47,7 @@ impl<A: Actor> Cell<A> {
                 }
             }
             Queued::Replay { msg: bytes, reply } => {
-                match crate::codec::decode_on::<A::Msg>(Some(&self.node), &bytes) {
+                match crate::api::codec::decode_on::<A::Msg>(Some(&self.node), &bytes) {
                     Ok(msg) => {
                         raw = Some(bytes);
                         (LocalBody::User(msg), reply)
@@ -70,7 +70,7 @@ impl<A: Actor> Cell<A> {
                     );
                     let body = match body {
                         WireBody::User(bytes) => {
-                            match crate::codec::decode_on::<A::Msg>(Some(&self.node), &bytes) {
+                            match crate::api::codec::decode_on::<A::Msg>(Some(&self.node), &bytes) {
                                 Ok(msg) => {
                                     raw = Some(bytes);
                                     LocalBody::User(msg)

@@ -17,15 +17,17 @@ use mobility_proto::sequence::Tracker;
 use super::hosted::Hosted;
 use super::queued::{Numbered, Queued};
 use super::{panic_message, Cell, Mode};
-use crate::actor::Actor;
-use crate::entry::Route;
-use crate::error::{Error, ExitReason};
-use crate::id::{Destination, NodeId};
-use crate::migration::{MigrationFailure, MigrationPhase, MigrationReport, QueuedWire, Snapshot};
+use crate::api::actor::Actor;
+use crate::api::reply::ReplyTo;
+use crate::api::timers::{TimerKind, Timers};
+use crate::mailbox::entry::Route;
 use crate::node::Node;
-use crate::reply::ReplyTo;
-use crate::timers::{TimerKind, Timers};
-use crate::wire::{Origin, PeerMsg, WireEnvelope};
+use crate::proto::error::{Error, ExitReason};
+use crate::proto::id::{Destination, NodeId};
+use crate::proto::migration::{
+    MigrationFailure, MigrationPhase, MigrationReport, QueuedWire, Snapshot,
+};
+use crate::proto::wire::{Origin, PeerMsg, WireEnvelope};
 
 /// The machine as the runtime instantiates it: node ids, the refusals a
 /// destination gives, and the restore time a successful prepare answer
@@ -276,7 +278,7 @@ impl<A: Actor> Cell<A> {
             schema: A::SCHEMA,
             epoch,
         };
-        let encoded = crate::wire::frame_of(&header).and_then(|mut frame| {
+        let encoded = crate::proto::wire::frame_of(&header).and_then(|mut frame| {
             let start = frame.len();
             mobility_net::encode_into(&snapshot, &mut frame).map(|()| (frame, start))
         });

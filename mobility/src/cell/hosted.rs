@@ -7,14 +7,14 @@ use mobility_proto::sequence::{Accepted, Tracker};
 
 use super::panic_message;
 use super::queued::{Numbered, Queued};
-use crate::actor::Actor;
-use crate::context::Context;
-use crate::id::NodeId;
-use crate::migration::QueuedWire;
+use crate::api::actor::Actor;
+use crate::api::context::Context;
+use crate::api::reply::ReplyTo;
+use crate::api::timers::TimerKind;
 use crate::node::Node;
-use crate::reply::ReplyTo;
-use crate::timers::TimerKind;
-use crate::wire::Origin;
+use crate::proto::id::NodeId;
+use crate::proto::migration::QueuedWire;
+use crate::proto::wire::Origin;
 
 /// An actor living on this node (active or paused).
 pub(crate) struct Hosted<A: Actor> {

@@ -19,6 +19,7 @@
 //! `hosted.rs` (a live actor), `handling.rs` (one message), `routing.rs`
 //! (a cell whose actor is elsewhere).
 
+mod alarm;
 mod handling;
 mod handover;
 mod hosted;
@@ -42,17 +43,17 @@ use self::handover::{Machine, Migrating, Pending, Prepared};
 pub(crate) use self::hosted::Hosted;
 use self::queued::Queued;
 pub(crate) use self::queued::{Item, Numbered};
-use crate::actor::Actor;
-use crate::alarm::Alarm;
-use crate::context::Context;
-use crate::entry::{Entry, Envelope, Route};
-use crate::error::ExitReason;
-use crate::handle::Handle;
-use crate::id::{ActorId, NodeId};
-use crate::migration::Snapshot;
+use crate::api::actor::Actor;
+use crate::api::context::Context;
+use crate::api::handle::Handle;
+use crate::api::timers::Timers;
+use crate::cell::alarm::Alarm;
+use crate::mailbox::entry::{Entry, Envelope, Route};
 use crate::node::Node;
-use crate::timers::Timers;
-use crate::wire::{Origin, PeerMsg};
+use crate::proto::error::ExitReason;
+use crate::proto::id::{ActorId, NodeId};
+use crate::proto::migration::Snapshot;
+use crate::proto::wire::{Origin, PeerMsg};
 
 /// Control messages from the node's links (untyped).
 #[derive(Debug)]
@@ -455,7 +456,7 @@ impl<A: Actor> Cell<A> {
         }
         if let Mode::Hosting(hosted) = &mut self.mode {
             for (msg, kind) in hosted.ctx.timers.pop_due(now) {
-                if kind == crate::timers::TimerKind::Event {
+                if kind == crate::api::timers::TimerKind::Event {
                     hosted.event_timeout_queued = true;
                 }
                 hosted.queue.push_back(Queued::Timer(msg, kind));

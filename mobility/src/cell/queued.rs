@@ -1,15 +1,15 @@
 //! Messages as a cell holds them: numbered in their stream, ready to be
 //! handled, and in the portable form a migration carries.
 
-use crate::actor::Actor;
-use crate::entry::LocalBody;
-use crate::error::{Error, ExitReason};
-use crate::id::ActorId;
-use crate::migration::QueuedWire;
+use crate::api::actor::Actor;
+use crate::api::reply::{ReplyAddr, ReplySender, ReplyTo};
+use crate::api::timers::TimerKind;
+use crate::mailbox::entry::LocalBody;
 use crate::node::Node;
-use crate::reply::{ReplyAddr, ReplySender, ReplyTo};
-use crate::timers::TimerKind;
-use crate::wire::{Origin, WireBody, WireEnvelope};
+use crate::proto::error::{Error, ExitReason};
+use crate::proto::id::ActorId;
+use crate::proto::migration::QueuedWire;
+use crate::proto::wire::{Origin, WireBody, WireEnvelope};
 
 /// A message with its place in its stream.
 pub(crate) struct Numbered<A: Actor> {

@@ -10,9 +10,9 @@ use tokio::sync::broadcast;
 
 use super::{Node, NodeShared};
 use crate::cell::NetControl;
-use crate::entry::ErasedEntry;
-use crate::error::{Error, ExitReason};
-use crate::id::{ActorId, NodeId};
+use crate::mailbox::entry::ErasedEntry;
+use crate::proto::error::{Error, ExitReason};
+use crate::proto::id::{ActorId, NodeId};
 use crate::sync::{lock, read};
 
 /// Follows the membership's events for as long as the node exists.
@@ -164,7 +164,7 @@ impl Node {
     }
 
     fn fail_replies(&self, behind: &HashSet<ActorId>, reason: &ExitReason) {
-        let failed: Vec<(ActorId, crate::reply::ReplySender)> = {
+        let failed: Vec<(ActorId, crate::api::reply::ReplySender)> = {
             let mut pending = lock(&self.shared.pending);
             let ids: Vec<u64> = pending
                 .iter()

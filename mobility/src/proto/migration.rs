@@ -18,10 +18,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::id::{ActorId, NodeId};
-use crate::reply::ReplyAddr;
-use crate::timers::TimerKind;
-use crate::wire::{Origin, WireEnvelope};
+use crate::api::reply::ReplyAddr;
+use crate::api::timers::TimerKind;
+use crate::proto::id::{ActorId, NodeId};
+use crate::proto::wire::{Origin, WireEnvelope};
 use mobility_proto::sequence::Tracker;
 
 /// The steps of a migration, named in reports and errors.

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use crate::migration::TimerSnapshot;
+use crate::proto::migration::TimerSnapshot;
 
 /// What kind of timer it is: decides what replaces or cancels it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use mobility_net::membership::{Member, MemberEvent, Membership};
 use tokio::sync::{broadcast, mpsc};
 
-use crate::id::{ActorId, NodeId};
+use crate::proto::id::{ActorId, NodeId};
 
 const ADDR_KEY: &str = "addr";
 

@@ -18,9 +18,9 @@ mod compact;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, ExitReason};
-use crate::id::{ActorId, Destination, NodeId};
-use crate::migration::MigrationFailure;
+use crate::proto::error::{Error, ExitReason};
+use crate::proto::id::{ActorId, Destination, NodeId};
+use crate::proto::migration::MigrationFailure;
 
 /// Version of the protocol below; a link refuses peers of another version
 /// (the TCP handshake compares it as the runtime's `app_version`).
@@ -40,7 +40,7 @@ impl Origin {
     pub(crate) fn fresh(node: &NodeId) -> Origin {
         Origin {
             node: node.clone(),
-            stream: crate::id::random_u64(),
+            stream: crate::proto::id::random_u64(),
         }
     }
 }
@@ -235,7 +235,7 @@ mod tests {
     #[test]
     fn frames_split_into_header_and_tail_and_refuse_garbage() {
         let header = PeerMsg::Commit {
-            actor: crate::id::ActorId::fresh(),
+            actor: crate::proto::id::ActorId::fresh(),
             epoch: 3,
         };
         let mut frame = frame_of(&header).expect("encode");

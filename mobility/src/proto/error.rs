@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::id::{ActorId, NodeId};
-use crate::migration::MigrationFailure;
-use crate::migration::MigrationPhase;
+use crate::proto::id::{ActorId, NodeId};
+use crate::proto::migration::MigrationFailure;
+use crate::proto::migration::MigrationPhase;
 
 /// Why an actor ended. Reported to callers and monitors.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::actor::{Actor, Migratable};
-use crate::handle::{Handle, MessageSink};
-use crate::id::{ActorId, Destination};
+use crate::api::actor::{Actor, Migratable};
+use crate::api::handle::{Handle, MessageSink};
+use crate::api::reply::{DeferredReply, ReplyAddr, ReplyTo};
+use crate::api::timers::{TimerKind, Timers};
 use crate::node::Node;
-use crate::reply::{DeferredReply, ReplyAddr, ReplyTo};
-use crate::timers::{TimerKind, Timers};
+use crate::proto::id::{ActorId, Destination};
 
 /// Names a timer armed with [`Context::send_after`],
 /// [`Context::send_interval`] or the state machine timers; valid across

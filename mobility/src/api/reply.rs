@@ -9,11 +9,11 @@ use std::marker::PhantomData;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use crate::actor::{Actor, Migratable};
-use crate::context::Context;
-use crate::error::{Error, ExitReason};
-use crate::id::{ActorId, NodeId};
+use crate::api::actor::{Actor, Migratable};
+use crate::api::context::Context;
 use crate::node::Node;
+use crate::proto::error::{Error, ExitReason};
+use crate::proto::id::{ActorId, NodeId};
 
 /// A reply as it reaches the waiting caller.
 pub(crate) enum ReplyValue {
@@ -216,7 +216,7 @@ pub(crate) fn open_reply<R: Migratable>(
             .downcast::<R>()
             .map(|b| *b)
             .map_err(|_| Error::Codec(format!("reply is not a `{}`", std::any::type_name::<R>()))),
-        ReplyValue::Encoded(bytes) => crate::codec::decode_on(node, &bytes),
+        ReplyValue::Encoded(bytes) => crate::api::codec::decode_on(node, &bytes),
     }
 }
 

@@ -22,13 +22,13 @@
 
 use std::sync::atomic::Ordering;
 
-use crate::actor::Actor;
+use crate::api::actor::Actor;
+use crate::api::reply::ReplySender;
 use crate::cell::{Control, Item, NetControl, Numbered};
-use crate::entry::{Entry, Envelope, LocalBody, Route};
-use crate::error::Error;
-use crate::reply::ReplySender;
+use crate::mailbox::entry::{Entry, Envelope, LocalBody, Route};
+use crate::proto::error::Error;
+use crate::proto::wire::Origin;
 use crate::sync::lock;
-use crate::wire::Origin;
 
 /// The numbering of this node's stream toward the actor, held by local
 /// senders while they send directly.

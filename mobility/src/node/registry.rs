@@ -6,11 +6,11 @@ use std::fmt;
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use crate::actor::Actor;
-use crate::error::Error;
-use crate::id::{ActorId, NodeId};
-use crate::migration::{MigrationFailure, Snapshot};
+use crate::api::actor::Actor;
 use crate::node::Node;
+use crate::proto::error::Error;
+use crate::proto::id::{ActorId, NodeId};
+use crate::proto::migration::{MigrationFailure, Snapshot};
 
 /// A prepare request, as the destination's link hands it to the registry.
 #[derive(Debug)]
@@ -70,7 +70,7 @@ inventory::collect!(ActorType);
 /// Decodes a snapshot of `A` and hands it to the actor's cell on this node.
 fn prepare<A: Actor>(node: &Node, args: PrepareArgs<'_>) -> Result<(), MigrationFailure> {
     let started = Instant::now();
-    let snapshot: Snapshot<A> = crate::codec::decode_on(Some(node), args.snapshot)
+    let snapshot: Snapshot<A> = crate::api::codec::decode_on(Some(node), args.snapshot)
         .map_err(|e| MigrationFailure::Codec(e.to_string()))?;
     node.arrive::<A>(
         args.from,

@@ -5,8 +5,8 @@ use std::cell::RefCell;
 
 use serde::de::DeserializeOwned;
 
-use crate::error::Error;
 use crate::node::Node;
+use crate::proto::error::Error;
 
 thread_local! {
     static DECODING_NODE: RefCell<Option<Node>> = const { RefCell::new(None) };

@@ -13,12 +13,12 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokio::sync::oneshot;
 
-use crate::actor::{Actor, Migratable};
-use crate::entry::{Entry, LocalBody};
-use crate::error::{Error, ExitReason};
-use crate::id::{ActorId, Destination, NodeId};
-use crate::migration::MigrationReport;
-use crate::reply::{open_reply, ReplyResult};
+use crate::api::actor::{Actor, Migratable};
+use crate::api::reply::{open_reply, ReplyResult};
+use crate::mailbox::entry::{Entry, LocalBody};
+use crate::proto::error::{Error, ExitReason};
+use crate::proto::id::{ActorId, Destination, NodeId};
+use crate::proto::migration::MigrationReport;
 
 /// The generated request/reply methods of an actor type, wrapped around a
 /// [`HandleCore`]. `Handle<A>` derefs to it.
@@ -189,7 +189,7 @@ impl<A: Actor> Handle<A> {
         self.core().entry.route().node
     }
 
-    pub(crate) fn route(&self) -> crate::entry::Route {
+    pub(crate) fn route(&self) -> crate::mailbox::entry::Route {
         self.core().entry.route()
     }
 
@@ -337,7 +337,7 @@ impl<'de, A: Actor> Deserialize<'de> for Handle<A> {
             }));
         }
         let node =
-            crate::codec::decoding_node().ok_or_else(|| D::Error::custom(Error::Detached))?;
+            crate::api::codec::decoding_node().ok_or_else(|| D::Error::custom(Error::Detached))?;
         let (route, epoch) = node.route_via(wire.node, wire.epoch, &wire.via);
         node.entry_for::<A>(wire.actor, route, epoch)
             .map(Handle::from_entry)

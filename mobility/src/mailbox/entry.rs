@@ -11,15 +11,15 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::actor::Actor;
+use crate::api::actor::Actor;
+use crate::api::reply::{ReplyResult, ReplySender, ReplyTo};
 use crate::cell::{Control, Hosted};
-use crate::direct::DirectSend;
-use crate::error::{Error, ExitReason};
-use crate::id::{ActorId, Destination, NodeId};
-use crate::idle::IdleSlot;
+use crate::mailbox::direct::DirectSend;
+use crate::mailbox::idle::IdleSlot;
 use crate::node::{Node, NodeShared};
-use crate::reply::{ReplyResult, ReplySender, ReplyTo};
-use crate::wire::WireEnvelope;
+use crate::proto::error::{Error, ExitReason};
+use crate::proto::id::{ActorId, Destination, NodeId};
+use crate::proto::wire::WireEnvelope;
 
 /// What a local sender asks of the actor.
 #[derive(Debug)]
@@ -64,7 +64,7 @@ pub(crate) struct Entry<A: Actor> {
     pub(crate) control: mpsc::UnboundedSender<Control<A>>,
     pub(crate) node: Weak<NodeShared>,
     /// The node's clock for request timeouts.
-    pub(crate) deadlines: Arc<crate::deadline::Deadlines>,
+    pub(crate) deadlines: Arc<crate::mailbox::deadline::Deadlines>,
     /// Local senders' numbering while they send straight to the actor's
     /// node; `None` while the cell numbers (see `direct.rs`).
     pub(crate) direct: Mutex<Option<DirectSend>>,
@@ -187,14 +187,17 @@ pub(crate) trait ErasedEntry: Send + Sync {
     fn current_route(&self) -> Route;
     fn as_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync>;
     /// Migrates the actor (as `Handle::migrate`), whatever its type.
-    fn migrate(self: Arc<Self>, dest: crate::id::Destination) -> MigrateFuture;
+    fn migrate(self: Arc<Self>, dest: crate::proto::id::Destination) -> MigrateFuture;
 }
 
 /// The outcome of a type-erased migration.
 pub(crate) type MigrateFuture = std::pin::Pin<
     Box<
         dyn std::future::Future<
-                Output = Result<crate::migration::MigrationReport, crate::error::Error>,
+                Output = Result<
+                    crate::proto::migration::MigrationReport,
+                    crate::proto::error::Error,
+                >,
             > + Send,
     >,
 >;
@@ -237,7 +240,11 @@ impl<A: Actor> ErasedEntry for Entry<A> {
         self
     }
 
-    fn migrate(self: Arc<Self>, dest: crate::id::Destination) -> MigrateFuture {
-        Box::pin(async move { crate::handle::Handle::from_entry(self).migrate(dest).await })
+    fn migrate(self: Arc<Self>, dest: crate::proto::id::Destination) -> MigrateFuture {
+        Box::pin(async move {
+            crate::api::handle::Handle::from_entry(self)
+                .migrate(dest)
+                .await
+        })
     }
 }
