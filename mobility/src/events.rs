@@ -537,7 +537,7 @@ impl<E: Event> Calls<EventManager<E>> for EventManagerCalls<E> {
 impl<E: Event> EventManagerCalls<E> {
     fn refused(&self, reason: String) -> Error {
         Error::Refused {
-            actor: self.core.entry.id,
+            actor: self.core.entry.id(),
             reason,
         }
     }

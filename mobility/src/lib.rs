@@ -65,5 +65,5 @@ pub mod __private {
     pub const fn assert_migratable<T: crate::Migratable>() {}
 
     /// Compile-time check that a `#[mobile(skip)]` field can be rebuilt.
-    pub const fn assert_skippable<T: crate::api::actor::Skippable>() {}
+    pub const fn assert_skippable<T: crate::actor::Skippable>() {}
 }

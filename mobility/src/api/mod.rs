@@ -6,8 +6,10 @@
 pub mod actor;
 pub(crate) mod codec;
 pub mod context;
+pub(crate) mod deadline;
 pub mod fsm;
 pub mod handle;
 pub(crate) mod host;
 pub(crate) mod reply;
 pub(crate) mod timers;
+pub(crate) use host::{Host, Mailbox};

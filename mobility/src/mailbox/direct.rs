@@ -24,8 +24,8 @@ use std::sync::atomic::Ordering;
 
 use crate::api::actor::Actor;
 use crate::api::reply::ReplySender;
-use crate::cell::{Control, Item, NetControl, Numbered};
-use crate::mailbox::entry::{Entry, Envelope, LocalBody, Route};
+use crate::mailbox::entry::{Entry, LocalBody, Route};
+use crate::mailbox::envelope::{Control, Envelope, Item, NetControl, Numbered};
 use crate::proto::error::Error;
 use crate::proto::wire::Origin;
 use crate::sync::lock;
@@ -80,7 +80,7 @@ impl<A: Actor> Entry<A> {
             hops: 0,
         };
         numbering.next_seq += 1;
-        let envelope = numbered.into_wire(&node, self.id);
+        let envelope = numbered.into_wire(&*node, self.id);
         if let Some(newer) = node.deliver_to(self.id, A::TYPE_TAG.to_owned(), &route, envelope) {
             self.reroute_cell(newer);
         }

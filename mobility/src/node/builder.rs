@@ -247,8 +247,9 @@ impl NodeBuilder {
         let stall = directory.as_ref().map(Directory::stall_guard);
         tracing::debug!(node = %id, types = ?registry.tags(), "node started");
         let node = Node {
-            shared: Arc::new(NodeShared {
-                deadlines: crate::mailbox::deadline::Deadlines::start(),
+            shared: Arc::new_cyclic(|me| NodeShared {
+                me: me.clone(),
+                deadlines: crate::api::deadline::Deadlines::start(),
                 network,
                 directory,
                 name_claims: Mutex::new(HashMap::new()),
@@ -307,5 +308,11 @@ async fn start_directory(
     let membership = Membership::start(config, Vec::new())
         .await
         .map_err(|e| Error::Config(format!("cannot start gossip on {tcp_addr} (UDP): {e}")))?;
-    Ok(Directory::start(membership, tcp_addr.to_string(), interval).await)
+    Ok(Directory::start(
+        membership,
+        tcp_addr.to_string(),
+        interval,
+        gossip.failure_timeout,
+    )
+    .await)
 }

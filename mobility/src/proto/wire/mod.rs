@@ -256,3 +256,17 @@ mod tests {
         }
     }
 }
+
+/// Where a reply goes, in a form that travels: the caller's node and its
+/// request number there (a local caller's channel is first registered in its
+/// node's table of pending replies).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub(crate) struct ReplyAddr {
+    pub(crate) node: NodeId,
+    pub(crate) request: u64,
+}
+
+/// A frame of the migration protocol, as the node hands it to a cell: the
+/// refusals a destination gives, and the restore time (nanoseconds) a
+/// successful prepare answer carries.
+pub(crate) type HandoverFrame = mobility_proto::handover::Frame<MigrationFailure, u64>;
