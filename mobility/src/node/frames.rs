@@ -45,6 +45,12 @@ impl Node {
             outer.extend_from_slice(&frame);
             Ok(outer)
         };
+        // A member declared failed is out for good (its restart is a new
+        // incarnation): it may be back from a stall with its links resumed,
+        // but it is fenced and must be sent nothing.
+        if self.is_failed_member(to) {
+            return Err(unknown());
+        }
         let path = self.shared.links.path(to);
         if let Path::Direct(link) = &path {
             let frame = if from == self.id() {
