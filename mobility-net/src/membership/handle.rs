@@ -28,7 +28,7 @@ const EVENT_CAPACITY: usize = 1024;
 const LEAVE_WAIT_INTERVALS: u32 = 10;
 
 /// This node's membership in a cluster: gossip (chitchat over an
-/// authenticated UDP transport), failure detection, the live members and
+/// encrypted UDP transport), failure detection, the live members and
 /// their published key-value state, and [`MemberEvent`]s.
 ///
 /// Cheap to clone (the clones share one instance). Dropping the last clone
@@ -203,7 +203,7 @@ impl Shared {
 }
 
 impl Membership {
-    /// Binds the gossip socket, starts chitchat on the authenticated
+    /// Binds the gossip socket, starts chitchat on the encrypted
     /// transport with `initial` as this node's key-value state, and starts
     /// watching the live members.
     ///

@@ -296,3 +296,30 @@ async fn deltas_sent_are_counted_per_destination() {
     .unwrap();
     assert_eq!(a.stats.deltas_sent_to(b_addr), 1);
 }
+
+/// Datagrams longer than any IPv4 UDP payload can only arrive over IPv6.
+#[tokio::test]
+async fn oversized_datagrams_are_refused() {
+    let Ok(udp) = tokio::net::UdpSocket::bind("[::1]:0").await else {
+        eprintln!("no IPv6 loopback here: oversized datagrams cannot be sent");
+        return;
+    };
+    let addr = udp.local_addr().unwrap();
+    let mut b = AuthUdpSocket::new(
+        udp,
+        key(),
+        Identity {
+            addr,
+            incarnation: 1,
+        },
+        Arc::new(TransportStats::default()),
+    )
+    .unwrap();
+    let raw = tokio::net::UdpSocket::bind("[::1]:0").await.unwrap();
+    raw.send_to(&vec![0u8; MAX_DATAGRAM + 1], addr)
+        .await
+        .unwrap();
+    assert!(receive(&mut b).await.is_none());
+    assert_eq!(b.stats.rejected(), 1);
+    assert_silent(&raw).await;
+}
