@@ -15,10 +15,10 @@ pub struct MembershipConfig {
     /// The cluster's name: nodes of other clusters are not seen (and, since
     /// the name is part of the gossip key, cannot even be heard).
     pub cluster: String,
-    /// The cluster secret: every gossip datagram is authenticated with a key
-    /// derived from it and the cluster name. Datagrams also carry the
-    /// sender's wall-clock time and are refused if it is more than 30 s off:
-    /// members' clocks must be kept in sync (NTP).
+    /// The cluster secret: every gossip datagram is encrypted and
+    /// authenticated with a key derived from it and the cluster name.
+    /// Replays are refused by counters, not clocks: members' clocks need not
+    /// agree.
     pub secret: Secret,
     /// The UDP address to bind and to advertise to peers: a concrete IP
     /// address and port (port 0 and unspecified IPs are refused).

@@ -1,4 +1,4 @@
-//! [`Membership`]: a running chitchat instance on the authenticated
+//! [`Membership`]: a running chitchat instance on the encrypted
 //! transport, its live members and their events.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use chitchat::{spawn_chitchat, Chitchat, ChitchatConfig, ChitchatHandle, ChitchatId, NodeState};
 use tokio::sync::{broadcast, watch, Mutex};
 
-use super::auth_udp::{AuthUdpTransport, GossipKey, TransportStats};
+use super::auth_udp::{AuthUdpTransport, GossipKey, Identity, TransportStats};
 use super::config::MembershipConfig;
 use super::events::{Member, MemberEvent, Observed, Tracker};
 use super::stall::{StallGuard, Standing};
@@ -28,7 +28,7 @@ const EVENT_CAPACITY: usize = 1024;
 const LEAVE_WAIT_INTERVALS: u32 = 10;
 
 /// This node's membership in a cluster: gossip (chitchat over an
-/// authenticated UDP transport), failure detection, the live members and
+/// encrypted UDP transport), failure detection, the live members and
 /// their published key-value state, and [`MemberEvent`]s.
 ///
 /// Cheap to clone (the clones share one instance). Dropping the last clone
@@ -203,7 +203,7 @@ impl Shared {
 }
 
 impl Membership {
-    /// Binds the gossip socket, starts chitchat on the authenticated
+    /// Binds the gossip socket, starts chitchat on the encrypted
     /// transport with `initial` as this node's key-value state, and starts
     /// watching the live members.
     ///
@@ -229,9 +229,14 @@ impl Membership {
             .await
             .map_err(bind_error)?;
         let stats = Arc::new(TransportStats::default());
+        let generation = generation();
         let transport = AuthUdpTransport::new(
             socket,
             GossipKey::derive(&config.secret, &config.cluster),
+            Identity {
+                addr,
+                incarnation: generation,
+            },
             Arc::clone(&stats),
         );
 
@@ -248,7 +253,6 @@ impl Membership {
         let self_values: BTreeMap<String, String> = initial.iter().cloned().collect();
 
         let gossip_interval = config.effective_gossip_interval();
-        let generation = generation();
         let chitchat_config = ChitchatConfig {
             chitchat_id: ChitchatId::new(config.node.as_str(), generation, addr),
             cluster_id: config.cluster.clone(),
@@ -440,11 +444,32 @@ impl Membership {
         self.inner.shared.events.subscribe()
     }
 
-    /// Gossip datagrams dropped on receipt so far: wrong version, bad tag
-    /// (wrong secret or cluster, altered bytes), timestamp more than 30 s
-    /// off, or an undecodable payload.
+    /// Gossip datagrams dropped on receipt so far: truncated or oversized,
+    /// wrong magic or version, failed decryption (wrong secret or cluster,
+    /// altered bytes), an undecodable payload, or a replay (see
+    /// [`replayed_datagrams`](Membership::replayed_datagrams)).
     pub fn rejected_datagrams(&self) -> u64 {
         self.inner.stats.rejected()
+    }
+
+    /// Of the [`rejected_datagrams`](Membership::rejected_datagrams), the
+    /// replays: datagrams that decrypted but whose counter was already seen
+    /// or is older than the sender's window, or that come from an
+    /// incarnation of the sender that has since restarted. None of them is
+    /// answered.
+    pub fn replayed_datagrams(&self) -> u64 {
+        self.inner.stats.replayed()
+    }
+
+    /// Gossip datagrams that decrypted but were not delivered because they
+    /// do not echo this run's token: a sender's first datagrams to this
+    /// node, or datagrams written before this node (re)started, replayed or
+    /// late. Each is answered only by a probe to the sender's own gossip
+    /// address (never to the address the datagram came from), at most one
+    /// per 100 ms. Not counted in
+    /// [`rejected_datagrams`](Membership::rejected_datagrams).
+    pub fn unverified_datagrams(&self) -> u64 {
+        self.inner.stats.unverified()
     }
 
     /// Leaves gracefully: publishes `status = leaving` (peers report
