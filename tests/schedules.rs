@@ -344,15 +344,15 @@ proptest! {
     }
 }
 
-/// Found by the random schedules (shrunk), and it fails the same way on the
+/// Found by the random schedules (shrunk); it failed the same way on the
 /// commit before this wave: the second actor (spawned on n2) moves to node
 /// n3 of the other cluster, then n2 drains; a sender's final request then
-/// fails with "is down: its node n2 shut down" though the actor lives on
-/// n3 (the sender still routed through n2's forwarder, and nothing told it
-/// where the actor went). The wrong error after a drain is part of the
-/// production issue; kept here until it is fixed.
+/// failed with "is down: its node n2 shut down" though the actor lives on
+/// n3. The heir held a handle routed through n2 that it had never used, so
+/// it was not linked to n2 and never heard where the actor went; no
+/// directory of this cluster names an actor in another. A draining node now
+/// tells every member, linked or not.
 #[test]
-#[ignore = "fails: a request after a drain is refused with the drained node's shutdown though the actor lives in another cluster (runtime bug)"]
 fn a_drain_after_a_move_to_another_cluster_keeps_the_senders() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

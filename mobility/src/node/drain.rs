@@ -110,8 +110,8 @@ impl Node {
         })
     }
 
-    /// Tells every linked node where the actors this node forwards for live
-    /// now, before it goes: a node that still routes one of them through
+    /// Tells every linked node and every member where the actors this node
+    /// forwards for live now, before it goes: a node that still routes one of them through
     /// here (the source of a move to this node, a sender corrected toward
     /// it) goes straight there instead. Its own cluster's directory does
     /// not say this to nodes of other clusters, nor of actors that went to
@@ -119,7 +119,16 @@ impl Node {
     /// hosting the actor, ignores it. What was sent here before the news
     /// arrived is still forwarded while the forwarders go quiet.
     fn hand_over_forwarders(&self) {
-        let peers = self.shared.links.linked();
+        // Every linked node, and every member even if not linked yet (it is
+        // dialed): a member may hold a handle routed through here that it
+        // never used, toward an actor that went to another cluster, which
+        // no directory of this cluster will name once this node is gone.
+        let mut peers = self.shared.links.linked();
+        for member in self.members() {
+            if member != *self.id() && !peers.contains(&member) {
+                peers.push(member);
+            }
+        }
         for entry in self.all_entries() {
             if entry.is_hosting() || entry.exit_reason().is_some() {
                 continue;
