@@ -207,7 +207,7 @@ pub enum FailureKind {
 /// restores anything.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admission {
-    /// Restore the snapshot, then call [`Handover::restored`].
+    /// Restore the snapshot, then call [`Handover::restored`](super::Handover::restored).
     Restore,
     /// The same prepare again: the answer was said again; nothing to do.
     Repeated,
