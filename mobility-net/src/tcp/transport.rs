@@ -16,7 +16,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::accept::{accept_loop, summary_loop};
 use super::budget::Unauthenticated;
+use super::cert::AuthorityKey;
 use super::config::{Identity, Secret, TcpConfig};
+use super::credentials::{settle, Trust};
 use super::error::NetError;
 use super::establish::{handshake, Established, Failure, Local, Policy};
 use super::handshake::{random_bytes, Role};
@@ -103,7 +105,7 @@ pub(crate) struct PeerEntry {
 pub(crate) struct Inner {
     pub(crate) local: Local,
     pub(crate) local_addr: SocketAddr,
-    trusted: Mutex<HashMap<String, Secret>>,
+    trusted: Mutex<HashMap<String, Trust>>,
     blocked: Mutex<HashSet<NodeId>>,
     pub(crate) peers: Mutex<HashMap<NodeId, PeerEntry>>,
     /// Addresses dialed (or advertised) to the node found there.
@@ -125,7 +127,7 @@ pub(crate) struct Inner {
 }
 
 impl Policy for Inner {
-    fn secret_for(&self, cluster: &str) -> Option<Secret> {
+    fn trust_for(&self, cluster: &str) -> Option<Trust> {
         let trusted = lock(&self.trusted);
         trusted.get(cluster).or_else(|| trusted.get("*")).cloned()
     }
@@ -379,16 +381,26 @@ impl Transport {
             addr: addr.to_owned(),
             source: std::io::Error::other(e.to_string()),
         })?);
+        let keys = settle(&identity, &config).map_err(|e| NetError::Identity {
+            node: identity.node.to_string(),
+            reason: e.to_string(),
+        })?;
+        let trusted = config
+            .trusted_clusters
+            .iter()
+            .map(|t| (t.cluster.clone(), Trust::Authority(t.authority)))
+            .collect();
         let refusals = RefusalLog::new(identity.node.clone());
         let inner = Arc::new(Inner {
             local: Local {
                 identity,
+                keys,
                 incarnation,
                 listen: Some(local_addr.to_string()),
                 config: config.clone(),
             },
             local_addr,
-            trusted: Mutex::new(HashMap::new()),
+            trusted: Mutex::new(trusted),
             blocked: Mutex::new(HashSet::new()),
             peers: Mutex::new(HashMap::new()),
             addrs: Mutex::new(HashMap::new()),
@@ -424,12 +436,37 @@ impl Transport {
         &self.inner.local.identity.node
     }
 
-    /// Trusts another cluster: its nodes, inbound or outbound, must
-    /// authenticate with `secret` (both sides use it). The cluster `"*"`
-    /// stands for every other cluster not named explicitly (a federation
-    /// secret).
+    /// Trusts another cluster by a secret both sides know: its nodes,
+    /// inbound or outbound, must prove `secret` and show a certificate of
+    /// the authority derived from it (so any holder of the secret can
+    /// mint an identity). The cluster `"*"` stands for every other cluster
+    /// not named explicitly (a federation secret). Replaces any trust
+    /// given to `cluster` before.
     pub fn trust_cluster(&self, cluster: &str, secret: Secret) {
-        lock(&self.inner.trusted).insert(cluster.to_owned(), secret);
+        let local = &self.inner.local;
+        match Trust::by_secret(&secret, &local.identity, &local.keys) {
+            Ok(trust) => {
+                lock(&self.inner.trusted).insert(cluster.to_owned(), trust);
+            }
+            // Only a cluster id the transport would refuse anyway: its own
+            // was checked when it bound.
+            Err(e) => tracing::warn!(%cluster, error = %e, "cannot trust cluster"),
+        }
+    }
+
+    /// Trusts another cluster by its authority's key: its nodes must show
+    /// a certificate signed by `authority` (no secret is shared; both
+    /// sides must trust each other this way). Same as listing it in
+    /// `TcpConfig::trusted_clusters`; replaces any trust given to
+    /// `cluster` before.
+    pub fn trust_cluster_authority(&self, cluster: &str, authority: AuthorityKey) {
+        lock(&self.inner.trusted).insert(cluster.to_owned(), Trust::Authority(authority));
+    }
+
+    /// The public key of this node's static key pair, as its certificate
+    /// names it.
+    pub fn static_key(&self) -> [u8; 32] {
+        self.inner.local.keys.key.public()
     }
 
     /// Connects to the node listening on `addr` (`host:port`), authenticates
