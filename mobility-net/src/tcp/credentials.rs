@@ -197,6 +197,8 @@ pub(crate) struct LocalKeys {
     /// Who may join the cluster: the authority whose certificates are
     /// accepted from nodes claiming this node's cluster.
     pub(crate) authority: AuthorityKey,
+    /// Whether that authority is the one derived from the cluster's secret.
+    pub(crate) derived: bool,
 }
 
 static DERIVED_WARNING: Once = Once::new();
@@ -231,6 +233,7 @@ pub(crate) fn settle(identity: &Identity, config: &TcpConfig) -> Result<LocalKey
             key,
             certificate,
             authority: derived.public(),
+            derived: true,
         });
     };
     let certificate = &credentials.certificate;
@@ -263,6 +266,7 @@ pub(crate) fn settle(identity: &Identity, config: &TcpConfig) -> Result<LocalKey
         key: credentials.key.clone(),
         certificate: certificate.clone(),
         authority,
+        derived: authority == ClusterAuthority::from_secret(&identity.secret).public(),
     })
 }
 
@@ -309,6 +313,8 @@ pub(crate) struct Terms {
     pub(crate) psk: [u8; 32],
     pub(crate) authority: AuthorityKey,
     pub(crate) certificate: Certificate,
+    /// Whether the authority is derived from a shared secret.
+    pub(crate) derived: bool,
 }
 
 impl Terms {
@@ -318,6 +324,7 @@ impl Terms {
             psk: noise::psk(&identity.secret),
             authority: keys.authority,
             certificate: keys.certificate.clone(),
+            derived: keys.derived,
         }
     }
 
@@ -332,11 +339,13 @@ impl Terms {
                 psk: *psk,
                 authority: *authority,
                 certificate: certificate.clone(),
+                derived: true,
             },
             Trust::Authority(authority) => Terms {
                 psk: noise::PUBLIC_PSK,
                 authority: *authority,
                 certificate: keys.certificate.clone(),
+                derived: false,
             },
         }
     }
@@ -353,7 +362,15 @@ pub(crate) fn check_peer(
     remote_static: Option<[u8; 32]>,
 ) -> Result<Certificate, IdentityError> {
     let certificate = Certificate::decode(bytes)?;
-    certificate.verify(&terms.authority, SystemTime::now())?;
+    certificate
+        .verify(&terms.authority, SystemTime::now())
+        .map_err(|e| match e {
+            IdentityError::Signature { .. } if terms.derived => IdentityError::Mismatch(format!(
+                "{e} (derived from the shared secret here: the peer has another secret, \
+                 or identities from another authority)"
+            )),
+            e => e,
+        })?;
     if certificate.node() != hello_node {
         return Err(IdentityError::Mismatch(format!(
             "a peer claiming node id {hello_node} showed the certificate of {}",
