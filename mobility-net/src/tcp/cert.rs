@@ -201,31 +201,39 @@ impl NodeKey {
 
 impl fmt::Debug for NodeKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "NodeKey(public {}, private <redacted>)", hex(&self.public))
+        write!(
+            f,
+            "NodeKey(public {}, private <redacted>)",
+            hex(&self.public)
+        )
     }
 }
 
 /// The public key of a cluster authority: certificates it signed prove
 /// node ids of its cluster (or of whoever holds it).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct AuthorityKey(VerifyingKey);
+pub struct AuthorityKey([u8; 32]);
 
 impl AuthorityKey {
     /// The key of these 32 bytes (refused if not a valid Ed25519 point).
     pub fn from_bytes(bytes: [u8; 32]) -> Result<AuthorityKey, IdentityError> {
         VerifyingKey::from_bytes(&bytes)
-            .map(AuthorityKey)
+            .map(|_| AuthorityKey(bytes))
             .map_err(|e| malformed("authority key", e.to_string()))
     }
 
     /// Its 32 bytes.
     pub fn to_bytes(&self) -> [u8; 32] {
-        self.0.to_bytes()
+        self.0
+    }
+
+    fn verifying_key(&self) -> Result<VerifyingKey, IdentityError> {
+        VerifyingKey::from_bytes(&self.0).map_err(|e| malformed("authority key", e.to_string()))
     }
 
     /// The text form (`mobility-authority-v1:` and the key in hex).
     pub fn to_text(&self) -> String {
-        format!("{AUTHORITY_KEY_TEXT}{}", hex(self.0.as_bytes()))
+        format!("{AUTHORITY_KEY_TEXT}{}", hex(&self.0))
     }
 
     /// Reads the text form.
@@ -243,7 +251,7 @@ impl fmt::Display for AuthorityKey {
 
 impl fmt::Debug for AuthorityKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "AuthorityKey({})", hex(self.0.as_bytes()))
+        write!(f, "AuthorityKey({})", hex(&self.0))
     }
 }
 
@@ -276,7 +284,7 @@ impl ClusterAuthority {
 
     /// Its public key, for the nodes that check its certificates.
     pub fn public(&self) -> AuthorityKey {
-        AuthorityKey(self.0.verifying_key())
+        AuthorityKey(self.0.verifying_key().to_bytes())
     }
 
     /// Signs a certificate binding `node` of `cluster` to the static key
@@ -291,7 +299,10 @@ impl ClusterAuthority {
         if cluster.is_empty() || cluster.len() > MAX_CLUSTER_LEN {
             return Err(malformed(
                 "certificate",
-                format!("cluster id of {} bytes (1 to {MAX_CLUSTER_LEN})", cluster.len()),
+                format!(
+                    "cluster id of {} bytes (1 to {MAX_CLUSTER_LEN})",
+                    cluster.len()
+                ),
             ));
         }
         let not_after = match not_after {
@@ -337,7 +348,11 @@ impl ClusterAuthority {
 
 impl fmt::Debug for ClusterAuthority {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ClusterAuthority({:?}, private <redacted>)", self.public())
+        write!(
+            f,
+            "ClusterAuthority({:?}, private <redacted>)",
+            self.public()
+        )
     }
 }
 
@@ -377,7 +392,10 @@ impl Certificate {
         if bytes[4] != CERT_VERSION {
             return Err(malformed(
                 WHAT,
-                format!("layout version {} (this build reads {CERT_VERSION})", bytes[4]),
+                format!(
+                    "layout version {} (this build reads {CERT_VERSION})",
+                    bytes[4]
+                ),
             ));
         }
         let mut at = 5;
@@ -439,7 +457,7 @@ impl Certificate {
         let signature = ed25519_dalek::Signature::from_slice(signature)
             .map_err(|e| malformed("certificate", e.to_string()))?;
         authority
-            .0
+            .verifying_key()?
             .verify_strict(&signed_message(body), &signature)
             .map_err(|_| signature_error())?;
         if let Some(not_after) = self.not_after {
@@ -650,8 +668,9 @@ mod tests {
         assert!(err.to_string().contains("hex"), "{err}");
         // Debug hides private halves.
         assert!(!format!("{key:?}").contains(&key.to_text()[NODE_KEY_TEXT.len()..]));
-        assert!(!format!("{authority:?}")
-            .contains(&authority.to_text()[AUTHORITY_SECRET_TEXT.len()..]));
+        assert!(
+            !format!("{authority:?}").contains(&authority.to_text()[AUTHORITY_SECRET_TEXT.len()..])
+        );
     }
 
     #[test]
@@ -666,10 +685,10 @@ mod tests {
     #[test]
     fn the_public_key_is_the_x25519_one() {
         // RFC 7748, section 6.1: Alice's key pair.
-        let private = unhex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a")
-            .expect("hex");
-        let public = unhex("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a")
-            .expect("hex");
+        let private =
+            unhex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a").expect("hex");
+        let public =
+            unhex("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a").expect("hex");
         let key = NodeKey::from_bytes(private.try_into().expect("32 bytes"));
         assert_eq!(key.public().to_vec(), public);
     }

@@ -92,7 +92,10 @@ pub fn parse_trusted_clusters(text: &str) -> Result<Vec<TrustedCluster>, Identit
 
 /// The value of `var`, or the content of the file named by `var_FILE`
 /// (`None` if neither is set).
-fn setting(var: &str, get: &dyn Fn(&str) -> Option<String>) -> Result<Option<String>, IdentityError> {
+fn setting(
+    var: &str,
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<String>, IdentityError> {
     let file_var = format!("{var}_FILE");
     match (get(var), get(&file_var)) {
         (Some(_), Some(_)) => Err(IdentityError::Config(format!(
@@ -165,19 +168,18 @@ impl TcpConfig {
             (None, None) => {}
             (Some(_), None) => {
                 return Err(IdentityError::Config(format!(
-                    "{ENV_NODE_KEY} is set but not {ENV_NODE_CERT}: a node key needs its certificate"
-                )))
+                "{ENV_NODE_KEY} is set but not {ENV_NODE_CERT}: a node key needs its certificate"
+            )))
             }
             (None, Some(_)) => {
                 return Err(IdentityError::Config(format!(
-                    "{ENV_NODE_CERT} is set but not {ENV_NODE_KEY}: a certificate needs its node key"
-                )))
+                "{ENV_NODE_CERT} is set but not {ENV_NODE_KEY}: a certificate needs its node key"
+            )))
             }
         }
         if let Some(text) = setting(ENV_CLUSTER_AUTHORITY, get)? {
-            self.cluster_authority = Some(
-                AuthorityKey::from_text(&text).map_err(|e| named(ENV_CLUSTER_AUTHORITY, e))?,
-            );
+            self.cluster_authority =
+                Some(AuthorityKey::from_text(&text).map_err(|e| named(ENV_CLUSTER_AUTHORITY, e))?);
         }
         if let Some(text) = setting(ENV_TRUSTED_CLUSTERS, get)? {
             self.trusted_clusters.extend(parse_trusted_clusters(&text)?);
@@ -227,8 +229,7 @@ pub(crate) fn settle(identity: &Identity, config: &TcpConfig) -> Result<LocalKey
             );
         });
         let key = NodeKey::generate()?;
-        let certificate =
-            derived.certify(&identity.node, &identity.cluster, key.public(), None)?;
+        let certificate = derived.certify(&identity.node, &identity.cluster, key.public(), None)?;
         return Ok(LocalKeys {
             key,
             certificate,
@@ -502,14 +503,17 @@ mod tests {
         let other = ClusterAuthority::generate().expect("random");
         let err = settle(
             &identity("a"),
-            &config.clone().with_cluster_authority(other.public()),
+            &config.with_cluster_authority(other.public()),
         )
         .expect_err("another authority");
         assert!(matches!(err, IdentityError::Signature { .. }), "{err}");
         let mut swapped = minted;
         swapped.key = NodeKey::generate().expect("random");
-        let err = settle(&identity("a"), &TcpConfig::default().with_credentials(swapped))
-            .expect_err("another key");
+        let err = settle(
+            &identity("a"),
+            &TcpConfig::default().with_credentials(swapped),
+        )
+        .expect_err("another key");
         assert!(err.to_string().contains("static key"), "{err}");
         // An authority but no certificate: nothing to prove with.
         let err = settle(
@@ -545,10 +549,22 @@ mod tests {
         check_peer(bytes, &terms, &node("a"), "prod", key).expect("valid");
         for (what, result) in [
             ("node", check_peer(bytes, &terms, &node("x"), "prod", key)),
-            ("cluster", check_peer(bytes, &terms, &node("a"), "other", key)),
-            ("key", check_peer(bytes, &terms, &node("a"), "prod", Some([1; 32]))),
-            ("no key", check_peer(bytes, &terms, &node("a"), "prod", None)),
-            ("garbage", check_peer(b"junk", &terms, &node("a"), "prod", key)),
+            (
+                "cluster",
+                check_peer(bytes, &terms, &node("a"), "other", key),
+            ),
+            (
+                "key",
+                check_peer(bytes, &terms, &node("a"), "prod", Some([1; 32])),
+            ),
+            (
+                "no key",
+                check_peer(bytes, &terms, &node("a"), "prod", None),
+            ),
+            (
+                "garbage",
+                check_peer(b"junk", &terms, &node("a"), "prod", key),
+            ),
         ] {
             assert!(result.is_err(), "{what} accepted");
         }

@@ -221,17 +221,20 @@ async fn run(
             let terms = terms(local, policy, &theirs)?;
             let mut state =
                 noise::dialer(&terms.psk, key, &own_bytes, &their_bytes).map_err(|e| text(&e))?;
-            send(socket, &[noise::write(&mut state, &[])
-                .map_err(|e| text(&e))?
-                .as_slice()])
+            send(
+                socket,
+                &[noise::write(&mut state, &[])
+                    .map_err(|e| text(&e))?
+                    .as_slice()],
+            )
             .await?;
             let answer = receive(socket).await?;
             let certificate = noise::read(&mut state, &answer).map_err(|e| text(&e))?;
             // The listener's identity is checked before this node proves
             // anything keyed by the secret.
             verify(&certificate, &terms, &theirs, &state)?;
-            let last = noise::write(&mut state, terms.certificate.as_bytes())
-                .map_err(|e| text(&e))?;
+            let last =
+                noise::write(&mut state, terms.certificate.as_bytes()).map_err(|e| text(&e))?;
             send(socket, &[last.as_slice()]).await?;
             Ok(Settled {
                 keys: Arc::new(noise::finish(state).map_err(|e| text(&e))?),
@@ -258,8 +261,8 @@ async fn run(
                 return Err(Failure::Busy(limit));
             }
             on_hello();
-            let mut state = noise::listener(&terms.psk, key, &their_bytes, &own_bytes)
-                .map_err(|e| text(&e))?;
+            let mut state =
+                noise::listener(&terms.psk, key, &their_bytes, &own_bytes).map_err(|e| text(&e))?;
             send(socket, &[own_bytes.as_slice()]).await?;
             let first = receive(socket).await?;
             let empty = noise::read(&mut state, &first).map_err(|e| text(&e))?;
@@ -269,8 +272,8 @@ async fn run(
                     empty.len()
                 )));
             }
-            let second = noise::write(&mut state, terms.certificate.as_bytes())
-                .map_err(|e| text(&e))?;
+            let second =
+                noise::write(&mut state, terms.certificate.as_bytes()).map_err(|e| text(&e))?;
             send(socket, &[second.as_slice()]).await?;
             let last = receive(socket).await?;
             let certificate = noise::read(&mut state, &last).map_err(|e| text(&e))?;
@@ -343,11 +346,7 @@ fn admit(hello: &Hello, policy: &(impl Policy + ?Sized)) -> Result<(), String> {
 
 /// The terms of the handshake with the peer of `theirs`: those of this
 /// node's cluster, or of the other cluster if it is trusted.
-fn terms(
-    local: &Local,
-    policy: &(impl Policy + ?Sized),
-    theirs: &Hello,
-) -> Result<Terms, Failure> {
+fn terms(local: &Local, policy: &(impl Policy + ?Sized), theirs: &Hello) -> Result<Terms, Failure> {
     if theirs.cluster == local.identity.cluster {
         return Ok(Terms::own(&local.identity, &local.keys));
     }

@@ -377,8 +377,7 @@ mod tests {
             NodeKey::generate().expect("random"),
             NodeKey::generate().expect("random"),
         );
-        let mut dialer =
-            noise::dialer(&noise::psk(s), &kd, &bytes(d), &bytes(l)).expect("builds");
+        let mut dialer = noise::dialer(&noise::psk(s), &kd, &bytes(d), &bytes(l)).expect("builds");
         let mut listener =
             noise::listener(&noise::psk(st), &kl, &bytes(dt), &bytes(lt)).expect("builds");
         let first = noise::write(&mut dialer, &[]).expect("writes");

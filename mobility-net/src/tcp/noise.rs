@@ -280,8 +280,16 @@ mod tests {
         for (what, dv, lv) in [
             ("secret", (&s, &kd, d, l), (&t, &kl, d, l)),
             ("public key", (&s, &kd, d, l), (&PUBLIC_PSK, &kl, d, l)),
-            ("dialer's hello", (&s, &kd, d, l), (&s, &kl, &b"hello-D"[..], l)),
-            ("listener's hello", (&s, &kd, d, l), (&s, &kl, d, &b"hello-L"[..])),
+            (
+                "dialer's hello",
+                (&s, &kd, d, l),
+                (&s, &kl, &b"hello-D"[..], l),
+            ),
+            (
+                "listener's hello",
+                (&s, &kd, d, l),
+                (&s, &kl, d, &b"hello-L"[..]),
+            ),
             ("hellos swapped", (&s, &kd, d, l), (&s, &kl, l, d)),
         ] {
             assert!(

@@ -442,6 +442,7 @@ impl Transport {
     /// mint an identity). The cluster `"*"` stands for every other cluster
     /// not named explicitly (a federation secret). Replaces any trust
     /// given to `cluster` before.
+    #[allow(clippy::needless_pass_by_value)] // The signature callers already use.
     pub fn trust_cluster(&self, cluster: &str, secret: Secret) {
         let local = &self.inner.local;
         match Trust::by_secret(&secret, &local.identity, &local.keys) {
