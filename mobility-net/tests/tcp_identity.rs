@@ -451,3 +451,48 @@ async fn a_secret_alone_still_links_and_federates() {
     assert_eq!(frames(&mut eb, a.node(), 1).await, vec!["zero"]);
     logged(&["node identities derive from the cluster's shared secret"]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_cluster_cannot_take_over_the_id_of_a_known_node() {
+    capture_logs();
+    let home = Cluster::new("home", "s-home-2");
+    let away = Cluster::new("away", "s-away-2");
+    let (a, mut ea) = home
+        .start(
+            "home2-a",
+            home.config("home2-a")
+                .with_trusted_cluster("away", away.key()),
+        )
+        .await;
+    let (c, _ec) = home.start("home2-c", home.config("home2-c")).await;
+    connect(&c, a.local_addr()).await.expect("links");
+    let _ = peer_up(&mut ea, c.node()).await;
+    // away's authority can certify any id, even one of home's nodes.
+    let before = a.refusals();
+    let claimed = away.mint("home2-c");
+    raw_member(
+        &a,
+        &hello("home2-c", "away"),
+        &noise::PUBLIC_PSK,
+        &claimed.key,
+        claimed.certificate.as_bytes(),
+    )
+    .await;
+    until("the refusal is counted", || {
+        a.refusals().bad_identity == before.bad_identity + 1
+    })
+    .await;
+    logged(&[
+        "node=home2-a",
+        "identity refused",
+        "home2-c linked before as a node of cluster \"home\"",
+    ])
+    .await;
+    // The genuine session with c was not disturbed.
+    while let Ok(event) = ea.try_recv() {
+        assert!(
+            !matches!(event, mobility_net::TransportEvent::PeerLost { .. }),
+            "{event:?}"
+        );
+    }
+}

@@ -47,6 +47,11 @@ pub(crate) trait Policy {
     fn trust_for(&self, cluster: &str) -> Option<Trust>;
     /// Why a connection with `peer` is refused, if it is.
     fn refuses(&self, peer: &NodeId) -> Option<String>;
+    /// The cluster `peer` authenticated as before, if it did: a node id
+    /// stays with the cluster it first linked from, so a trusted other
+    /// cluster's authority cannot take over the id of a node already
+    /// known.
+    fn cluster_of(&self, peer: &NodeId) -> Option<String>;
     /// Which of this node's limits keeps it from taking one more link
     /// now, if one does (checked by the listener before it answers).
     fn busy(&self) -> Option<String>;
@@ -337,10 +342,19 @@ async fn receive(socket: &mut Pipe) -> Result<bytes::BytesMut, String> {
 }
 
 /// Whether the policy lets the peer of this `Hello` in.
-fn admit(hello: &Hello, policy: &(impl Policy + ?Sized)) -> Result<(), String> {
-    match policy.refuses(&hello.node) {
-        Some(why) => Err(format!("{} refused: {why}", hello.node)),
-        None => Ok(()),
+fn admit(hello: &Hello, policy: &(impl Policy + ?Sized)) -> Result<(), Failure> {
+    if let Some(why) = policy.refuses(&hello.node) {
+        return Err(Failure::Failed(format!("{} refused: {why}", hello.node)));
+    }
+    match policy.cluster_of(&hello.node) {
+        Some(cluster) if cluster != hello.cluster => Err(Failure::Identity(
+            HandshakeError::Identity(format!(
+                "{} linked before as a node of cluster {cluster:?}, now claims cluster {:?}",
+                hello.node, hello.cluster
+            ))
+            .to_string(),
+        )),
+        _ => Ok(()),
     }
 }
 

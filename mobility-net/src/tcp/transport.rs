@@ -107,6 +107,9 @@ pub(crate) struct Inner {
     pub(crate) local_addr: SocketAddr,
     trusted: Mutex<HashMap<String, Trust>>,
     blocked: Mutex<HashSet<NodeId>>,
+    /// The cluster each peer first authenticated as (see
+    /// `Policy::cluster_of`).
+    clusters: Mutex<HashMap<NodeId, String>>,
     pub(crate) peers: Mutex<HashMap<NodeId, PeerEntry>>,
     /// Addresses dialed (or advertised) to the node found there.
     addrs: Mutex<HashMap<String, NodeId>>,
@@ -136,6 +139,10 @@ impl Policy for Inner {
         lock(&self.blocked)
             .contains(peer)
             .then(|| "blocked".to_owned())
+    }
+
+    fn cluster_of(&self, peer: &NodeId) -> Option<String> {
+        lock(&self.clusters).get(peer).cloned()
     }
 
     fn busy(&self) -> Option<String> {
@@ -280,6 +287,9 @@ impl Inner {
             lock(&self.addrs).insert(listen, established.hello.node.clone());
         }
         let peer = established.hello.node.clone();
+        lock(&self.clusters)
+            .entry(peer.clone())
+            .or_insert_with(|| established.hello.cluster.clone());
         let mut table = lock(&self.peers);
         if let Some(entry) = table.get(&peer) {
             match entry.ctrl.send(PeerCtrl::Attach(Box::new(established))) {
@@ -402,6 +412,7 @@ impl Transport {
             local_addr,
             trusted: Mutex::new(trusted),
             blocked: Mutex::new(HashSet::new()),
+            clusters: Mutex::new(HashMap::new()),
             peers: Mutex::new(HashMap::new()),
             addrs: Mutex::new(HashMap::new()),
             waiters: Mutex::new(HashMap::new()),
