@@ -239,7 +239,7 @@ pub async fn raw_handshake(
 }
 
 /// The encrypted side of a raw dialer, after its handshake: seals what it
-/// sends next the way the transport does (protocol version 6).
+/// sends next the way the transport does (protocol version 7).
 pub struct RawSession {
     keys: snow::StatelessTransportState,
     nonce: u64,
