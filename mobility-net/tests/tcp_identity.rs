@@ -496,3 +496,25 @@ async fn a_trusted_cluster_cannot_take_over_the_id_of_a_known_node() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_with_a_valid_certificate_but_the_wrong_secret_is_refused() {
+    capture_logs();
+    let prod = Cluster::new("prod", "s-prod-6");
+    let (a, mut ea) = prod.start("prod6-a", prod.config("prod6-a")).await;
+    let before = a.refusals();
+    // A certificate of the right authority, but not the cluster's secret.
+    let (w, _ew) = start("prod6-w", "prod", "not the secret", prod.config("prod6-w")).await;
+    let err = connect(&w, a.local_addr()).await.expect_err("refused");
+    assert!(
+        err.to_string()
+            .contains("refuses this node's certificate or secret"),
+        "{err}"
+    );
+    until("the refusal is counted", || {
+        a.refusals().bad_handshake > before.bad_handshake
+    })
+    .await;
+    logged(&["node=prod6-a", "bad handshake", "authentication failed"]).await;
+    assert_no_event_about(&mut ea, w.node());
+}

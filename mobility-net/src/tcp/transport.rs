@@ -505,7 +505,13 @@ impl Transport {
             Ok(Err(_)) if self.inner.shutdown.is_cancelled() => Err(NetError::Shutdown),
             _ => Err(NetError::Session {
                 peer: peer.to_string(),
-                reason: format!("no session up within {:?}", timeout * 2),
+                // The dialer sends the last handshake message: a listener
+                // that refuses it can only close the socket.
+                reason: format!(
+                    "no session up within {:?} (a peer that closes each socket right after \
+                     the handshake refuses this node's certificate or secret: its log says why)",
+                    timeout * 2
+                ),
             }),
         }
     }
