@@ -4,8 +4,10 @@
 //! the kernel keeps buffering what peers send it). The cluster declares c
 //! failed and tells the callers of c's actor it is unreachable; when c runs
 //! again it learns it was declared failed and is fenced. Checked: no request
-//! reported failed is handled later, the actor never answers again from
-//! anywhere, and c knows it is fenced.
+//! reported failed is handled later, nothing at all is handled after the
+//! cluster declared c failed (not even a call of c's own caller, run on
+//! that caller's task), the actor never answers again from anywhere, and c
+//! knows it is fenced.
 
 mod common;
 
@@ -18,6 +20,8 @@ use common::{poll_until, wait_for, PATIENCE};
 use mobility::prelude::*;
 
 const SECRET: &str = "fencing secret";
+/// The first request id of the caller on c itself.
+const LOCAL: u64 = 1_000_000;
 
 /// Every request id the actor handled, in order (the test's view of the
 /// actor's side, which outlives c's runtime).
@@ -79,14 +83,24 @@ async fn a_node_stalled_past_failure_detection_is_fenced_and_its_actor_never_ans
                 .spawn_named("victim", Recorder::default())
                 .await
                 .expect("spawn on c");
-            let _ = ready.send((c.clone(), victim.id()));
-            let mut ended = ended;
-            loop {
-                tokio::select! {
-                    Some(pause) = stalls.recv() => std::thread::sleep(pause),
-                    _ = &mut ended => break,
+            // A caller on c itself: its requests run on its own task while
+            // the actor is idle (plain handler). The stall blocks c's thread
+            // from this task, and its next call is the first thing c does
+            // when it runs again.
+            let local = victim.clone();
+            let caller = tokio::spawn(async move {
+                for id in LOCAL.. {
+                    tokio::select! {
+                        biased;
+                        Some(pause) = stalls.recv() => std::thread::sleep(pause),
+                        () = tokio::time::sleep(Duration::from_millis(5)) => {}
+                    }
+                    let _ = local.record(id).await;
                 }
-            }
+            });
+            let _ = ready.send((c.clone(), victim.id()));
+            let _ = ended.await;
+            caller.abort();
             c.shutdown().await;
         });
     });
@@ -122,8 +136,9 @@ async fn a_node_stalled_past_failure_detection_is_fenced_and_its_actor_never_ans
             seen
         })
     };
-    wait_for("the actor answers", || {
-        HANDLED.lock().expect("h").len() >= 20
+    wait_for("the actor answers both callers", || {
+        let handled = HANDLED.lock().expect("h");
+        handled.len() >= 20 && handled.iter().any(|id| *id >= LOCAL)
     })
     .await;
 
@@ -133,6 +148,9 @@ async fn a_node_stalled_past_failure_detection_is_fenced_and_its_actor_never_ans
     for node in [&a, &b] {
         wait_for("c declared failed", || !node.members().contains(&c_id)).await;
     }
+    // From here on nothing may be handled: c is stalled, and when it runs
+    // again it was declared failed (callers were told it is down).
+    let handled_when_declared = HANDLED.lock().expect("h").len();
     // Back, c learns it was declared failed, and is fenced.
     wait_for("c fenced", || c.is_fenced()).await;
     let handled_at_fence = HANDLED.lock().expect("h").len();
@@ -180,6 +198,11 @@ async fn a_node_stalled_past_failure_detection_is_fenced_and_its_actor_never_ans
         HANDLED.lock().expect("h").len(),
         handled_at_fence,
         "the fenced actor handled nothing more"
+    );
+    let after: Vec<u64> = HANDLED.lock().expect("h")[handled_when_declared..].to_vec();
+    assert!(
+        after.is_empty(),
+        "handled after c was declared failed (ids from {LOCAL} are c's own caller's): {after:?}"
     );
     println!(
         "answered {}, reported down {}, other {:?}",

@@ -343,3 +343,32 @@ proptest! {
         runtime.block_on(run(schedule))?;
     }
 }
+
+/// Found by the random schedules (shrunk), and it fails the same way on the
+/// commit before this wave: the second actor (spawned on n2) moves to node
+/// n3 of the other cluster, then n2 drains; a sender's final request then
+/// fails with "is down: its node n2 shut down" though the actor lives on
+/// n3 (the sender still routed through n2's forwarder, and nothing told it
+/// where the actor went). The wrong error after a drain is part of the
+/// production issue; kept here until it is fixed.
+#[test]
+#[ignore = "fails: a request after a drain is refused with the drained node's shutdown though the actor lives in another cluster (runtime bug)"]
+fn a_drain_after_a_move_to_another_cluster_keeps_the_senders() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let schedule = vec![
+        Op::Spawn { on: 2 },
+        Op::Migrate {
+            actor: 1,
+            from: 1,
+            to: 3,
+        },
+        Op::Drain { node: 2 },
+    ];
+    if let Err(failure) = runtime.block_on(run(schedule)) {
+        panic!("{failure}");
+    }
+}

@@ -68,11 +68,11 @@ use std::sync::OnceLock;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_bytes::ByteBuf;
 
-use crate::actor::{fingerprint_str, mix_fingerprints, Actor, Migratable, Mobile};
-use crate::context::Context;
-use crate::error::Error;
-use crate::handle::{Calls, HandleCore, MessageSink};
-use crate::reply::ReplyTo;
+use crate::api::actor::{fingerprint_str, mix_fingerprints, Actor, Migratable, Mobile};
+use crate::api::context::Context;
+use crate::api::handle::{Calls, HandleCore, MessageSink};
+use crate::api::reply::ReplyTo;
+use crate::proto::error::Error;
 
 /// An event type that managers can broadcast. Implemented by
 /// [`event_manager!`](crate::event_manager), which also registers
@@ -537,7 +537,7 @@ impl<E: Event> Calls<EventManager<E>> for EventManagerCalls<E> {
 impl<E: Event> EventManagerCalls<E> {
     fn refused(&self, reason: String) -> Error {
         Error::Refused {
-            actor: self.core.entry.id,
+            actor: self.core.entry.id(),
             reason,
         }
     }

@@ -5,45 +5,40 @@
 #[allow(unused_extern_crates)]
 extern crate self as mobility;
 
-pub mod actor;
-mod alarm;
+// The runtime in layers; each imports only from the layers below it, and
+// reaches the node above it only through the traits of `api::host`:
+//
+//   node     the Node API, its tables, links, directory, membership glue
+//   cell     the tokio shell per actor around the protocol core
+//   mailbox  entries, direct senders, lending, envelopes
+//   api      Actor, Handle, Context, Reply: what users and the macro see
+//   proto    ids, errors, wire types and the pure core (`mobility-proto`)
+//
+// `tests/layers.rs` checks that imports point down only.
+mod api;
 mod cell;
-mod codec;
-pub mod context;
-mod deadline;
-mod direct;
-mod directory;
-mod entry;
-mod error;
 pub mod events;
-pub mod fsm;
-pub mod handle;
-mod id;
-mod idle;
-mod links;
-pub mod migration;
-mod network;
+mod mailbox;
 mod node;
-mod registry;
-mod reply;
-
+mod proto;
 mod sync;
-mod timers;
-mod wire;
 
-pub use actor::{Actor, Migratable, Mobile};
-pub use context::{Context, TimerId};
-pub use error::{Error, ExitReason};
-pub use handle::{Handle, Monitor};
-pub use id::{ActorId, Destination, NodeId, ParseDestinationError};
-pub use migration::{MigrationFailure, MigrationPhase, MigrationReport};
+pub use api::{actor, context, fsm, handle};
+pub use proto::migration;
+
+pub use api::actor::{Actor, Migratable, Mobile};
+pub use api::context::{Context, TimerId};
+pub use api::handle::{Handle, Monitor};
+pub use api::reply::{DeferredReply, Reply, ReplyTo};
 pub use mobility_macros::mobile;
 pub use mobility_net::membership::MemberEvent;
 pub use mobility_net::tcp::TcpConfig;
 pub use node::{DrainReport, Node, NodeBuilder, NodeStats};
 #[doc(hidden)]
 pub use node::{Fault, FaultDirection, FaultStep};
-pub use reply::{DeferredReply, Reply, ReplyTo};
+pub use proto::error::{Error, ExitReason};
+pub use proto::id::{ActorId, Destination, NodeId, ParseDestinationError};
+pub use proto::migration::{MigrationFailure, MigrationPhase, MigrationReport};
 
 /// Everything a user of mobility needs: `use mobility::prelude::*;`.
 pub mod prelude {
@@ -58,9 +53,9 @@ pub mod prelude {
 /// change in any release.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::actor::{fingerprint_str, mix_fingerprints, variant_key};
-    pub use crate::handle::{Calls, HandleCore, MessageSink};
-    pub use crate::registry::ActorType;
+    pub use crate::api::actor::{fingerprint_str, mix_fingerprints, variant_key};
+    pub use crate::api::handle::{Calls, HandleCore, MessageSink};
+    pub use crate::node::registry::ActorType;
     pub use inventory;
     pub use serde;
     pub use serde_bytes;

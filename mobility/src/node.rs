@@ -11,21 +11,22 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::actor::Actor;
-use crate::cell::{Cell, Control, HandoverFrame, NetControl, Start};
-use crate::direct::DirectSend;
-use crate::directory::Directory;
-use crate::entry::{Entry, ErasedEntry, Route};
-use crate::error::{Error, ExitReason};
-use crate::handle::Handle;
-use crate::id::{ActorId, Destination, NodeId};
-use crate::idle::IdleSlot;
-use crate::links::{Links, Path, Queued};
-use crate::migration::{MigrationFailure, MigrationReport, Snapshot};
-use crate::network::{NetSettings, Network};
-use crate::registry::{PrepareArgs, Registry};
-use crate::reply::{ReplySender, ReplyValue};
-use crate::wire::{Origin, PeerMsg, WireBody, WireEnvelope};
+use crate::api::actor::Actor;
+use crate::api::handle::Handle;
+use crate::api::reply::{ReplySender, ReplyValue};
+use crate::cell::{Cell, Control, NetControl, Start};
+use crate::mailbox::direct::DirectSend;
+use crate::mailbox::entry::{Entry, ErasedEntry, Route};
+use crate::mailbox::idle::IdleSlot;
+use crate::node::directory::Directory;
+use crate::node::links::{Links, Path, Queued};
+use crate::node::network::{NetSettings, Network};
+use crate::node::registry::{PrepareArgs, Registry};
+use crate::proto::error::{Error, ExitReason};
+use crate::proto::id::{ActorId, Destination, NodeId};
+use crate::proto::migration::{MigrationFailure, MigrationReport, Snapshot};
+use crate::proto::wire::HandoverFrame;
+use crate::proto::wire::{Origin, PeerMsg, WireBody, WireEnvelope};
 use mobility_net::membership::{MemberEvent, Membership, MembershipConfig};
 use mobility_net::tcp::{Secret, TcpConfig};
 use mobility_net::{LinkReceiver, LinkSender};
@@ -33,10 +34,15 @@ use mobility_proto::handover::Frame;
 use std::net::SocketAddr;
 
 mod builder;
+pub(crate) mod directory;
 mod drain;
 mod faults;
 mod frames;
+mod host;
+pub(crate) mod links;
 mod members;
+pub(crate) mod network;
+pub(crate) mod registry;
 mod tables;
 
 use builder::Config;
@@ -54,7 +60,9 @@ struct Waiting<T> {
 
 pub(crate) struct NodeShared {
     id: NodeId,
-    deadlines: Arc<crate::deadline::Deadlines>,
+    /// This node, without keeping it alive (see `host.rs`).
+    me: std::sync::Weak<NodeShared>,
+    deadlines: Arc<crate::api::deadline::Deadlines>,
     network: Option<Network>,
     /// The cluster's membership and directory (nodes that listen).
     directory: Option<Directory>,
@@ -159,11 +167,6 @@ impl Node {
         F::Output: Send + 'static,
     {
         self.shared.runtime.spawn(task)
-    }
-
-    /// Whether idle actors run requests on their callers' tasks.
-    pub(crate) fn calls_on_caller_task(&self) -> bool {
-        self.shared.config.calls_on_caller_task
     }
 
     /// The runtime the node's tasks run on.
@@ -276,7 +279,7 @@ impl Node {
             epoch: 0,
         };
         let entry = self.create_entry::<A>(id, route, Start::Host { state: actor, name });
-        Ok(Handle::from_entry(entry))
+        Ok(Handle::from_mailbox(entry))
     }
 
     /// The actor named `name`, as a handle of type `A`: the one active on
@@ -292,7 +295,7 @@ impl Node {
             .copied()
             .and_then(|id| self.entry(&id));
         if let Some(entry) = local.clone().filter(|e| e.is_hosting()) {
-            return Self::downcast::<A>(entry, what).map(Handle::from_entry);
+            return Self::downcast::<A>(entry, what).map(|entry| Handle::from_mailbox(entry));
         }
         let found = self.shared.directory.as_ref().and_then(|d| {
             d.find_name(name)
@@ -311,10 +314,12 @@ impl Node {
             if !entry.is_hosting() && entry.route().epoch < epoch {
                 entry.control(NetControl::Moved { node, epoch });
             }
-            return Ok(Handle::from_entry(entry));
+            return Ok(Handle::from_mailbox(entry));
         }
         match local {
-            Some(entry) => Self::downcast::<A>(entry, what).map(Handle::from_entry),
+            Some(entry) => {
+                Self::downcast::<A>(entry, what).map(|entry| Handle::from_mailbox(entry))
+            }
             None => Err(Error::NameNotFound {
                 name: name.to_owned(),
             }),
@@ -332,7 +337,7 @@ impl Node {
         let route = handle.route();
         let (node, epoch) = self.route_via(route.node, route.epoch, handle.node_id());
         self.entry_for::<A>(handle.id(), node, epoch)
-            .map(Handle::from_entry)
+            .map(|entry| Handle::from_mailbox(entry))
     }
 
     /// Where to send for an actor last seen at `node` (since `epoch`), told
@@ -540,11 +545,7 @@ impl Node {
         }
         tracing::warn!(node = %self.id(), %peer, reason = why, "peer lost");
         let entries = self.all_entries();
-        self.fail_waiting_on(
-            peer,
-            &std::collections::HashSet::new(),
-            &ExitReason::NodeDown(peer.clone()),
-        );
+        self.fail_waiting_on(peer, &ExitReason::NodeDown(peer.clone()));
         for entry in entries {
             entry.control(NetControl::PeerLost(peer.clone()));
         }
@@ -678,22 +679,6 @@ impl Node {
         tracing::debug!(node = %self.id(), "node shut down");
     }
 
-    /// Whether this node may handle a message that came from another node
-    /// now. Just back from a stall it first waits to know it was not
-    /// declared failed meanwhile (the cluster may have told that message's
-    /// caller the actor is down): false if it was, and is fenced.
-    pub(crate) async fn may_serve_remote(&self) -> bool {
-        use mobility_net::membership::Standing;
-        let Some(guard) = &self.shared.stall else {
-            return true;
-        };
-        match guard.check() {
-            Standing::Serving => true,
-            Standing::Fenced => false,
-            Standing::Validating => guard.settled().await,
-        }
-    }
-
     fn check_running(&self) -> Result<(), Error> {
         if self.shared.stopped.load(Ordering::Acquire) {
             Err(Error::NodeStopped(self.id().clone()))
@@ -746,15 +731,6 @@ impl Node {
         self.shared.forwarded.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// How long an idle forwarder waits before retiring; `None` where the
-    /// directory cannot stand in for it (no cluster).
-    pub(crate) fn forwarder_idle(&self) -> Option<Duration> {
-        self.shared
-            .directory
-            .as_ref()
-            .map(|_| self.shared.config.forwarder_idle)
-    }
-
     /// Removes the forwarder of `actor` from the node's table if nothing
     /// here needs it: no handle holds it, and the directory knows where
     /// the actor is (so a late sender can still be forwarded). The check is
@@ -776,10 +752,6 @@ impl Node {
             names.retain(|_, holder| *holder != actor);
         }
         idle
-    }
-
-    pub(crate) fn migration_timeout(&self) -> Duration {
-        self.shared.config.migration_timeout
     }
 
     pub(crate) fn registry(&self) -> &'static Registry {

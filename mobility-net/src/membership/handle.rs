@@ -410,6 +410,20 @@ impl Membership {
             .collect()
     }
 
+    /// Whether every live member (this node included) has published that
+    /// it declared `id` failed: from then on no member acts on `id` any
+    /// more (a destination that held a prepared copy from it has decided).
+    pub fn failure_acknowledged(&self, id: &NodeId) -> bool {
+        let key = down_key(id);
+        let view = self.inner.shared.read();
+        view.self_values.contains_key(&key)
+            && view
+                .peers
+                .values()
+                .filter(|m| m.id != *id)
+                .all(|m| m.values.contains_key(&key))
+    }
+
     fn myself(&self, view: &View) -> Member {
         Member {
             id: self.inner.id.clone(),

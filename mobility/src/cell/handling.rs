@@ -7,22 +7,25 @@ use std::sync::atomic::Ordering;
 use futures_util::FutureExt;
 
 use super::hosted::Hosted;
-use super::queued::{reject_addr, Item, Queued};
+use super::queued::{reject_addr, Queued};
 use super::{panic_message, Cell, Mode, MAX_ENTERS};
-use crate::actor::Actor;
-use crate::entry::LocalBody;
-use crate::error::{Error, ExitReason};
-use crate::migration::QueuedWire;
-use crate::reply::ReplyTo;
-use crate::wire::WireBody;
+use crate::api::actor::Actor;
+use crate::api::reply::ReplyTo;
+use crate::mailbox::entry::LocalBody;
+use crate::mailbox::envelope::Item;
+use crate::proto::error::{Error, ExitReason};
+use crate::proto::migration::QueuedWire;
+use crate::proto::wire::WireBody;
 
 impl<A: Actor> Cell<A> {
     pub(super) async fn handle(&mut self, item: Queued<A>) {
-        // A message from another node is not handled by a node that may
-        // have been declared failed while it was stalled.
-        if matches!(&item, Queued::Numbered(n) if matches!(n.item, Item::Wire { .. }))
-            && !self.node.may_serve_remote().await
-        {
+        // Nothing is handled by a node that may have been declared failed
+        // while it was stalled (the cluster may have told this message's
+        // caller, or anyone, that the actor is down): it waits to know.
+        if !match self.node.may_serve_now() {
+            Some(serving) => serving,
+            None => self.node.standing_settled().await,
+        } {
             let reason = ExitReason::Unreachable(self.node.id().clone());
             item.reject(&self.node, self.id(), &reason);
             return;
@@ -35,7 +38,7 @@ impl<A: Actor> Cell<A> {
         let mut raw: Option<Vec<u8>> = None;
         let (body, reply) = match item {
             Queued::Timer(bytes, _) => {
-                match crate::codec::decode_on::<A::Msg>(Some(&self.node), &bytes) {
+                match crate::api::codec::decode_on::<A::Msg>(Some(self.node.clone()), &bytes) {
                     Ok(msg) => {
                         raw = Some(bytes);
                         (LocalBody::User(msg), ReplyTo::nobody(actor))
@@ -47,7 +50,7 @@ impl<A: Actor> Cell<A> {
                 }
             }
             Queued::Replay { msg: bytes, reply } => {
-                match crate::codec::decode_on::<A::Msg>(Some(&self.node), &bytes) {
+                match crate::api::codec::decode_on::<A::Msg>(Some(self.node.clone()), &bytes) {
                     Ok(msg) => {
                         raw = Some(bytes);
                         (LocalBody::User(msg), reply)
@@ -70,7 +73,10 @@ impl<A: Actor> Cell<A> {
                     );
                     let body = match body {
                         WireBody::User(bytes) => {
-                            match crate::codec::decode_on::<A::Msg>(Some(&self.node), &bytes) {
+                            match crate::api::codec::decode_on::<A::Msg>(
+                                Some(self.node.clone()),
+                                &bytes,
+                            ) {
                                 Ok(msg) => {
                                     raw = Some(bytes);
                                     LocalBody::User(msg)
@@ -135,7 +141,7 @@ impl<A: Actor> Cell<A> {
                     match kept {
                         Some(msg) => hosted.postponed.push(QueuedWire::Replay {
                             msg,
-                            reply: reply.and_then(|r| r.into_addr(&self.node)),
+                            reply: reply.and_then(|r| r.into_addr(&*self.node)),
                         }),
                         None => {
                             tracing::error!(%actor, "a message could not be kept to postpone it; refused");

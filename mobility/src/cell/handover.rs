@@ -14,31 +14,31 @@ use mobility_proto::handover::{
 };
 use mobility_proto::sequence::Tracker;
 
+use super::host::NodeRef;
 use super::hosted::Hosted;
-use super::queued::{Numbered, Queued};
+use super::queued::Queued;
 use super::{panic_message, Cell, Mode};
-use crate::actor::Actor;
-use crate::entry::Route;
-use crate::error::{Error, ExitReason};
-use crate::id::{Destination, NodeId};
-use crate::migration::{MigrationFailure, MigrationPhase, MigrationReport, QueuedWire, Snapshot};
-use crate::node::Node;
-use crate::reply::ReplyTo;
-use crate::timers::{TimerKind, Timers};
-use crate::wire::{Origin, PeerMsg, WireEnvelope};
+use crate::api::actor::Actor;
+use crate::api::reply::ReplyTo;
+use crate::api::timers::{TimerKind, Timers};
+use crate::mailbox::entry::Route;
+use crate::mailbox::envelope::Numbered;
+use crate::proto::error::{Error, ExitReason};
+use crate::proto::id::{Destination, NodeId};
+use crate::proto::migration::{
+    MigrationFailure, MigrationPhase, MigrationReport, QueuedWire, Snapshot,
+};
+use crate::proto::wire::{HandoverFrame, Origin, PeerMsg, WireEnvelope};
 
 /// The machine as the runtime instantiates it: node ids, the refusals a
 /// destination gives, and the restore time a successful prepare answer
 /// carries (nanoseconds).
 pub(crate) type Machine = Handover<NodeId, MigrationFailure, u64>;
 
-/// A frame of the protocol, as the node hands it to a cell.
-pub(crate) type HandoverFrame = Frame<MigrationFailure, u64>;
-
 /// The machine's timing from the node's migration timeout: a prepare waits
 /// that long; an unconfirmed decision or question is said again four times
 /// as often.
-pub(super) fn timing(node: &Node) -> Timing {
+pub(super) fn timing(node: &NodeRef) -> Timing {
     let timeout = node.migration_timeout();
     Timing {
         prepare_timeout: timeout,
@@ -276,7 +276,7 @@ impl<A: Actor> Cell<A> {
             schema: A::SCHEMA,
             epoch,
         };
-        let encoded = crate::wire::frame_of(&header).and_then(|mut frame| {
+        let encoded = crate::proto::wire::frame_of(&header).and_then(|mut frame| {
             let start = frame.len();
             mobility_net::encode_into(&snapshot, &mut frame).map(|()| (frame, start))
         });
@@ -476,7 +476,7 @@ impl<A: Actor> Cell<A> {
         started: Instant,
     ) {
         let actor = self.id();
-        let answer = |node: &Node, result: Result<u64, MigrationFailure>| {
+        let answer = |node: &NodeRef, result: Result<u64, MigrationFailure>| {
             let ack = PeerMsg::PrepareAck {
                 actor,
                 epoch,

@@ -6,15 +6,19 @@ use std::panic::AssertUnwindSafe;
 use mobility_proto::sequence::{Accepted, Tracker};
 
 use super::panic_message;
-use super::queued::{Numbered, Queued};
-use crate::actor::Actor;
-use crate::context::Context;
-use crate::id::NodeId;
-use crate::migration::QueuedWire;
-use crate::node::Node;
-use crate::reply::ReplyTo;
-use crate::timers::TimerKind;
-use crate::wire::Origin;
+use super::queued::Queued;
+use crate::mailbox::envelope::Numbered;
+use std::any::Any;
+
+use super::host::NodeRef;
+use crate::api::actor::Actor;
+use crate::api::context::Context;
+use crate::api::reply::ReplyTo;
+use crate::api::timers::TimerKind;
+use crate::mailbox::host::Lent;
+use crate::proto::id::NodeId;
+use crate::proto::migration::QueuedWire;
+use crate::proto::wire::Origin;
 
 /// An actor living on this node (active or paused).
 pub(crate) struct Hosted<A: Actor> {
@@ -50,7 +54,7 @@ impl<A: Actor> Hosted<A> {
     /// A state change: the state timeout is cancelled (also one that fired
     /// and waits in the queue) and the postponed messages come back first,
     /// in their order.
-    pub(super) fn leave_state(&mut self, node: &Node) {
+    pub(super) fn leave_state(&mut self, node: &NodeRef) {
         self.ctx.timers.cancel_kind(&TimerKind::State);
         self.queue
             .retain(|q| !matches!(q, Queued::Timer(_, TimerKind::State)));
@@ -106,7 +110,7 @@ impl<A: Actor> Hosted<A> {
         self.cancel_event_timeout();
         // The handler may spawn or arm timers: on the node's runtime, as
         // on its cell.
-        let _runtime = self.ctx.node().runtime().enter();
+        let _runtime = self.ctx.host().runtime().enter();
         match self.run_plain(msg, reply) {
             Ok(Ok(())) => Ok(self.ctx.stop_requested
                 || self.ctx.migrate_requested.is_some()
@@ -116,6 +120,27 @@ impl<A: Actor> Hosted<A> {
                 self.panicked = Some(panic_message(&*panic));
                 Ok(true)
             }
+        }
+    }
+}
+
+impl<A: Actor> Lent<A> for Hosted<A> {
+    fn handle_now(&mut self, msg: A::Msg, reply: ReplyTo) -> Result<bool, (A::Msg, ReplyTo)> {
+        Hosted::handle_now(self, msg, reply)
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
+        self
+    }
+}
+
+impl<A: Actor> Hosted<A> {
+    /// The actor back from its entry's idle slot, where only its cell puts
+    /// it, so always this type.
+    pub(super) fn from_lent(lent: Box<dyn Lent<A>>) -> Box<Self> {
+        match lent.into_any().downcast::<Self>() {
+            Ok(hosted) => hosted,
+            Err(_) => unreachable!("only the cell lends its actor, as a `Hosted`"),
         }
     }
 }

@@ -19,8 +19,11 @@
 //! `hosted.rs` (a live actor), `handling.rs` (one message), `routing.rs`
 //! (a cell whose actor is elsewhere).
 
+mod alarm;
 mod handling;
 mod handover;
+mod host;
+pub(crate) use self::host::{CellHost, NodeFuture, NodeRef};
 mod hosted;
 mod queued;
 mod routing;
@@ -30,81 +33,25 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Instant;
 
 use futures_util::FutureExt;
 use mobility_proto::sequence::Tracker;
 
 use tokio::sync::mpsc;
 
-pub(crate) use self::handover::HandoverFrame;
 use self::handover::{Machine, Migrating, Pending, Prepared};
 pub(crate) use self::hosted::Hosted;
 use self::queued::Queued;
-pub(crate) use self::queued::{Item, Numbered};
-use crate::actor::Actor;
-use crate::alarm::Alarm;
-use crate::context::Context;
-use crate::entry::{Entry, Envelope, Route};
-use crate::error::ExitReason;
-use crate::handle::Handle;
-use crate::id::{ActorId, NodeId};
-use crate::migration::Snapshot;
-use crate::node::Node;
-use crate::timers::Timers;
-use crate::wire::{Origin, PeerMsg};
-
-/// Control messages from the node's links (untyped).
-#[derive(Debug)]
-pub(crate) enum NetControl {
-    /// A frame of the migration protocol from `from`.
-    Handover {
-        from: NodeId,
-        frame: HandoverFrame,
-    },
-    /// The destination `from` activated the actor; `queued`: it tells when
-    /// it handled its first message (`FirstHandled`).
-    Committed {
-        from: NodeId,
-        epoch: u64,
-        queued: bool,
-    },
-    FirstHandled {
-        epoch: u64,
-    },
-    Moved {
-        node: NodeId,
-        epoch: u64,
-    },
-    /// The link to this node is gone for good.
-    PeerLost(NodeId),
-    /// A (new) session with this node is up.
-    PeerUp(NodeId),
-    /// The node this cell forwarded through died, maybe with messages of
-    /// its stream: go to `node` from now on, in a new stream (the actor
-    /// would otherwise wait forever for the lost numbers).
-    Restream {
-        node: NodeId,
-        epoch: u64,
-    },
-    /// This member of the cluster was declared failed (it is fenced).
-    MemberFailed(NodeId),
-    /// This node was declared failed by its cluster: whatever it holds is
-    /// down.
-    Fenced,
-    Shutdown,
-}
-
-/// Control messages to a cell: from links, or a decoded arriving actor.
-pub(crate) enum Control<A: Actor> {
-    Net(NetControl),
-    Prepare {
-        from: NodeId,
-        epoch: u64,
-        snapshot: Box<Snapshot<A>>,
-        started: Instant,
-    },
-}
+use crate::api::actor::Actor;
+use crate::api::context::Context;
+use crate::api::handle::Handle;
+use crate::api::timers::Timers;
+use crate::cell::alarm::Alarm;
+use crate::mailbox::entry::{Entry, Route};
+pub(crate) use crate::mailbox::envelope::{Control, Envelope, Item, NetControl, Numbered};
+use crate::proto::error::ExitReason;
+use crate::proto::id::{ActorId, NodeId};
+use crate::proto::wire::{Origin, PeerMsg};
 
 /// How many state changes in a row `on_enter` may cause before the cell
 /// stops following them (a state machine that never settles).
@@ -129,7 +76,7 @@ enum Mode<A: Actor> {
 }
 
 pub(crate) struct Cell<A: Actor> {
-    node: Node,
+    node: NodeRef,
     entry: Arc<Entry<A>>,
     rx: mpsc::UnboundedReceiver<Envelope<A>>,
     control: mpsc::UnboundedReceiver<Control<A>>,
@@ -172,7 +119,7 @@ pub(super) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 }
 impl<A: Actor> Cell<A> {
     pub(crate) fn new(
-        node: Node,
+        node: NodeRef,
         entry: Arc<Entry<A>>,
         rx: mpsc::UnboundedReceiver<Envelope<A>>,
         control: mpsc::UnboundedReceiver<Control<A>>,
@@ -218,7 +165,7 @@ impl<A: Actor> Cell<A> {
     fn new_context(&self, timers: Timers) -> Context<A> {
         Context::new(
             self.node.clone(),
-            Handle::from_entry(self.entry.clone()),
+            Handle::from_mailbox(self.entry.clone()),
             timers,
         )
     }
@@ -357,7 +304,7 @@ impl<A: Actor> Cell<A> {
             match self.entry.idle.lend(hosted) {
                 Ok(()) => return Lend::Lent,
                 // Marked meanwhile: look again.
-                Err(hosted) => self.mode = Mode::Hosting(hosted),
+                Err(hosted) => self.mode = Mode::Hosting(Hosted::from_lent(hosted)),
             }
         }
     }
@@ -377,7 +324,7 @@ impl<A: Actor> Cell<A> {
     async fn take_back_idle_actor(&mut self) -> bool {
         let (hosted, attention) =
             std::future::poll_fn(|cx| self.entry.idle.poll_take_back(cx)).await;
-        self.mode = Mode::Hosting(hosted);
+        self.mode = Mode::Hosting(Hosted::from_lent(hosted));
         attention
     }
 
@@ -455,7 +402,7 @@ impl<A: Actor> Cell<A> {
         }
         if let Mode::Hosting(hosted) = &mut self.mode {
             for (msg, kind) in hosted.ctx.timers.pop_due(now) {
-                if kind == crate::timers::TimerKind::Event {
+                if kind == crate::api::timers::TimerKind::Event {
                     hosted.event_timeout_queued = true;
                 }
                 hosted.queue.push_back(Queued::Timer(msg, kind));
@@ -528,7 +475,7 @@ impl<A: Actor> Cell<A> {
             }
             None => route,
         };
-        let mut envelope = numbered.into_wire(&self.node, self.id());
+        let mut envelope = numbered.into_wire(&*self.node, self.id());
         if !self.node.pass_through(self.id(), route, &mut envelope) {
             return;
         }

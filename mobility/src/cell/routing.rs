@@ -2,9 +2,9 @@
 //! a new stream after a failure, and retiring when nobody needs it.
 
 use super::{Cell, Mode};
-use crate::actor::Actor;
-use crate::entry::Route;
-use crate::id::NodeId;
+use crate::api::actor::Actor;
+use crate::mailbox::entry::Route;
+use crate::proto::id::NodeId;
 
 impl<A: Actor> Cell<A> {
     /// A newer location for the actor this cell forwards to (an older one
@@ -25,7 +25,7 @@ impl<A: Actor> Cell<A> {
     pub(super) fn restream(&mut self, node: NodeId, epoch: u64) {
         if let Mode::Forwarding(route) = &self.mode {
             if epoch >= route.epoch && node != *self.node.id() {
-                self.stream = crate::wire::Origin::fresh(self.node.id());
+                self.stream = crate::proto::wire::Origin::fresh(self.node.id());
                 self.next_seq = 0;
                 let route = Route { node, epoch };
                 self.handover.moved(super::handover::to_proto(&route));

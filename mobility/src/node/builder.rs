@@ -185,8 +185,11 @@ impl NodeBuilder {
     pub async fn start(self) -> Result<Node, Error> {
         let id = match self.id {
             Some(text) => NodeId::new(&text).map_err(|e| Error::Config(e.to_string()))?,
-            None => NodeId::new(&format!("node-{:08x}", crate::id::random_u64() as u32))
-                .map_err(|e| Error::Config(e.to_string()))?,
+            None => NodeId::new(&format!(
+                "node-{:08x}",
+                crate::proto::id::random_u64() as u32
+            ))
+            .map_err(|e| Error::Config(e.to_string()))?,
         };
         if self.config.request_timeout.is_zero()
             || self.config.migration_timeout.is_zero()
@@ -244,8 +247,9 @@ impl NodeBuilder {
         let stall = directory.as_ref().map(Directory::stall_guard);
         tracing::debug!(node = %id, types = ?registry.tags(), "node started");
         let node = Node {
-            shared: Arc::new(NodeShared {
-                deadlines: crate::deadline::Deadlines::start(),
+            shared: Arc::new_cyclic(|me| NodeShared {
+                me: me.clone(),
+                deadlines: crate::api::deadline::Deadlines::start(),
                 network,
                 directory,
                 name_claims: Mutex::new(HashMap::new()),
@@ -276,7 +280,7 @@ impl NodeBuilder {
             }),
         };
         if let Some(events) = events {
-            tokio::spawn(crate::network::run_events(node.clone(), events));
+            tokio::spawn(crate::node::network::run_events(node.clone(), events));
         }
         if let Some(directory) = &node.shared.directory {
             let members = directory.subscribe();
@@ -304,5 +308,11 @@ async fn start_directory(
     let membership = Membership::start(config, Vec::new())
         .await
         .map_err(|e| Error::Config(format!("cannot start gossip on {tcp_addr} (UDP): {e}")))?;
-    Ok(Directory::start(membership, tcp_addr.to_string(), interval).await)
+    Ok(Directory::start(
+        membership,
+        tcp_addr.to_string(),
+        interval,
+        gossip.failure_timeout,
+    )
+    .await)
 }

@@ -9,11 +9,11 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::Node;
-use crate::entry::{ErasedEntry, Route};
-use crate::error::Error;
-use crate::id::{ActorId, Destination, NodeId};
-use crate::migration::MigrationReport;
-use crate::wire::PeerMsg;
+use crate::mailbox::entry::{ErasedEntry, Route};
+use crate::proto::error::Error;
+use crate::proto::id::{ActorId, Destination, NodeId};
+use crate::proto::migration::MigrationReport;
+use crate::proto::wire::PeerMsg;
 
 /// How many actors move at once during a drain.
 const DRAIN_CONCURRENCY: usize = 4;

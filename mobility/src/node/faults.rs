@@ -12,9 +12,9 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::Node;
-use crate::id::NodeId;
+use crate::proto::id::NodeId;
+use crate::proto::wire::PeerMsg;
 use crate::sync::{lock, write};
-use crate::wire::PeerMsg;
 
 /// The kind of frame a fault strikes: a step of the protocol.
 #[doc(hidden)]
@@ -126,7 +126,7 @@ impl Faults {
         if !self.armed.load(Ordering::Acquire) {
             return None;
         }
-        let step = crate::wire::header_of(frame)
+        let step = crate::proto::wire::header_of(frame)
             .map(|msg| step_of(&msg))
             .ok()?;
         let mut plan = lock(&self.plan);
@@ -330,7 +330,7 @@ impl Node {
 
     fn send_unfaulted(&self, to: &NodeId, frame: Vec<u8>) {
         let from = self.id().clone();
-        if let Err(e) = self.route_frame(to, frame, &from, crate::wire::RELAY_HOPS) {
+        if let Err(e) = self.route_frame(to, frame, &from, crate::proto::wire::RELAY_HOPS) {
             tracing::warn!(node = %self.id(), peer = %to, error = %e, "a held-back frame could not be sent");
         }
     }

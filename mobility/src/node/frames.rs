@@ -14,13 +14,13 @@ impl Node {
     /// Sends a frame to a node: over the direct link, or else relayed by
     /// the linked node that traffic from it came through.
     pub(crate) fn send_peer(&self, to: &NodeId, msg: &PeerMsg) -> Result<(), Error> {
-        self.send_frame(to, crate::wire::frame_of(msg)?)
+        self.send_frame(to, crate::proto::wire::frame_of(msg)?)
     }
 
     /// Sends a whole frame (header and tail) to a node.
     pub(crate) fn send_frame(&self, to: &NodeId, frame: Vec<u8>) -> Result<(), Error> {
         match self.fault_outgoing(to, frame) {
-            Some(frame) => self.route_frame(to, frame, self.id(), crate::wire::RELAY_HOPS),
+            Some(frame) => self.route_frame(to, frame, self.id(), crate::proto::wire::RELAY_HOPS),
             None => Ok(()),
         }
     }
@@ -37,7 +37,7 @@ impl Node {
             from: self.id().clone(),
         };
         let relayed = |hops: u8| -> Result<Vec<u8>, Error> {
-            let mut outer = crate::wire::frame_of(&PeerMsg::Relay {
+            let mut outer = crate::proto::wire::frame_of(&PeerMsg::Relay {
                 from: from.clone(),
                 to: to.clone(),
                 hops,
@@ -45,6 +45,12 @@ impl Node {
             outer.extend_from_slice(&frame);
             Ok(outer)
         };
+        // A member declared failed is out for good (its restart is a new
+        // incarnation): it may be back from a stall with its links resumed,
+        // but it is fenced and must be sent nothing.
+        if self.is_failed_member(to) {
+            return Err(unknown());
+        }
         let path = self.shared.links.path(to);
         if let Path::Direct(link) = &path {
             let frame = if from == self.id() {
@@ -94,7 +100,7 @@ impl Node {
 
     /// Answers a frame that could not reach `to` as undeliverable.
     pub(super) fn bounce(&self, to: &NodeId, frame: &Bytes) {
-        match crate::wire::open_frame(frame) {
+        match crate::proto::wire::open_frame(frame) {
             Ok((
                 PeerMsg::Deliver {
                     actor, envelope, ..
@@ -146,7 +152,7 @@ impl Node {
             tracing::debug!(node = %self.id(), peer = %from, "a frame from a member declared failed ignored");
             return;
         }
-        match crate::wire::open_frame(frame) {
+        match crate::proto::wire::open_frame(frame) {
             Ok((msg, tail)) => self.on_peer_msg(from, msg, &tail),
             Err(e) => {
                 tracing::warn!(node = %self.id(), peer = %from, error = %e, "dropped an undecodable frame")
@@ -295,7 +301,7 @@ impl Node {
         }
         self.count_forwarded();
         envelope.hops = envelope.hops.saturating_add(1);
-        if envelope.hops > crate::wire::MAX_FORWARDS {
+        if envelope.hops > crate::proto::wire::MAX_FORWARDS {
             tracing::warn!(node = %self.id(), %actor, %origin, "a message passed too many forwarders; refused");
             self.reject(envelope, actor, ExitReason::NoSuchActor);
             return false;
@@ -353,7 +359,7 @@ impl Node {
                             actor, envelope, ..
                         },
                         _,
-                    )) = crate::wire::open_frame(tail)
+                    )) = crate::proto::wire::open_frame(tail)
                     {
                         self.reject(&envelope, actor, self.down_reason(&to));
                     }

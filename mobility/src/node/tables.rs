@@ -2,6 +2,7 @@
 //! monitors, members declared failed, closed migration attempts.
 
 use super::*;
+use crate::mailbox::host::Router;
 
 impl Node {
     pub(super) fn next_id(&self) -> u64 {
@@ -65,14 +66,22 @@ impl Node {
             hosting: AtomicBool::new(hosting),
             tx,
             control: control_tx,
-            node: Arc::downgrade(&self.shared),
+            node: Arc::downgrade(&self.shared) as std::sync::Weak<dyn Router>,
             deadlines: self.shared.deadlines.clone(),
             direct_on: AtomicBool::new(direct.is_some()),
             direct: Mutex::new(direct),
+            stall: self.shared.stall.clone(),
             idle: IdleSlot::default(),
         });
         write(&self.shared.entries).insert(id, entry.clone());
-        let cell = Cell::new(self.clone(), entry.clone(), rx, control_rx, start, stream);
+        let cell = Cell::new(
+            self.cell_host(),
+            entry.clone(),
+            rx,
+            control_rx,
+            start,
+            stream,
+        );
         self.cell_started();
         let task = self.spawn_task(cell.run());
         if !task.is_finished() {
@@ -111,10 +120,11 @@ impl Node {
                 hosting: AtomicBool::new(false),
                 tx,
                 control,
-                node: Arc::downgrade(&self.shared),
+                node: Arc::downgrade(&self.shared) as std::sync::Weak<dyn Router>,
                 deadlines: self.shared.deadlines.clone(),
                 direct: Mutex::new(None),
                 direct_on: AtomicBool::new(false),
+                stall: self.shared.stall.clone(),
                 idle: IdleSlot::default(),
             }));
         }

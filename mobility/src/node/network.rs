@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use mobility_net::tcp::{EventHandler, Identity, Secret, TcpConfig, Transport, TransportEvent};
 
-use crate::error::Error;
-use crate::id::NodeId;
 use crate::node::{Node, WeakNode};
+use crate::proto::error::Error;
+use crate::proto::id::NodeId;
 
 /// TCP settings of a node, as given to its builder.
 #[derive(Debug, Clone)]
@@ -104,7 +104,7 @@ impl Network {
             node: node.clone(),
             cluster: settings.cluster,
             secret: settings.secret,
-            app_version: crate::wire::PROTOCOL_VERSION,
+            app_version: crate::proto::wire::PROTOCOL_VERSION,
         };
         let events = Arc::new(Events::default());
         let sink = Arc::clone(&events);

@@ -18,9 +18,9 @@ mod compact;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, ExitReason};
-use crate::id::{ActorId, Destination, NodeId};
-use crate::migration::MigrationFailure;
+use crate::proto::error::{Error, ExitReason};
+use crate::proto::id::{ActorId, Destination, NodeId};
+use crate::proto::migration::MigrationFailure;
 
 /// Version of the protocol below; a link refuses peers of another version
 /// (the TCP handshake compares it as the runtime's `app_version`).
@@ -40,7 +40,7 @@ impl Origin {
     pub(crate) fn fresh(node: &NodeId) -> Origin {
         Origin {
             node: node.clone(),
-            stream: crate::id::random_u64(),
+            stream: crate::proto::id::random_u64(),
         }
     }
 }
@@ -235,7 +235,7 @@ mod tests {
     #[test]
     fn frames_split_into_header_and_tail_and_refuse_garbage() {
         let header = PeerMsg::Commit {
-            actor: crate::id::ActorId::fresh(),
+            actor: crate::proto::id::ActorId::fresh(),
             epoch: 3,
         };
         let mut frame = frame_of(&header).expect("encode");
@@ -256,3 +256,17 @@ mod tests {
         }
     }
 }
+
+/// Where a reply goes, in a form that travels: the caller's node and its
+/// request number there (a local caller's channel is first registered in its
+/// node's table of pending replies).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub(crate) struct ReplyAddr {
+    pub(crate) node: NodeId,
+    pub(crate) request: u64,
+}
+
+/// A frame of the migration protocol, as the node hands it to a cell: the
+/// refusals a destination gives, and the restore time (nanoseconds) a
+/// successful prepare answer carries.
+pub(crate) type HandoverFrame = mobility_proto::handover::Frame<MigrationFailure, u64>;

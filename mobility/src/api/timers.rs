@@ -9,31 +9,10 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use crate::migration::TimerSnapshot;
-
-/// What kind of timer it is: decides what replaces or cancels it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub(crate) enum TimerKind {
-    /// `send_after` / `send_interval`: only `cancel_timer` ends it.
-    #[default]
-    Plain,
-    /// The state timeout: one at a time, cancelled by a state change.
-    State,
-    /// The event timeout: one at a time, cancelled by any handled message.
-    Event,
-    /// A named timer: one per name.
-    Named(String),
-}
-
-impl TimerKind {
-    /// Whether at most one timer of this kind may exist.
-    fn is_unique(&self) -> bool {
-        !matches!(self, TimerKind::Plain)
-    }
-}
+pub(crate) use crate::proto::migration::TimerKind;
+use crate::proto::migration::TimerSnapshot;
 
 #[derive(Debug)]
 struct Timer {

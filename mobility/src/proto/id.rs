@@ -204,3 +204,10 @@ mod tests {
         assert_eq!(a.as_u128() >> 64, b.as_u128() >> 64, "same process salt");
     }
 }
+
+/// The node's current idea of where the actor lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Route {
+    pub(crate) node: NodeId,
+    pub(crate) epoch: u64,
+}

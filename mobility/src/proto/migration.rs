@@ -18,10 +18,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::id::{ActorId, NodeId};
-use crate::reply::ReplyAddr;
-use crate::timers::TimerKind;
-use crate::wire::{Origin, WireEnvelope};
+use crate::proto::id::{ActorId, NodeId};
+use crate::proto::wire::{Origin, ReplyAddr, WireEnvelope};
 use mobility_proto::sequence::Tracker;
 
 /// The steps of a migration, named in reports and errors.
@@ -280,5 +278,26 @@ impl<S> Snapshot<S> {
             postponed: self.postponed,
             owed: self.owed,
         }
+    }
+}
+
+/// What kind of timer it is: decides what replaces or cancels it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub(crate) enum TimerKind {
+    /// `send_after` / `send_interval`: only `cancel_timer` ends it.
+    #[default]
+    Plain,
+    /// The state timeout: one at a time, cancelled by a state change.
+    State,
+    /// The event timeout: one at a time, cancelled by any handled message.
+    Event,
+    /// A named timer: one per name.
+    Named(String),
+}
+
+impl TimerKind {
+    /// Whether at most one timer of this kind may exist.
+    pub(crate) fn is_unique(&self) -> bool {
+        !matches!(self, TimerKind::Plain)
     }
 }

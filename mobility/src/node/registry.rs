@@ -1,16 +1,19 @@
 //! The actor types compiled into this binary, by type tag, so a destination
 //! can rebuild an actor that arrives as bytes. No code ever travels.
 
+use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::Arc;
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use crate::actor::Actor;
-use crate::error::Error;
-use crate::id::{ActorId, NodeId};
-use crate::migration::{MigrationFailure, Snapshot};
+use crate::api::actor::Actor;
+use crate::api::Mailbox;
 use crate::node::Node;
+use crate::proto::error::Error;
+use crate::proto::id::{ActorId, NodeId, Route};
+use crate::proto::migration::{MigrationFailure, Snapshot};
 
 /// A prepare request, as the destination's link hands it to the registry.
 #[derive(Debug)]
@@ -22,6 +25,7 @@ pub(crate) struct PrepareArgs<'a> {
 }
 
 type PrepareFn = fn(&Node, PrepareArgs<'_>) -> Result<(), MigrationFailure>;
+type MailboxFn = fn(&Node, ActorId, Route) -> Result<Box<dyn Any + Send>, Error>;
 
 /// One registered actor type. Submitted by `#[mobile]` through `inventory`.
 pub struct ActorType {
@@ -29,6 +33,7 @@ pub struct ActorType {
     schema: u64,
     rust_name: &'static str,
     prepare: PrepareFn,
+    mailbox: MailboxFn,
 }
 
 impl ActorType {
@@ -39,6 +44,7 @@ impl ActorType {
             schema: A::SCHEMA,
             rust_name,
             prepare: prepare::<A>,
+            mailbox: mailbox::<A>,
         }
     }
 
@@ -52,6 +58,17 @@ impl ActorType {
         args: PrepareArgs<'_>,
     ) -> Result<(), MigrationFailure> {
         (self.prepare)(node, args)
+    }
+
+    /// This node's mailbox for an actor of this type (see
+    /// [`Host::mailbox_for`](crate::api::Host::mailbox_for)).
+    pub(crate) fn mailbox(
+        &self,
+        node: &Node,
+        actor: ActorId,
+        route: Route,
+    ) -> Result<Box<dyn Any + Send>, Error> {
+        (self.mailbox)(node, actor, route)
     }
 }
 
@@ -67,10 +84,22 @@ impl fmt::Debug for ActorType {
 
 inventory::collect!(ActorType);
 
+/// The mailbox of `A` on `node`, for a handle decoded there: the
+/// `Arc<dyn Mailbox<A>>` the handle holds, boxed for the layer that cannot
+/// name `A`'s entry.
+fn mailbox<A: Actor>(
+    node: &Node,
+    actor: ActorId,
+    route: Route,
+) -> Result<Box<dyn Any + Send>, Error> {
+    let entry = node.entry_for::<A>(actor, route.node, route.epoch)?;
+    Ok(Box::new(entry as Arc<dyn Mailbox<A>>))
+}
+
 /// Decodes a snapshot of `A` and hands it to the actor's cell on this node.
 fn prepare<A: Actor>(node: &Node, args: PrepareArgs<'_>) -> Result<(), MigrationFailure> {
     let started = Instant::now();
-    let snapshot: Snapshot<A> = crate::codec::decode_on(Some(node), args.snapshot)
+    let snapshot: Snapshot<A> = crate::api::codec::decode_on(Some(node.host()), args.snapshot)
         .map_err(|e| MigrationFailure::Codec(e.to_string()))?;
     node.arrive::<A>(
         args.from,
@@ -144,6 +173,7 @@ mod tests {
             schema: 0,
             rust_name,
             prepare: |_, _| Err(MigrationFailure::Busy),
+            mailbox: |_, _, _| Err(Error::Detached),
         }
     }
 

@@ -9,7 +9,7 @@ use std::sync::{Mutex, RwLock};
 use bytes::Bytes;
 use mobility_net::LinkSender;
 
-use crate::id::NodeId;
+use crate::proto::id::NodeId;
 
 /// How a frame can leave toward a node, as the link table sees it now.
 pub(crate) enum Path {

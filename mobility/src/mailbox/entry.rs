@@ -11,43 +11,19 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::actor::Actor;
-use crate::cell::{Control, Hosted};
-use crate::direct::DirectSend;
-use crate::error::{Error, ExitReason};
-use crate::id::{ActorId, Destination, NodeId};
-use crate::idle::IdleSlot;
-use crate::node::{Node, NodeShared};
-use crate::reply::{ReplyResult, ReplySender, ReplyTo};
-use crate::wire::WireEnvelope;
-
-/// What a local sender asks of the actor.
-#[derive(Debug)]
-pub(crate) enum LocalBody<M> {
-    User(M),
-    Stop,
-    Monitor(u64),
-    Migrate(Destination),
-}
-
-/// What travels in a node's mailbox for one actor.
-pub(crate) enum Envelope<A: Actor> {
-    /// From a handle on this node: typed, not numbered yet.
-    Local {
-        body: LocalBody<A::Msg>,
-        reply: Option<ReplySender>,
-        counted: bool,
-    },
-    /// From another node: numbered and encoded.
-    Wire(WireEnvelope),
-}
-
-/// The node's current idea of where the actor lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Route {
-    pub(crate) node: NodeId,
-    pub(crate) epoch: u64,
-}
+use crate::api::actor::Actor;
+use crate::api::deadline::Deadlines;
+pub(crate) use crate::api::host::LocalBody;
+use crate::api::host::{Host, Mailbox};
+use crate::api::reply::{ReplyResult, ReplySender, ReplyTo};
+use crate::mailbox::direct::DirectSend;
+use crate::mailbox::envelope::{Control, Envelope, NetControl};
+use crate::mailbox::host::{Lent, Router};
+use crate::mailbox::idle::IdleSlot;
+use crate::proto::error::{Error, ExitReason};
+pub(crate) use crate::proto::id::Route;
+use crate::proto::id::{ActorId, NodeId};
+use crate::proto::wire::WireEnvelope;
 
 /// A node's mailbox slot for actor `id` of type `A`.
 pub(crate) struct Entry<A: Actor> {
@@ -62,16 +38,19 @@ pub(crate) struct Entry<A: Actor> {
     pub(crate) hosting: AtomicBool,
     pub(crate) tx: mpsc::UnboundedSender<Envelope<A>>,
     pub(crate) control: mpsc::UnboundedSender<Control<A>>,
-    pub(crate) node: Weak<NodeShared>,
+    pub(crate) node: Weak<dyn Router>,
     /// The node's clock for request timeouts.
-    pub(crate) deadlines: Arc<crate::deadline::Deadlines>,
+    pub(crate) deadlines: Arc<Deadlines>,
     /// Local senders' numbering while they send straight to the actor's
     /// node; `None` while the cell numbers (see `direct.rs`).
     pub(crate) direct: Mutex<Option<DirectSend>>,
     /// Whether `direct` may be `Some` (read without the lock).
     pub(crate) direct_on: AtomicBool,
+    /// The node's view of its own stalls: an actor is not lent while the
+    /// node may have been declared failed (see `StallGuard`).
+    pub(crate) stall: Option<mobility_net::membership::StallGuard>,
     /// The actor, while it is idle here and lent to callers (see `idle.rs`).
-    pub(crate) idle: IdleSlot<Box<Hosted<A>>>,
+    pub(crate) idle: IdleSlot<Box<dyn Lent<A>>>,
 }
 
 impl<A: Actor> Entry<A> {
@@ -110,7 +89,7 @@ impl<A: Actor> Entry<A> {
     /// already in the returned channel (unless the handler deferred it).
     /// Gives the message back otherwise, for the mailbox.
     pub(crate) fn call_now(&self, msg: A::Msg) -> Result<oneshot::Receiver<ReplyResult>, A::Msg> {
-        if !A::runs_now(&msg) {
+        if !A::runs_now(&msg) || self.stall.as_ref().is_some_and(|s| !s.serving_now()) {
             return Err(msg);
         }
         let Some(mut lent) = self.idle.borrow() else {
@@ -156,8 +135,8 @@ impl<A: Actor> Entry<A> {
     }
 
     /// The node this entry belongs to, if it still runs.
-    pub(crate) fn node(&self) -> Option<Node> {
-        self.node.upgrade().map(Node::from_shared)
+    pub(crate) fn node(&self) -> Option<Arc<dyn Router>> {
+        self.node.upgrade()
     }
 
     pub(crate) fn route(&self) -> Route {
@@ -179,7 +158,7 @@ impl<A: Actor> Entry<A> {
 pub(crate) trait ErasedEntry: Send + Sync {
     fn type_tag(&self) -> &'static str;
     fn deliver(&self, envelope: WireEnvelope) -> Result<(), WireEnvelope>;
-    fn control(&self, control: crate::cell::NetControl);
+    fn control(&self, control: NetControl);
     fn exit_reason(&self) -> Option<ExitReason>;
     fn is_hosting(&self) -> bool;
     fn actor(&self) -> ActorId;
@@ -187,14 +166,17 @@ pub(crate) trait ErasedEntry: Send + Sync {
     fn current_route(&self) -> Route;
     fn as_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync>;
     /// Migrates the actor (as `Handle::migrate`), whatever its type.
-    fn migrate(self: Arc<Self>, dest: crate::id::Destination) -> MigrateFuture;
+    fn migrate(self: Arc<Self>, dest: crate::proto::id::Destination) -> MigrateFuture;
 }
 
 /// The outcome of a type-erased migration.
 pub(crate) type MigrateFuture = std::pin::Pin<
     Box<
         dyn std::future::Future<
-                Output = Result<crate::migration::MigrationReport, crate::error::Error>,
+                Output = Result<
+                    crate::proto::migration::MigrationReport,
+                    crate::proto::error::Error,
+                >,
             > + Send,
     >,
 >;
@@ -213,7 +195,7 @@ impl<A: Actor> ErasedEntry for Entry<A> {
         }
     }
 
-    fn control(&self, control: crate::cell::NetControl) {
+    fn control(&self, control: NetControl) {
         let _ = self.control.send(Control::Net(control));
     }
 
@@ -237,7 +219,58 @@ impl<A: Actor> ErasedEntry for Entry<A> {
         self
     }
 
-    fn migrate(self: Arc<Self>, dest: crate::id::Destination) -> MigrateFuture {
-        Box::pin(async move { crate::handle::Handle::from_entry(self).migrate(dest).await })
+    fn migrate(self: Arc<Self>, dest: crate::proto::id::Destination) -> MigrateFuture {
+        Box::pin(async move {
+            crate::api::handle::Handle::from_mailbox(self)
+                .migrate(dest)
+                .await
+        })
+    }
+}
+
+impl<A: Actor> Mailbox<A> for Entry<A> {
+    fn id(&self) -> ActorId {
+        self.id
+    }
+
+    fn node_id(&self) -> &NodeId {
+        &self.node_id
+    }
+
+    fn route(&self) -> Route {
+        Entry::route(self)
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn deadlines(&self) -> &Deadlines {
+        &self.deadlines
+    }
+
+    fn call_now(&self, msg: A::Msg) -> Result<oneshot::Receiver<ReplyResult>, A::Msg> {
+        Entry::call_now(self, msg)
+    }
+
+    fn send_local(
+        &self,
+        body: LocalBody<A::Msg>,
+        reply: Option<ReplySender>,
+        counted: bool,
+    ) -> Result<(), Error> {
+        Entry::send_local(self, body, reply, counted)
+    }
+
+    fn down_error(&self) -> Error {
+        Entry::down_error(self)
+    }
+
+    fn exit_reason(&self) -> Option<ExitReason> {
+        self.exit.get().cloned()
+    }
+
+    fn host(&self) -> Option<Arc<dyn Host>> {
+        self.node.upgrade().map(|node| node as Arc<dyn Host>)
     }
 }

@@ -5,15 +5,17 @@
 use std::any::Any;
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use crate::actor::{Actor, Migratable};
-use crate::context::Context;
-use crate::error::{Error, ExitReason};
-use crate::id::{ActorId, NodeId};
-use crate::node::Node;
+use crate::api::actor::{Actor, Migratable};
+use crate::api::context::Context;
+use crate::api::host::Host;
+use crate::proto::error::{Error, ExitReason};
+use crate::proto::id::{ActorId, NodeId};
+pub(crate) use crate::proto::wire::ReplyAddr;
 
 /// A reply as it reaches the waiting caller.
 pub(crate) enum ReplyValue {
@@ -33,7 +35,7 @@ enum Target {
     Nobody,
     Local(ReplySender),
     Remote {
-        node: Node,
+        node: Arc<dyn Host>,
         origin: NodeId,
         request: u64,
     },
@@ -47,19 +49,10 @@ pub struct ReplyTo {
     target: Target,
 }
 
-/// Where a reply goes, in a form that travels: the caller's node and its
-/// request number there (a local caller's channel is first registered in its
-/// node's table of pending replies).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub(crate) struct ReplyAddr {
-    pub(crate) node: NodeId,
-    pub(crate) request: u64,
-}
-
 impl ReplyTo {
     /// The portable form of this reply's target (`None`: nobody waits). A
     /// local caller's channel moves into `node`'s table of pending replies.
-    pub(crate) fn into_addr(mut self, node: &Node) -> Option<ReplyAddr> {
+    pub(crate) fn into_addr(mut self, node: &dyn Host) -> Option<ReplyAddr> {
         match std::mem::replace(&mut self.target, Target::Nobody) {
             Target::Nobody => None,
             Target::Local(sender) => Some(ReplyAddr {
@@ -76,9 +69,9 @@ impl ReplyTo {
     }
 
     /// A reply target rebuilt from its portable form, sent through `node`.
-    pub(crate) fn from_addr(actor: ActorId, node: &Node, addr: Option<ReplyAddr>) -> Self {
+    pub(crate) fn from_addr(actor: ActorId, node: Arc<dyn Host>, addr: Option<ReplyAddr>) -> Self {
         match addr {
-            Some(addr) => ReplyTo::remote(actor, node.clone(), addr.node, Some(addr.request)),
+            Some(addr) => ReplyTo::remote(actor, node, addr.node, Some(addr.request)),
             None => ReplyTo::nobody(actor),
         }
     }
@@ -102,7 +95,12 @@ impl ReplyTo {
         }
     }
 
-    pub(crate) fn remote(actor: ActorId, node: Node, origin: NodeId, request: Option<u64>) -> Self {
+    pub(crate) fn remote(
+        actor: ActorId,
+        node: Arc<dyn Host>,
+        origin: NodeId,
+        request: Option<u64>,
+    ) -> Self {
         ReplyTo {
             actor,
             target: match request {
@@ -208,7 +206,7 @@ impl fmt::Debug for ReplyTo {
 
 /// Turns what a caller received into the reply type it expects.
 pub(crate) fn open_reply<R: Migratable>(
-    node: Option<&Node>,
+    node: impl FnOnce() -> Option<Arc<dyn Host>>,
     value: ReplyValue,
 ) -> Result<R, Error> {
     match value {
@@ -216,7 +214,7 @@ pub(crate) fn open_reply<R: Migratable>(
             .downcast::<R>()
             .map(|b| *b)
             .map_err(|_| Error::Codec(format!("reply is not a `{}`", std::any::type_name::<R>()))),
-        ReplyValue::Encoded(bytes) => crate::codec::decode_on(node, &bytes),
+        ReplyValue::Encoded(bytes) => crate::api::codec::decode_on(node(), &bytes),
     }
 }
 
@@ -271,7 +269,7 @@ impl<T: Migratable> DeferredReply<T> {
         let Some(to) = self.to else { return };
         ctx.settle(&to);
         let result = mobility_net::encode(&value).map_err(Error::from);
-        ctx.node().send_reply(&to.node, to.request, result);
+        ctx.host().send_reply(&to.node, to.request, result);
     }
 
     /// Answers the waiting caller with [`Error::Refused`] and `reason`.
@@ -282,7 +280,7 @@ impl<T: Migratable> DeferredReply<T> {
             actor: ctx.id(),
             reason: reason.into(),
         };
-        ctx.node().send_reply(&to.node, to.request, Err(error));
+        ctx.host().send_reply(&to.node, to.request, Err(error));
     }
 }
 

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use mobility_net::membership::{Member, MemberEvent, Membership};
 use tokio::sync::{broadcast, mpsc};
 
-use crate::id::{ActorId, NodeId};
+use crate::proto::id::{ActorId, NodeId};
 
 const ADDR_KEY: &str = "addr";
 
@@ -99,6 +99,8 @@ async fn sweep_claims(
 }
 
 pub(crate) struct Directory {
+    /// How long a silent member takes to be declared failed.
+    failure_timeout: Duration,
     membership: Membership,
     gossip_interval: Duration,
     publish: mpsc::UnboundedSender<Publish>,
@@ -119,6 +121,7 @@ impl Directory {
         membership: Membership,
         tcp_addr: String,
         gossip_interval: Duration,
+        failure_timeout: Duration,
     ) -> Directory {
         membership.set(ADDR_KEY, &tcp_addr).await;
         let (publish, mut queue) = mpsc::unbounded_channel();
@@ -147,6 +150,7 @@ impl Directory {
         Directory {
             membership,
             gossip_interval,
+            failure_timeout,
             publish,
             claims,
         }
@@ -159,6 +163,10 @@ impl Directory {
 
     pub(crate) fn gossip_interval(&self) -> Duration {
         self.gossip_interval
+    }
+
+    pub(crate) fn failure_timeout(&self) -> Duration {
+        self.failure_timeout
     }
 
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<MemberEvent> {
@@ -189,6 +197,11 @@ impl Directory {
         if let Some(name) = name {
             self.delete(name_key(name));
         }
+    }
+
+    /// Whether every live member has declared `peer` failed.
+    pub(crate) fn failure_acknowledged(&self, peer: &NodeId) -> bool {
+        self.membership.failure_acknowledged(peer)
     }
 
     /// The live members, this node included.

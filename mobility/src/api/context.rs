@@ -2,18 +2,20 @@
 //! stop, ask to move, and (state machines) postpone a message, arm state and
 //! event timeouts and named timers, and answer a request later.
 
+use std::any::Any;
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::actor::{Actor, Migratable};
-use crate::handle::{Handle, MessageSink};
-use crate::id::{ActorId, Destination};
-use crate::node::Node;
-use crate::reply::{DeferredReply, ReplyAddr, ReplyTo};
-use crate::timers::{TimerKind, Timers};
+use crate::api::actor::{Actor, Migratable};
+use crate::api::handle::{Handle, MessageSink};
+use crate::api::host::Host;
+use crate::api::reply::{DeferredReply, ReplyAddr, ReplyTo};
+use crate::api::timers::{TimerKind, Timers};
+use crate::proto::id::{ActorId, Destination};
 
 /// Names a timer armed with [`Context::send_after`],
 /// [`Context::send_interval`] or the state machine timers; valid across
@@ -24,7 +26,9 @@ pub struct TimerId(pub(crate) u64);
 /// The actor's view of the runtime, passed to handlers that ask for it
 /// (`ctx: &mut Context<Self>` as their last parameter) and to hooks.
 pub struct Context<A: Actor> {
-    node: Node,
+    host: Arc<dyn Host>,
+    /// The node as its own layer knows it (`Context::node` gives it back).
+    pub(crate) node: Box<dyn Any + Send + Sync>,
     me: Handle<A>,
     pub(crate) timers: Timers,
     pub(crate) stop_requested: bool,
@@ -43,9 +47,10 @@ pub struct Context<A: Actor> {
 }
 
 impl<A: Actor> Context<A> {
-    pub(crate) fn new(node: Node, me: Handle<A>, timers: Timers) -> Self {
+    pub(crate) fn new(host: Arc<dyn Host>, me: Handle<A>, timers: Timers) -> Self {
         Context {
-            node,
+            node: host.node(),
+            host,
             me,
             timers,
             stop_requested: false,
@@ -68,9 +73,10 @@ impl<A: Actor> Context<A> {
         self.me.id()
     }
 
-    /// The node the actor runs on now.
-    pub fn node(&self) -> &Node {
-        &self.node
+    /// The node the actor runs on now, as the layers below the node see it
+    /// (`Context::node`, defined with the node, gives the node itself).
+    pub(crate) fn host(&self) -> &Arc<dyn Host> {
+        &self.host
     }
 
     /// Stops the actor once the current handler returns (`on_stop` runs).
@@ -180,7 +186,7 @@ impl<A: Actor> Context<A> {
         let addr = self
             .reply
             .take()
-            .and_then(|reply| reply.into_addr(&self.node));
+            .and_then(|reply| reply.into_addr(&*self.host));
         if let Some(addr) = &addr {
             self.owed.push(addr.clone());
         }
@@ -240,7 +246,7 @@ impl<A: Actor> fmt::Debug for Context<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Context")
             .field("actor", &self.me)
-            .field("node", self.node.id())
+            .field("node", self.host.id())
             .field("timers", &self.timers.len())
             .finish()
     }

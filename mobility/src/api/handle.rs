@@ -13,12 +13,12 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokio::sync::oneshot;
 
-use crate::actor::{Actor, Migratable};
-use crate::entry::{Entry, LocalBody};
-use crate::error::{Error, ExitReason};
-use crate::id::{ActorId, Destination, NodeId};
-use crate::migration::MigrationReport;
-use crate::reply::{open_reply, ReplyResult};
+use crate::api::actor::{Actor, Migratable};
+use crate::api::host::{LocalBody, Mailbox};
+use crate::api::reply::{open_reply, ReplyResult};
+use crate::proto::error::{Error, ExitReason};
+use crate::proto::id::{ActorId, Destination, NodeId};
+use crate::proto::migration::MigrationReport;
 
 /// The generated request/reply methods of an actor type, wrapped around a
 /// [`HandleCore`]. `Handle<A>` derefs to it.
@@ -42,7 +42,7 @@ pub trait MessageSink<A: Actor> {
 /// The untyped heart of a handle: the node's mailbox slot for the actor and
 /// an optional per-call timeout. Used by generated code.
 pub struct HandleCore<A: Actor> {
-    pub(crate) entry: Arc<Entry<A>>,
+    pub(crate) entry: Arc<dyn Mailbox<A>>,
     pub(crate) timeout: Option<Duration>,
 }
 
@@ -57,7 +57,7 @@ impl<A: Actor> Clone for HandleCore<A> {
 
 impl<A: Actor> fmt::Debug for HandleCore<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}@{}", self.entry.id, self.entry.node_id)
+        write!(f, "{}@{}", self.entry.id(), self.entry.node_id())
     }
 }
 
@@ -89,8 +89,7 @@ impl<A: Actor> HandleCore<A> {
                     tokio::task::consume_budget().await;
                     match rx.try_recv() {
                         Ok(reply) => {
-                            return reply
-                                .and_then(|value| open_reply(self.entry.node().as_ref(), value))
+                            return reply.and_then(|value| open_reply(|| self.entry.host(), value))
                         }
                         // Deferred: the reply comes later.
                         Err(_) => rx,
@@ -104,7 +103,7 @@ impl<A: Actor> HandleCore<A> {
             };
             self.wait(rx)
                 .await
-                .and_then(|value| open_reply(self.entry.node().as_ref(), value))
+                .and_then(|value| open_reply(|| self.entry.host(), value))
         }
     }
 
@@ -119,15 +118,15 @@ impl<A: Actor> HandleCore<A> {
     }
 
     async fn wait(&self, rx: oneshot::Receiver<ReplyResult>) -> ReplyResult {
-        let after = self.timeout.unwrap_or(self.entry.timeout);
+        let after = self.timeout.unwrap_or(self.entry.timeout());
         tokio::select! {
             biased;
             reply = rx => match reply {
                 Err(_) => Err(self.entry.down_error()),
                 Ok(result) => result,
             },
-            () = self.entry.deadlines.sleep(after) => Err(Error::Timeout {
-                actor: self.entry.id,
+            () = self.entry.deadlines().sleep(after) => Err(Error::Timeout {
+                actor: self.entry.id(),
                 after,
             }),
         }
@@ -138,7 +137,7 @@ impl<A: Actor> HandleCore<A> {
         let rx = self.send_with_reply(body, false)?;
         self.wait(rx)
             .await
-            .and_then(|value| open_reply(self.entry.node().as_ref(), value))
+            .and_then(|value| open_reply(|| self.entry.host(), value))
     }
 }
 
@@ -161,7 +160,7 @@ pub struct Handle<A: Actor> {
 }
 
 impl<A: Actor> Handle<A> {
-    pub(crate) fn from_entry(entry: Arc<Entry<A>>) -> Self {
+    pub(crate) fn from_mailbox(entry: Arc<dyn Mailbox<A>>) -> Self {
         Handle {
             calls: A::Calls::from_core(HandleCore {
                 entry,
@@ -176,12 +175,12 @@ impl<A: Actor> Handle<A> {
 
     /// The actor's id, the same on every node and after every move.
     pub fn id(&self) -> ActorId {
-        self.core().entry.id
+        self.core().entry.id()
     }
 
     /// The node this handle sends from.
     pub fn node_id(&self) -> &NodeId {
-        &self.core().entry.node_id
+        self.core().entry.node_id()
     }
 
     /// Where this handle's node believes the actor lives now.
@@ -189,7 +188,7 @@ impl<A: Actor> Handle<A> {
         self.core().entry.route().node
     }
 
-    pub(crate) fn route(&self) -> crate::entry::Route {
+    pub(crate) fn route(&self) -> crate::proto::id::Route {
         self.core().entry.route()
     }
 
@@ -228,21 +227,21 @@ impl<A: Actor> Handle<A> {
     /// the actor ends, wherever it is then.
     pub fn monitor(&self) -> Monitor {
         let entry = &self.core().entry;
-        let Some(node) = entry.node() else {
-            return Monitor::ready(ExitReason::NodeDown(entry.node_id.clone()));
+        let Some(node) = entry.host() else {
+            return Monitor::ready(ExitReason::NodeDown(entry.node_id().clone()));
         };
-        let (id, rx) = node.register_monitor(entry.id);
+        let (id, rx) = node.register_monitor(entry.id());
         if entry
             .send_local(LocalBody::Monitor(id), None, false)
             .is_err()
         {
             node.forget_monitor(id);
-            return Monitor::ready(entry.exit.get().cloned().unwrap_or(ExitReason::NoSuchActor));
+            return Monitor::ready(entry.exit_reason().unwrap_or(ExitReason::NoSuchActor));
         }
         Monitor {
             rx: Some(rx),
             ready: None,
-            fallback: ExitReason::NodeDown(entry.node_id.clone()),
+            fallback: ExitReason::NodeDown(entry.node_id().clone()),
         }
     }
 }
@@ -251,13 +250,13 @@ impl<A: Actor> HandleCore<A> {
     fn with_migration_timeout(mut self) -> Self {
         let migration = self
             .entry
-            .node()
+            .host()
             .map(|n| n.migration_timeout())
             .unwrap_or_default();
         // Prepare and commit each get the migration timeout; leave room for both.
         self.timeout = Some(
             self.timeout
-                .unwrap_or(self.entry.timeout)
+                .unwrap_or(self.entry.timeout())
                 .max(migration * 3),
         );
         self
@@ -319,7 +318,7 @@ impl<A: Actor> Serialize for Handle<A> {
             type_tag: A::TYPE_TAG.to_owned(),
             node: route.node,
             epoch: route.epoch,
-            via: self.core().entry.node_id.clone(),
+            via: self.core().entry.node_id().clone(),
         }
         .serialize(serializer)
     }
@@ -337,11 +336,19 @@ impl<'de, A: Actor> Deserialize<'de> for Handle<A> {
             }));
         }
         let node =
-            crate::codec::decoding_node().ok_or_else(|| D::Error::custom(Error::Detached))?;
-        let (route, epoch) = node.route_via(wire.node, wire.epoch, &wire.via);
-        node.entry_for::<A>(wire.actor, route, epoch)
-            .map(Handle::from_entry)
-            .map_err(D::Error::custom)
+            crate::api::codec::decoding_node().ok_or_else(|| D::Error::custom(Error::Detached))?;
+        let route = node.route_via(wire.node, wire.epoch, &wire.via);
+        let mailbox = node
+            .mailbox_for(wire.actor, A::TYPE_TAG, route)
+            .map_err(D::Error::custom)?;
+        match mailbox.downcast::<Arc<dyn Mailbox<A>>>() {
+            Ok(mailbox) => Ok(Handle::from_mailbox(*mailbox)),
+            Err(_) => Err(D::Error::custom(Error::WrongType {
+                what: format!("handle of actor {}", wire.actor),
+                expected: A::TYPE_TAG.to_owned(),
+                found: "another type with the same tag".to_owned(),
+            })),
+        }
     }
 }
 

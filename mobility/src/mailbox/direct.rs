@@ -22,13 +22,13 @@
 
 use std::sync::atomic::Ordering;
 
-use crate::actor::Actor;
-use crate::cell::{Control, Item, NetControl, Numbered};
-use crate::entry::{Entry, Envelope, LocalBody, Route};
-use crate::error::Error;
-use crate::reply::ReplySender;
+use crate::api::actor::Actor;
+use crate::api::reply::ReplySender;
+use crate::mailbox::entry::{Entry, LocalBody, Route};
+use crate::mailbox::envelope::{Control, Envelope, Item, NetControl, Numbered};
+use crate::proto::error::Error;
+use crate::proto::wire::Origin;
 use crate::sync::lock;
-use crate::wire::Origin;
 
 /// The numbering of this node's stream toward the actor, held by local
 /// senders while they send directly.
@@ -80,7 +80,7 @@ impl<A: Actor> Entry<A> {
             hops: 0,
         };
         numbering.next_seq += 1;
-        let envelope = numbered.into_wire(&node, self.id);
+        let envelope = numbered.into_wire(&*node, self.id);
         if let Some(newer) = node.deliver_to(self.id, A::TYPE_TAG.to_owned(), &route, envelope) {
             self.reroute_cell(newer);
         }

@@ -21,7 +21,7 @@
 use mobility_net::{CodecError, NodeId};
 
 use super::{Origin, PeerMsg, WireBody, WireEnvelope};
-use crate::id::ActorId;
+use crate::proto::id::ActorId;
 
 const DELIVER: u64 = 0;
 const REPLY: u64 = 1;
@@ -236,7 +236,7 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Error;
+    use crate::proto::error::Error;
     use proptest::prelude::*;
 
     fn deliver(

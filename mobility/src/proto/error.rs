@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::id::{ActorId, NodeId};
-use crate::migration::MigrationFailure;
-use crate::migration::MigrationPhase;
+use crate::proto::id::{ActorId, NodeId};
+use crate::proto::migration::MigrationFailure;
+use crate::proto::migration::MigrationPhase;
 
 /// Why an actor ended. Reported to callers and monitors.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -50,6 +50,17 @@ pub enum Error {
         actor: ActorId,
         /// The timeout that expired.
         after: Duration,
+    },
+    /// The request was in the hands of a node that was declared failed (a
+    /// forwarder on the way, or the actor's old host): it may or may not
+    /// have been handled, and its reply will not come. The actor lives on
+    /// elsewhere; later requests reach it there.
+    #[error("request to actor {actor} was lost with node {node}, declared failed: it may or may not have been handled (the actor lives on)")]
+    Lost {
+        /// The actor.
+        actor: ActorId,
+        /// The node declared failed that held the request.
+        node: NodeId,
     },
     /// The actor's bounded mailbox is full; the message was not queued.
     #[error("mailbox of actor {actor} is full ({capacity} messages queued)")]

@@ -6,9 +6,9 @@ use std::future::Future;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::context::Context;
-use crate::handle::{Calls, MessageSink};
-use crate::reply::ReplyTo;
+use crate::api::context::Context;
+use crate::api::handle::{Calls, MessageSink};
+use crate::api::reply::ReplyTo;
 
 /// A value that can travel with an actor: serializable both ways, `Send` and
 /// owning its data.

@@ -1,0 +1,9 @@
+//! A node's mailbox slot per actor (`entry`), what travels in it, the
+//! senders that number their messages themselves (`direct`), the idle actor
+//! lent to callers (`idle`).
+
+pub(crate) mod direct;
+pub(crate) mod entry;
+pub(crate) mod envelope;
+pub(crate) mod host;
+pub(crate) mod idle;
