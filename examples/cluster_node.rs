@@ -31,11 +31,19 @@
 //! (`--secret S` or `MOBILITY_SECRET=S`; without one a public demo secret is
 //! used, with a warning). Set `RUST_LOG=mobility=info` to see the runtime's
 //! events on stderr.
+//!
+//! With per-node identities (README, "Node identities"), the node reads its
+//! key, certificate and cluster authority from `MOBILITY_NODE_KEY`,
+//! `MOBILITY_NODE_CERT` and `MOBILITY_CLUSTER_AUTHORITY` (or the same names
+//! with `_FILE`, holding a path), and trusts only the other clusters listed
+//! in `MOBILITY_TRUSTED_CLUSTERS`; without them, identities derive from the
+//! secret. Mint them with `cargo run --example mint_identity`.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use mobility::prelude::*;
+use mobility::TcpConfig;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -263,13 +271,18 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             DEMO_SECRET.to_string()
         }
     };
+    let tcp = TcpConfig::default().with_identity_from_env()?;
     let mut builder = Node::builder()
         .id(&args.name)
         .cluster(&args.cluster, &secret)
-        // Nodes of other clusters that prove the same secret may exchange
-        // actors with this one (`send_me tcp://host:port`).
-        .trust_cluster("*", &secret)
         .listen(std::net::SocketAddr::new(args.host, args.port).to_string());
+    if tcp.credentials.is_none() {
+        // Nodes of other clusters that prove the same secret may exchange
+        // actors with this one (`send_me tcp://host:port`). With per-node
+        // identities, only the clusters of MOBILITY_TRUSTED_CLUSTERS.
+        builder = builder.trust_cluster("*", &secret);
+    }
+    builder = builder.tcp_config(tcp);
     for seed in &args.joins {
         builder = builder.join(seed);
     }

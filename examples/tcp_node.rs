@@ -14,11 +14,20 @@
 //!
 //! Both nodes must share a secret: `--secret S` or `MOBILITY_SECRET=S`. Each
 //! node is its own cluster (`--cluster`, default `cluster-PORT`) and trusts
-//! the other clusters that prove the same secret.
+//! the other clusters that prove the same secret; node identities then
+//! derive from the secret (a warning says so).
+//!
+//! With per-node identities (README, "Node identities"), the node reads its
+//! key, certificate and cluster authority from `MOBILITY_NODE_KEY`,
+//! `MOBILITY_NODE_CERT` and `MOBILITY_CLUSTER_AUTHORITY` (or the same names
+//! with `_FILE`, holding a path), and trusts only the other clusters listed
+//! in `MOBILITY_TRUSTED_CLUSTERS` (`cluster=authority-key`, comma
+//! separated). Mint them with `cargo run --example mint_identity`.
 
 use std::time::Duration;
 
 use mobility::prelude::*;
+use mobility::TcpConfig;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// Counts the pings it handles, wherever it runs.
@@ -143,13 +152,24 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let cluster = args
         .cluster
         .unwrap_or_else(|| format!("cluster-{}", args.port));
-    let node = Node::builder()
+    let tcp = TcpConfig::default().with_identity_from_env()?;
+    let identity = match &tcp.credentials {
+        Some(credentials) => format!(
+            "its own key, certified by {}",
+            credentials.certificate.issuer()?
+        ),
+        None => "derived from the shared secret".to_owned(),
+    };
+    let mut builder = Node::builder()
         .id(&name)
         .cluster(&cluster, &args.secret)
-        .trust_cluster("*", &args.secret)
-        .listen(format!("127.0.0.1:{}", args.port))
-        .start()
-        .await?;
+        .listen(format!("127.0.0.1:{}", args.port));
+    if tcp.credentials.is_none() {
+        // Zero configuration: every cluster that proves the same secret.
+        builder = builder.trust_cluster("*", &args.secret);
+    }
+    let node = builder.tcp_config(tcp).start().await?;
+    println!("identity of {name}: {identity}");
     let addr = node.listen_addr().ok_or("the node does not listen")?;
     println!("node {} of {cluster} listening on {addr}", node.id());
 

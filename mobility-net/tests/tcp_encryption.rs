@@ -1,4 +1,4 @@
-//! Links are encrypted (protocol version 6, Noise): what a frame carries
+//! Links are encrypted (protocol version 7, Noise): what a frame carries
 //! never appears on the wire, a ciphertext altered on the way closes the
 //! connection with a logged reason and delivers nothing, a wrong secret
 //! gets no answer keyed by the right one, and a recorded session replayed
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use mobility_net::tcp::noise;
+use mobility_net::tcp::{noise, ClusterAuthority, NodeKey};
 use mobility_net::{Secret, TransportEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -243,30 +243,42 @@ async fn a_wrong_secret_gets_no_answer_keyed_by_the_right_one() {
     capture_logs();
     let (a, mut ea) = start("node-a", "c", "s", config()).await;
     let before = a.refusals().bad_handshake;
-    let mut s = raw(&a).await;
-    let mine = mobility_net::encode(&hello("mallory", "c")).expect("encodes");
-    write_frame(&mut s, &mine).await;
-    let theirs = read_frame(&mut s).await.expect("the listener's hello");
-    let mut state = noise::dialer(&Secret::from("not-s"), &mine, &theirs).expect("builds");
-    write_frame(&mut s, &noise::write(&mut state).expect("writes")).await;
-    // The listener does not answer with its Noise message: it closes.
+    // A raw dialer with the wrong secret: the listener's answer (its
+    // certificate) does not depend on the secret at all, so it tells
+    // nothing about it; the dialer's last message, keyed by it, fails.
+    let wrong = Secret::from("not-s");
+    let key = NodeKey::generate().expect("random");
+    let certificate = ClusterAuthority::from_secret(&wrong)
+        .certify(&node("mallory"), "c", key.public(), None)
+        .expect("certifies");
+    let (mut s, _, _, theirs) = raw_dial(
+        &a,
+        &hello("mallory", "c"),
+        &noise::psk(&wrong),
+        &key,
+        certificate.as_bytes(),
+    )
+    .await
+    .expect("the listener answers its certificate, keyed by no secret");
+    assert_eq!(theirs.node(), a.node());
+    // The listener closes at the last message.
     assert_eq!(read_frame(&mut s).await, None);
     until("the failed handshake is counted", || {
         a.refusals().bad_handshake > before
     })
     .await;
-    // Between transports, both ways.
+    // Between transports, both ways: with a secret alone, identities come
+    // from an authority derived from it, so the dialer refuses the
+    // listener's certificate before it sends anything keyed by its secret.
     let (m, mut em) = start("mallory", "c", "not-s", config()).await;
-    let err = connect(&m, a.local_addr()).await.expect_err("refused");
-    assert!(
-        err.to_string().contains("closed during the handshake"),
-        "{err}"
-    );
-    let err = connect(&a, m.local_addr()).await.expect_err("refused");
-    assert!(
-        err.to_string().contains("closed during the handshake"),
-        "{err}"
-    );
+    for (from, to) in [(&m, &a), (&a, &m)] {
+        let err = connect(from, to.local_addr()).await.expect_err("refused");
+        let text = err.to_string();
+        assert!(
+            text.contains("identity refused") && text.contains("another secret"),
+            "{err}"
+        );
+    }
     assert_no_event_about(&mut ea, m.node());
     assert_no_event_about(&mut em, a.node());
     assert_serves(&a, &mut ea, "c", "s").await;

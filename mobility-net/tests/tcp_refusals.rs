@@ -234,9 +234,11 @@ async fn a_reflected_handshake_is_refused() {
     let mut other = raw(&b).await;
     write_frame(&mut other, &mine).await;
     let other_hello = read_frame(&mut other).await.expect("hello");
+    let key = mobility_net::tcp::NodeKey::generate().expect("random");
+    let psk = mobility_net::tcp::noise::psk(&"s".into());
     let mut state =
-        mobility_net::tcp::noise::dialer(&"s".into(), &mine, &other_hello).expect("builds");
-    let first = mobility_net::tcp::noise::write(&mut state).expect("writes");
+        mobility_net::tcp::noise::dialer(&psk, &key, &mine, &other_hello).expect("builds");
+    let first = mobility_net::tcp::noise::write(&mut state, &[]).expect("writes");
     write_frame(&mut s, &first).await;
     assert_closed(&mut s, QUICK).await;
     assert_no_event_about(&mut ea, &node("mallory"));

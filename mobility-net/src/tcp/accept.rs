@@ -125,6 +125,12 @@ fn admit(inner: &Arc<Inner>, stream: TcpStream, addr: SocketAddr) {
                     .refusals
                     .record(Reason::LinksFull, Some(source), &detail);
             }
+            Err(failure @ Failure::Identity(_)) => {
+                let detail = format!("from {addr}: {failure}");
+                inner
+                    .refusals
+                    .record(Reason::BadIdentity, Some(source), &detail);
+            }
             Err(failure @ Failure::Failed(_)) => {
                 let detail = format!("from {addr}: {failure}");
                 inner

@@ -4,10 +4,15 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::cert::AuthorityKey;
+use super::credentials::{Credentials, TrustedCluster};
 use crate::NodeId;
 
-/// Limits and timers of the TCP transport. `Default` gives values fit for a
-/// cluster on a LAN; every field can be changed before `Transport::bind`.
+/// Limits, timers and node identity of the TCP transport. `Default` gives
+/// values fit for a cluster on a LAN, with identities derived from the
+/// cluster's secret; every field can be changed before `Transport::bind`
+/// (the identity also from the environment:
+/// [`TcpConfig::with_identity_from_env`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TcpConfig {
     /// Largest frame accepted after authentication, in bytes (default 8 MiB).
@@ -40,6 +45,20 @@ pub struct TcpConfig {
     /// How long to keep trying to reach a lost peer before reporting it lost
     /// (default 30 s).
     pub reconnect_for: Duration,
+    /// This node's static key and the certificate binding its node id to
+    /// it, signed by its cluster's authority (default `None`: a key is
+    /// generated at start and certified by an authority derived from the
+    /// cluster's secret, so any holder of the secret can mint identities).
+    pub credentials: Option<Credentials>,
+    /// Who may join this node's cluster: peers claiming its cluster must
+    /// show a certificate signed by this authority (default `None`: the
+    /// issuer of `credentials`' certificate, or without credentials the
+    /// authority derived from the cluster's secret).
+    pub cluster_authority: Option<AuthorityKey>,
+    /// Other clusters trusted for links across clusters (migrations), by
+    /// their authority's key (default none). Trust by a shared secret
+    /// instead is `Transport::trust_cluster`.
+    pub trusted_clusters: Vec<TrustedCluster>,
 }
 
 impl Default for TcpConfig {
@@ -53,6 +72,9 @@ impl Default for TcpConfig {
             max_unauthenticated_per_address: 8,
             idle_timeout: Duration::from_secs(30),
             reconnect_for: Duration::from_secs(30),
+            credentials: None,
+            cluster_authority: None,
+            trusted_clusters: Vec::new(),
         }
     }
 }
@@ -75,7 +97,9 @@ impl TcpConfig {
     }
 }
 
-/// A shared secret: the key of the handshake's HMAC. `Debug` never prints it.
+/// A shared secret: the Noise handshake's pre-shared key comes from it
+/// (and, without a configured authority, node identities). `Debug` never
+/// prints it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(Arc<[u8]>);
 
@@ -122,7 +146,10 @@ pub struct Identity {
     pub node: NodeId,
     /// The id of this node's cluster.
     pub cluster: String,
-    /// The secret shared by every node of the cluster.
+    /// The secret shared by every node of the cluster: the pre-shared key
+    /// of its links' Noise handshakes, and without a configured cluster
+    /// authority (`TcpConfig::cluster_authority`) the seed of the
+    /// authority that certifies its nodes.
     pub secret: Secret,
     /// The version of the protocol this node's runtime speaks over its
     /// links: a peer whose runtime speaks another is refused at the

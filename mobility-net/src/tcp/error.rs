@@ -11,6 +11,16 @@ pub enum NetError {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// This node's identity settings do not hold together (a certificate
+    /// for another node, cluster or key, not signed by the cluster's
+    /// authority, expired...).
+    #[error("the identity of {node} is not usable: {reason}")]
+    Identity {
+        /// This node's id.
+        node: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The peer's address could not be reached.
     #[error("cannot connect to {addr}: {reason}")]
     Connect {

@@ -1,7 +1,9 @@
 //! Runs the handshake on a new socket, as dialer or listener, within the
 //! handshake timeout: the two `Hello`s, then the Noise handshake over them
-//! (`noise.rs`); nothing but `Hello`s and Noise handshake messages is read
-//! before it succeeds, and every later byte is encrypted.
+//! (`noise.rs`) in which each side shows its certificate and the other
+//! checks it (`credentials.rs`); nothing but `Hello`s, Noise handshake
+//! messages and certificates is read before it succeeds, and every later
+//! byte is encrypted.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -15,12 +17,12 @@ use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 
-use super::config::{Identity, Secret, TcpConfig};
+use super::config::{Identity, TcpConfig};
 use super::connection::Socket;
+use super::credentials::{check_peer, LocalKeys, Terms, Trust};
 use super::frame::codec;
 use super::handshake::{
-    make_hello, read_hello, select_secret, session_id, HandshakeError, Hello, Refusal, Role,
-    HANDSHAKE_MAX_FRAME,
+    make_hello, read_hello, session_id, HandshakeError, Hello, Refusal, Role, HANDSHAKE_MAX_FRAME,
 };
 use super::noise;
 use super::record::{Keys, Opener, Sealer};
@@ -31,6 +33,8 @@ use crate::NodeId;
 #[derive(Debug)]
 pub(crate) struct Local {
     pub(crate) identity: Identity,
+    /// Its static key, certificate and cluster authority.
+    pub(crate) keys: LocalKeys,
     pub(crate) incarnation: u64,
     pub(crate) listen: Option<String>,
     pub(crate) config: TcpConfig,
@@ -39,10 +43,15 @@ pub(crate) struct Local {
 /// The transport's current rules: which clusters are trusted, which peers
 /// are refused.
 pub(crate) trait Policy {
-    /// The secret of another cluster, if it is trusted.
-    fn secret_for(&self, cluster: &str) -> Option<Secret>;
+    /// How another cluster is trusted, if it is.
+    fn trust_for(&self, cluster: &str) -> Option<Trust>;
     /// Why a connection with `peer` is refused, if it is.
     fn refuses(&self, peer: &NodeId) -> Option<String>;
+    /// The cluster `peer` authenticated as before, if it did: a node id
+    /// stays with the cluster it first linked from, so a trusted other
+    /// cluster's authority cannot take over the id of a node already
+    /// known.
+    fn cluster_of(&self, peer: &NodeId) -> Option<String>;
     /// Which of this node's limits keeps it from taking one more link
     /// now, if one does (checked by the listener before it answers).
     fn busy(&self) -> Option<String>;
@@ -128,6 +137,9 @@ pub(crate) enum Failure {
     Busy(String),
     /// It failed, for this reason.
     Failed(String),
+    /// The peer's certificate was refused (it may know the secret, but
+    /// not prove the identity it claims), for this reason.
+    Identity(String),
 }
 
 impl From<String> for Failure {
@@ -141,7 +153,7 @@ impl fmt::Display for Failure {
         match self {
             Failure::Timeout(timeout) => write!(f, "handshake not done within {timeout:?}"),
             Failure::Busy(limit) => write!(f, "{}", HandshakeError::Refused(limit.clone())),
-            Failure::Failed(reason) => f.write_str(reason),
+            Failure::Failed(reason) | Failure::Identity(reason) => f.write_str(reason),
         }
     }
 }
@@ -201,6 +213,7 @@ async fn run(
     )
     .map_err(|e| e.to_string())?;
     let own_bytes = encode(&own)?;
+    let key = &local.keys.key;
     match role {
         Role::Dialer => {
             send(socket, &[own_bytes.as_slice()]).await?;
@@ -210,16 +223,24 @@ async fn run(
                 e => Failure::Failed(e.to_string()),
             })?;
             admit(&theirs, policy)?;
-            let secret = secret(local, policy, &theirs)?;
+            let terms = terms(local, policy, &theirs)?;
             let mut state =
-                noise::dialer(&secret, &own_bytes, &their_bytes).map_err(|e| text(&e))?;
+                noise::dialer(&terms.psk, key, &own_bytes, &their_bytes).map_err(|e| text(&e))?;
             send(
                 socket,
-                &[noise::write(&mut state).map_err(|e| text(&e))?.as_slice()],
+                &[noise::write(&mut state, &[])
+                    .map_err(|e| text(&e))?
+                    .as_slice()],
             )
             .await?;
             let answer = receive(socket).await?;
-            noise::read(&mut state, &answer).map_err(|e| text(&e))?;
+            let certificate = noise::read(&mut state, &answer).map_err(|e| text(&e))?;
+            // The listener's identity is checked before this node proves
+            // anything keyed by the secret.
+            verify(&certificate, &terms, &theirs, &state)?;
+            let last =
+                noise::write(&mut state, terms.certificate.as_bytes()).map_err(|e| text(&e))?;
+            send(socket, &[last.as_slice()]).await?;
             Ok(Settled {
                 keys: Arc::new(noise::finish(state).map_err(|e| text(&e))?),
                 session_id: session_id(&own, &theirs),
@@ -239,22 +260,29 @@ async fn run(
                 Err(e) => return Err(Failure::Failed(e.to_string())),
             };
             admit(&theirs, policy)?;
-            let secret = secret(local, policy, &theirs)?;
+            let terms = terms(local, policy, &theirs)?;
             if let Some(limit) = policy.busy() {
                 let _ = send(socket, &[encode(&Refusal::new(limit.clone()))?.as_slice()]).await;
                 return Err(Failure::Busy(limit));
             }
             on_hello();
             let mut state =
-                noise::listener(&secret, &their_bytes, &own_bytes).map_err(|e| text(&e))?;
+                noise::listener(&terms.psk, key, &their_bytes, &own_bytes).map_err(|e| text(&e))?;
             send(socket, &[own_bytes.as_slice()]).await?;
             let first = receive(socket).await?;
-            noise::read(&mut state, &first).map_err(|e| text(&e))?;
-            send(
-                socket,
-                &[noise::write(&mut state).map_err(|e| text(&e))?.as_slice()],
-            )
-            .await?;
+            let empty = noise::read(&mut state, &first).map_err(|e| text(&e))?;
+            if !empty.is_empty() {
+                return Err(Failure::Failed(format!(
+                    "unexpected payload of {} bytes in the first handshake message",
+                    empty.len()
+                )));
+            }
+            let second =
+                noise::write(&mut state, terms.certificate.as_bytes()).map_err(|e| text(&e))?;
+            send(socket, &[second.as_slice()]).await?;
+            let last = receive(socket).await?;
+            let certificate = noise::read(&mut state, &last).map_err(|e| text(&e))?;
+            verify(&certificate, &terms, &theirs, &state)?;
             Ok(Settled {
                 keys: Arc::new(noise::finish(state).map_err(|e| text(&e))?),
                 session_id: session_id(&theirs, &own),
@@ -262,6 +290,25 @@ async fn run(
             })
         }
     }
+}
+
+/// Checks the certificate the peer of `theirs` showed, against the
+/// static key it proved in `state`.
+fn verify(
+    certificate: &[u8],
+    terms: &Terms,
+    theirs: &Hello,
+    state: &snow::HandshakeState,
+) -> Result<(), Failure> {
+    check_peer(
+        certificate,
+        terms,
+        &theirs.node,
+        &theirs.cluster,
+        noise::remote_static(state),
+    )
+    .map(drop)
+    .map_err(|e| Failure::Identity(HandshakeError::Identity(e.to_string()).to_string()))
 }
 
 fn text(e: &HandshakeError) -> Failure {
@@ -295,18 +342,32 @@ async fn receive(socket: &mut Pipe) -> Result<bytes::BytesMut, String> {
 }
 
 /// Whether the policy lets the peer of this `Hello` in.
-fn admit(hello: &Hello, policy: &(impl Policy + ?Sized)) -> Result<(), String> {
-    match policy.refuses(&hello.node) {
-        Some(why) => Err(format!("{} refused: {why}", hello.node)),
-        None => Ok(()),
+fn admit(hello: &Hello, policy: &(impl Policy + ?Sized)) -> Result<(), Failure> {
+    if let Some(why) = policy.refuses(&hello.node) {
+        return Err(Failure::Failed(format!("{} refused: {why}", hello.node)));
+    }
+    match policy.cluster_of(&hello.node) {
+        Some(cluster) if cluster != hello.cluster => Err(Failure::Identity(
+            HandshakeError::Identity(format!(
+                "{} linked before as a node of cluster {cluster:?}, now claims cluster {:?}",
+                hello.node, hello.cluster
+            ))
+            .to_string(),
+        )),
+        _ => Ok(()),
     }
 }
 
-fn secret(
-    local: &Local,
-    policy: &(impl Policy + ?Sized),
-    theirs: &Hello,
-) -> Result<Secret, String> {
-    select_secret(&local.identity, &theirs.cluster, |c| policy.secret_for(c))
-        .map_err(|e| e.to_string())
+/// The terms of the handshake with the peer of `theirs`: those of this
+/// node's cluster, or of the other cluster if it is trusted.
+fn terms(local: &Local, policy: &(impl Policy + ?Sized), theirs: &Hello) -> Result<Terms, Failure> {
+    if theirs.cluster == local.identity.cluster {
+        return Ok(Terms::own(&local.identity, &local.keys));
+    }
+    match policy.trust_for(&theirs.cluster) {
+        Some(trust) => Ok(Terms::trusted(&trust, &local.keys)),
+        None => Err(Failure::Failed(
+            HandshakeError::UnknownCluster(theirs.cluster.clone()).to_string(),
+        )),
+    }
 }

@@ -4,11 +4,14 @@
 //!
 //! The dialer sends its `Hello`; the listener answers with its own; then
 //! the two run a Noise handshake (`noise.rs`) whose prologue is both
-//! `Hello`s as they were sent, byte for byte, and whose pre-shared key
-//! comes from the cluster's secret: every field either side announces
-//! (nonce, node id, cluster, incarnation, listen address, frame and message
-//! limits, both versions) is covered, and nothing else is decoded before
-//! the Noise handshake succeeds. Every later byte is encrypted.
+//! `Hello`s as they were sent, byte for byte, with each node's static key
+//! and the pre-shared key of the cluster's secret, and in which each side
+//! shows the certificate binding its node id to its static key: every
+//! field either side announces (nonce, node id, cluster, incarnation,
+//! listen address, frame and message limits, both versions) is covered,
+//! the node id is proved by a key only that node holds, and nothing but
+//! handshake messages and certificates is decoded before the handshake
+//! succeeds. Every later byte is encrypted.
 //!
 //! # Wire protocol versions
 //!
@@ -74,18 +77,32 @@
 //!   payload). A message that does not decrypt (altered, forged, replayed,
 //!   reordered or after a dropped one) closes the socket; the session
 //!   resumes on a new one, with a new handshake.
+//! - **7**: per-node identities. The Noise handshake becomes
+//!   `Noise_XXpsk3_25519_ChaChaPoly_BLAKE2s` (see [`super::noise`]), three
+//!   messages after the two `Hello`s: the dialer's `e` (empty payload),
+//!   the listener's `e, ee, s, es` carrying its certificate, the dialer's
+//!   `s, se, psk` carrying its own (each in a u32 length-prefixed frame).
+//!   Each node has its own static X25519 key; a certificate of its
+//!   cluster's authority (`cert.rs`: Ed25519 over a fixed layout) binds
+//!   its node id and cluster to it. Each side checks the other's
+//!   certificate (signed by the authority it trusts for the peer's
+//!   cluster, not expired, same node id and cluster as the `Hello`, same
+//!   key as the Noise static key) before anything after the handshake is
+//!   read. The pre-shared key is still derived from the secret of the
+//!   peer's cluster (or of the trusted other cluster), or is public
+//!   between clusters trusted by their authorities' keys alone.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::config::{Identity, Secret, TcpConfig};
+use super::config::{Identity, TcpConfig};
 use crate::NodeId;
 
 /// The first bytes of every `Hello`.
 pub const MAGIC: [u8; 4] = *b"MOBY";
 
 /// The wire protocol version this build speaks (history in the module docs).
-pub const PROTOCOL_VERSION: u16 = 6;
+pub const PROTOCOL_VERSION: u16 = 7;
 
 /// Largest frame accepted before the peer is authenticated.
 pub const HANDSHAKE_MAX_FRAME: usize = 4096;
@@ -108,10 +125,11 @@ pub struct Hello {
     pub version: u16,
     /// The version of what the sender's runtime speaks over the link.
     pub app_version: u32,
-    /// The node id the sender claims (proved by the Noise handshake that
-    /// covers this `Hello`).
+    /// The node id the sender claims (proved by its certificate and its
+    /// static key in the Noise handshake that covers this `Hello`).
     pub node: NodeId,
-    /// The cluster the sender claims; it selects the secret.
+    /// The cluster the sender claims; it selects the secret and the
+    /// authority its certificate must come from.
     pub cluster: String,
     /// Fresh random bytes, new for every connection.
     pub nonce: [u8; 32],
@@ -198,11 +216,16 @@ pub enum HandshakeError {
     SelfConnection(NodeId),
     /// The peer's Noise handshake message does not verify: wrong
     /// secret, or a replayed, reflected or tampered handshake (either
-    /// `Hello` altered on the path).
+    /// `Hello` altered on the path), or a static key it does not hold.
     #[error(
         "authentication failed (wrong secret, or a replayed, reflected or tampered handshake: {0})"
     )]
     Authentication(String),
+    /// The peer's certificate was refused: not signed by the authority
+    /// trusted for its cluster, expired, for another node id, cluster or
+    /// static key than it proved.
+    #[error("identity refused: {0}")]
+    Identity(String),
     /// The Noise handshake could not be set up or written.
     #[error("noise handshake: {0}")]
     Noise(String),
@@ -306,20 +329,6 @@ pub fn read_hello(bytes: &[u8], own: &Identity) -> Result<Hello, HandshakeError>
     Ok(hello)
 }
 
-/// The secret both sides must use with a peer of `peer_cluster`: our own if
-/// it is our cluster, else the one given for it to `trusted`.
-pub fn select_secret(
-    identity: &Identity,
-    peer_cluster: &str,
-    trusted: impl FnOnce(&str) -> Option<Secret>,
-) -> Result<Secret, HandshakeError> {
-    if peer_cluster == identity.cluster {
-        Ok(identity.secret.clone())
-    } else {
-        trusted(peer_cluster).ok_or_else(|| HandshakeError::UnknownCluster(peer_cluster.into()))
-    }
-}
-
 /// The id a session gets when this handshake creates it; both sides derive
 /// the same one.
 pub fn session_id(dialer: &Hello, listener: &Hello) -> [u8; 16] {
@@ -335,6 +344,7 @@ pub fn session_id(dialer: &Hello, listener: &Hello) -> [u8; 16] {
 
 #[cfg(test)]
 mod tests {
+    use super::super::config::Secret;
     use super::*;
 
     fn identity(node: &str, cluster: &str, secret: &str) -> Identity {
@@ -354,19 +364,36 @@ mod tests {
     }
 
     /// Runs the Noise handshake in memory between a dialer that sent
-    /// `d` and saw `l`, and a listener that saw `dt` and sent `lt`, both
-    /// with secret `s` (`Ok` if both messages verify).
-    fn noise_between(s: &Secret, (d, l): (&Hello, &Hello), (dt, lt): (&Hello, &Hello)) -> bool {
+    /// `d` and saw `l`, with secret `s`, and a listener that saw `dt` and
+    /// sent `lt`, with secret `st` (`true` if every message verifies).
+    fn noise_with(
+        (s, d, l): (&Secret, &Hello, &Hello),
+        (st, dt, lt): (&Secret, &Hello, &Hello),
+    ) -> bool {
+        use super::super::cert::NodeKey;
+        use super::super::noise;
         let bytes = |h: &Hello| crate::encode(h).expect("encodes");
-        let mut dialer = super::super::noise::dialer(s, &bytes(d), &bytes(l)).expect("builds");
+        let (kd, kl) = (
+            NodeKey::generate().expect("random"),
+            NodeKey::generate().expect("random"),
+        );
+        let mut dialer = noise::dialer(&noise::psk(s), &kd, &bytes(d), &bytes(l)).expect("builds");
         let mut listener =
-            super::super::noise::listener(s, &bytes(dt), &bytes(lt)).expect("builds");
-        let first = super::super::noise::write(&mut dialer).expect("writes");
-        if super::super::noise::read(&mut listener, &first).is_err() {
+            noise::listener(&noise::psk(st), &kl, &bytes(dt), &bytes(lt)).expect("builds");
+        let first = noise::write(&mut dialer, &[]).expect("writes");
+        if noise::read(&mut listener, &first).is_err() {
             return false;
         }
-        let second = super::super::noise::write(&mut listener).expect("writes");
-        super::super::noise::read(&mut dialer, &second).is_ok()
+        let second = noise::write(&mut listener, &[]).expect("writes");
+        if noise::read(&mut dialer, &second).is_err() {
+            return false;
+        }
+        let third = noise::write(&mut dialer, &[]).expect("writes");
+        noise::read(&mut listener, &third).is_ok()
+    }
+
+    fn noise_between(s: &Secret, (d, l): (&Hello, &Hello), (dt, lt): (&Hello, &Hello)) -> bool {
+        noise_with((s, d, l), (s, dt, lt))
     }
 
     #[test]
@@ -375,24 +402,8 @@ mod tests {
         let s = Secret::from("s");
         assert!(noise_between(&s, (&d, &l), (&d, &l)));
         assert!(!noise_between(&s, (&d, &l), (&l, &d)), "reflection");
-        let mut dialer = super::super::noise::dialer(
-            &s,
-            &crate::encode(&d).expect("encodes"),
-            &crate::encode(&l).expect("encodes"),
-        )
-        .expect("builds");
-        let first = super::super::noise::write(&mut dialer).expect("writes");
-        let mut wrong = super::super::noise::listener(
-            &Secret::from("t"),
-            &crate::encode(&d).expect("encodes"),
-            &crate::encode(&l).expect("encodes"),
-        )
-        .expect("builds");
         assert!(
-            matches!(
-                super::super::noise::read(&mut wrong, &first),
-                Err(HandshakeError::Authentication(_))
-            ),
+            !noise_with((&s, &d, &l), (&Secret::from("t"), &d, &l)),
             "wrong secret"
         );
         let (_, l2) = hellos();

@@ -1,13 +1,20 @@
 //! The TCP transport: authenticated, encrypted, reliable links between
 //! nodes of one cluster or of clusters that trust each other.
 //!
-//! Every link is a Noise handshake (`Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s`,
-//! through the `snow` crate) keyed by the cluster's secret and bound to
-//! both nodes' `Hello`s, then ChaCha20-Poly1305 on every byte, under keys
-//! from fresh X25519 key pairs: forward secrecy, no certificates, nothing
-//! to configure but the secret (why Noise: see `noise`).
+//! Every link is a Noise handshake (`Noise_XXpsk3_25519_ChaChaPoly_BLAKE2s`,
+//! through the `snow` crate) with each node's own static key, keyed by
+//! the cluster's secret too and bound to both nodes' `Hello`s, in which
+//! each side shows a certificate of its cluster's authority binding its
+//! node id to its static key; then ChaCha20-Poly1305 on every byte, under
+//! keys from fresh X25519 key pairs: forward secrecy, per-node
+//! identities, and with a secret alone nothing else to configure (why
+//! Noise and this pattern: see `noise`).
 //!
 //! - `config`: limits, timers and the node's identity;
+//! - `cert`: static keys, cluster authorities, certificates (pure);
+//! - `credentials`: the identity a node proves and whom it trusts, read
+//!   from the environment or files, and the checks of a peer's
+//!   certificate;
 //! - `budget`: the budget of accepted sockets not yet authenticated;
 //! - `refusals`: what was refused before authentication, counted and
 //!   summarized in the log;
@@ -28,8 +35,10 @@
 
 mod accept;
 mod budget;
+mod cert;
 mod config;
 mod connection;
+mod credentials;
 mod error;
 mod establish;
 mod frame;
@@ -44,7 +53,12 @@ mod transport;
 #[cfg(test)]
 mod session_tests;
 
+pub use cert::{AuthorityKey, Certificate, ClusterAuthority, IdentityError, NodeKey};
 pub use config::{Identity, Secret, TcpConfig};
+pub use credentials::{
+    mint, parse_trusted_clusters, Credentials, TrustedCluster, ENV_CLUSTER_AUTHORITY,
+    ENV_NODE_CERT, ENV_NODE_KEY, ENV_TRUSTED_CLUSTERS,
+};
 pub use error::NetError;
 pub use refusals::Refusals;
 pub use transport::{EventHandler, Transport, TransportEvent};

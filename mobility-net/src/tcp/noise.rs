@@ -1,54 +1,69 @@
 //! The Noise handshake that authenticates a link and keys its encryption;
 //! pure, no I/O (the socket side is in `establish.rs`, the encrypted
-//! frames in `record.rs`).
+//! frames in `record.rs`, the certificates in `cert.rs`).
 //!
 //! # Why Noise, and which pattern
 //!
 //! Links use the [Noise protocol framework](https://noiseprotocol.org)
 //! through the `snow` crate, with [`PARAMS`]
-//! (`Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s`):
+//! (`Noise_XXpsk3_25519_ChaChaPoly_BLAKE2s`):
 //!
+//! ```text
+//! -> e
+//! <- e, ee, s, es      payload: the listener's certificate
+//! -> s, se, psk        payload: the dialer's certificate
+//! ```
+//!
+//! - **per-node identities**: each node has its own static X25519 key
+//!   (`s`), and a certificate of its cluster's authority binds its node
+//!   id to that key (`cert.rs`). Each side sends its certificate
+//!   encrypted in the handshake; the other checks that the authority it
+//!   trusts for that cluster signed it, that it names the node id and
+//!   cluster of the sender's `Hello`, and that its key is the static key
+//!   the sender just proved (`es`/`se`). A member that knows the cluster's
+//!   secret but not another node's private key cannot speak as that node;
 //! - **forward secrecy**: each side draws a fresh X25519 key pair for every
-//!   socket (`e`), and the keys of the socket come from their
-//!   Diffie-Hellman (`ee`); a secret learned later decrypts no recorded
-//!   traffic;
-//! - **mutual authentication by the cluster's secret**: the pre-shared key
-//!   ([`psk`], derived from the secret of the peer's cluster, or of the
-//!   trusted other cluster for a cross-cluster link) is mixed in before
-//!   the first message (`psk0`), so the first message of each side only
-//!   verifies for someone who knows it;
+//!   socket (`e`), and the keys of the socket depend on their
+//!   Diffie-Hellman (`ee`); a static key or secret learned later decrypts
+//!   no recorded traffic;
+//! - **the cluster's secret too**: the pre-shared key ([`psk`], derived
+//!   from the secret of the peer's cluster, or of the trusted other
+//!   cluster) is mixed in at the end (`psk3`); a link needs both a valid
+//!   certificate with its private key and the secret. (Across clusters
+//!   trusted by their authority's key alone no secret is shared, and the
+//!   key is the public [`PUBLIC_PSK`]: the certificates authenticate.);
 //! - **bound to everything announced**: the prologue ([`prologue`]) is both
 //!   `Hello`s byte for byte as they were sent; if anyone on the path
 //!   changed one byte of either, the two sides hash different prologues
-//!   and the dialer's first message does not verify;
+//!   and the first message's (empty, authenticated) payload does not
+//!   verify at the listener;
 //! - **fresh**: the prologue holds both sides' fresh nonces and each
 //!   side's ephemeral key is new, so a recorded handshake replayed to a
-//!   listener, or a listener's messages reflected back at it, get nowhere;
-//! - **small and certificate-free**: nothing but the cluster's secret to
-//!   configure; TLS with mutual certificates (rustls) would need a
-//!   certificate authority per cluster and a way to bind certificates to
-//!   node ids.
+//!   listener, or a listener's messages reflected back at it, get nowhere.
 //!
-//! The dialer is the Noise initiator: it writes `-> psk, e` (which only
-//! verifies for a holder of the key who saw both `Hello`s, fresh) and the
-//! listener answers `<- e, ee` only then, so a stranger learns nothing
-//! keyed by the secret from a listener (no offline guessing of the secret
-//! from what a listener answers to anyone).
+//! Why `XX` and `psk3`: the dialer reaches a node by its address and does
+//! not know its static key in advance (`IK` or `KK` would need it), and
+//! `XX` hides both static keys and certificates from anyone passive. With
+//! the pre-shared key last, nothing a listener answers lets anyone test
+//! guesses of the secret offline (its message does not depend on it), and
+//! the dialer sends the one message that does only to a listener whose
+//! certificate it has checked. The price: a listener answers its
+//! certificate (node id, cluster, public key, all in its `Hello` or
+//! public anyway) to anyone, and the handshake takes three messages.
 //!
-//! What NN does not give: per-node keys. Every member of a cluster knows
-//! its secret, so one member can claim another's node id. Closing that
-//! needs a static key per node (`XXpsk3`, or `KK` with keys known in
-//! advance) and a way to learn which key owns which node id (keys
-//! published and signed in membership, or pinned in configuration).
+//! Why not TLS: mutual TLS (rustls) would need X.509 certificates and a
+//! way to bind them to node ids; Noise with a 100-byte certificate is
+//! smaller, and the one handshake covers the `Hello`s too.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use super::cert::{NodeKey, MAX_CERTIFICATE};
 use super::config::Secret;
 use super::handshake::HandshakeError;
 
 /// The Noise protocol of every link.
-pub const PARAMS: &str = "Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s";
+pub const PARAMS: &str = "Noise_XXpsk3_25519_ChaChaPoly_BLAKE2s";
 
 /// Largest Noise message (the Noise specification's limit).
 pub const MAX_MESSAGE: usize = 65_535;
@@ -59,15 +74,19 @@ pub const TAG_LEN: usize = 16;
 /// Largest plaintext of one transport message.
 pub const MAX_PIECE: usize = MAX_MESSAGE - TAG_LEN;
 
-/// Largest handshake message of [`PARAMS`] (an ephemeral key and an empty
-/// payload's tag are 48 bytes), with room to spare.
-pub const MAX_HANDSHAKE_MESSAGE: usize = 256;
+/// Largest handshake message of [`PARAMS`]: the listener's (an ephemeral
+/// key, its encrypted static key and its encrypted certificate).
+pub const MAX_HANDSHAKE_MESSAGE: usize = 32 + (32 + TAG_LEN) + MAX_CERTIFICATE + TAG_LEN;
 
 /// Domain separation of the pre-shared key.
-const PSK_LABEL: &[u8] = b"mobility-noise-psk-v6";
+const PSK_LABEL: &[u8] = b"mobility-noise-psk-v7";
 
 /// Domain separation of the prologue.
-const PROLOGUE_LABEL: &[u8] = b"mobility-noise-prologue-v6";
+const PROLOGUE_LABEL: &[u8] = b"mobility-noise-prologue-v7";
+
+/// The pre-shared key of links between clusters that trust each other by
+/// their authorities' keys alone: public, the certificates authenticate.
+pub const PUBLIC_PSK: [u8; 32] = *b"mobility-no-shared-secret-v7\0\0\0\0";
 
 /// The pre-shared key of the Noise handshake: HMAC-SHA256 keyed by the
 /// cluster's `secret` (any length) over a label.
@@ -99,73 +118,85 @@ fn noise_error(e: &snow::Error) -> HandshakeError {
     HandshakeError::Noise(e.to_string())
 }
 
-fn builder<'a>(psk: &'a [u8; 32], prologue: &'a [u8]) -> Result<snow::Builder<'a>, HandshakeError> {
+fn builder<'a>(
+    psk: &'a [u8; 32],
+    key: &'a NodeKey,
+    prologue: &'a [u8],
+) -> Result<snow::Builder<'a>, HandshakeError> {
     let params: snow::params::NoiseParams = PARAMS.parse().map_err(|e| noise_error(&e))?;
     snow::Builder::new(params)
-        .psk(0, psk)
+        .psk(3, psk)
+        .and_then(|b| b.local_private_key(key.private()))
         .and_then(|b| b.prologue(prologue))
         .map_err(|e| noise_error(&e))
 }
 
 /// The dialer's (initiator's) side of the Noise handshake of a socket
-/// whose `Hello`s were these bytes, keyed by the secret of the listener's
-/// cluster.
+/// whose `Hello`s were these bytes, with the pre-shared key of the
+/// listener's cluster and this node's static key.
 pub fn dialer(
-    secret: &Secret,
+    psk: &[u8; 32],
+    key: &NodeKey,
     dialer_hello: &[u8],
     listener_hello: &[u8],
 ) -> Result<snow::HandshakeState, HandshakeError> {
-    let psk = psk(secret);
     let prologue = prologue(dialer_hello, listener_hello);
-    builder(&psk, &prologue)?
+    builder(psk, key, &prologue)?
         .build_initiator()
         .map_err(|e| noise_error(&e))
 }
 
-/// The listener's (responder's) side of the Noise handshake, keyed by the
-/// secret of the dialer's cluster.
+/// The listener's (responder's) side of the Noise handshake, with the
+/// pre-shared key of the dialer's cluster.
 pub fn listener(
-    secret: &Secret,
+    psk: &[u8; 32],
+    key: &NodeKey,
     dialer_hello: &[u8],
     listener_hello: &[u8],
 ) -> Result<snow::HandshakeState, HandshakeError> {
-    let psk = psk(secret);
     let prologue = prologue(dialer_hello, listener_hello);
-    builder(&psk, &prologue)?
+    builder(psk, key, &prologue)?
         .build_responder()
         .map_err(|e| noise_error(&e))
 }
 
-/// This side's next handshake message (empty payload).
-pub fn write(state: &mut snow::HandshakeState) -> Result<Vec<u8>, HandshakeError> {
+/// This side's next handshake message, carrying `payload` (encrypted
+/// once a key is set: the certificates are).
+pub fn write(state: &mut snow::HandshakeState, payload: &[u8]) -> Result<Vec<u8>, HandshakeError> {
     let mut message = vec![0u8; MAX_HANDSHAKE_MESSAGE];
     let len = state
-        .write_message(&[], &mut message)
+        .write_message(payload, &mut message)
         .map_err(|e| noise_error(&e))?;
     message.truncate(len);
     Ok(message)
 }
 
-/// Reads the peer's next handshake message: an error means the peer does
-/// not know the key, or the handshake was replayed, reflected or tampered.
-pub fn read(state: &mut snow::HandshakeState, message: &[u8]) -> Result<(), HandshakeError> {
+/// Reads the peer's next handshake message and returns its payload: an
+/// error means the peer does not know the key, or the handshake was
+/// replayed, reflected or tampered.
+pub fn read(state: &mut snow::HandshakeState, message: &[u8]) -> Result<Vec<u8>, HandshakeError> {
     if message.len() > MAX_HANDSHAKE_MESSAGE {
         return Err(HandshakeError::Authentication(format!(
             "handshake message of {} bytes",
             message.len()
         )));
     }
-    let mut payload = [0u8; MAX_HANDSHAKE_MESSAGE];
+    let mut payload = vec![0u8; MAX_HANDSHAKE_MESSAGE];
     match state.read_message(message, &mut payload) {
-        Ok(0) => Ok(()),
-        Ok(n) => Err(HandshakeError::Authentication(format!(
-            "unexpected payload of {n} bytes"
-        ))),
+        Ok(n) => {
+            payload.truncate(n);
+            Ok(payload)
+        }
         Err(e) => Err(HandshakeError::Authentication(e.to_string())),
     }
 }
 
-/// The keys of the socket, once both handshake messages went through.
+/// The static key the peer proved in the handshake so far, if it sent it.
+pub fn remote_static(state: &snow::HandshakeState) -> Option<[u8; 32]> {
+    state.get_remote_static().and_then(|k| k.try_into().ok())
+}
+
+/// The keys of the socket, once the three handshake messages went through.
 pub fn finish(
     state: snow::HandshakeState,
 ) -> Result<snow::StatelessTransportState, HandshakeError> {
@@ -178,25 +209,53 @@ pub fn finish(
 mod tests {
     use super::*;
 
-    /// Runs the whole handshake in memory: the dialer's view of both
-    /// `Hello`s and secret against the listener's.
+    /// One side's view: pre-shared key, static key, both `Hello`s.
+    type View<'a> = (&'a [u8; 32], &'a NodeKey, &'a [u8], &'a [u8]);
+
+    /// Runs the whole handshake in memory, with "cert-l" and "cert-d" as
+    /// payloads; returns the keys and what each side learned of the
+    /// other's static key.
+    #[allow(clippy::type_complexity)]
     fn run(
-        dialer_view: (&Secret, &[u8], &[u8]),
-        listener_view: (&Secret, &[u8], &[u8]),
-    ) -> Result<(snow::StatelessTransportState, snow::StatelessTransportState), HandshakeError>
-    {
-        let mut d = dialer(dialer_view.0, dialer_view.1, dialer_view.2)?;
-        let mut l = listener(listener_view.0, listener_view.1, listener_view.2)?;
-        read(&mut l, &write(&mut d)?)?;
-        read(&mut d, &write(&mut l)?)?;
-        Ok((finish(d)?, finish(l)?))
+        d: View<'_>,
+        l: View<'_>,
+    ) -> Result<
+        (
+            snow::StatelessTransportState,
+            snow::StatelessTransportState,
+            Option<[u8; 32]>,
+            Option<[u8; 32]>,
+        ),
+        HandshakeError,
+    > {
+        let mut dialer = dialer(d.0, d.1, d.2, d.3)?;
+        let mut listener = listener(l.0, l.1, l.2, l.3)?;
+        assert!(read(&mut listener, &write(&mut dialer, &[])?)?.is_empty());
+        let second = write(&mut listener, b"cert-l")?;
+        assert!(!second.windows(6).any(|w| w == b"cert-l"), "encrypted");
+        assert_eq!(read(&mut dialer, &second)?, b"cert-l");
+        let third = write(&mut dialer, b"cert-d")?;
+        assert!(!third.windows(6).any(|w| w == b"cert-d"), "encrypted");
+        assert_eq!(read(&mut listener, &third)?, b"cert-d");
+        let (ld, dl) = (remote_static(&dialer), remote_static(&listener));
+        Ok((finish(dialer)?, finish(listener)?, ld, dl))
+    }
+
+    fn key() -> NodeKey {
+        NodeKey::generate().expect("random")
     }
 
     #[test]
-    fn the_same_view_gives_the_same_keys() {
-        let s = Secret::from("s");
-        let (d, l) =
-            run((&s, b"hello-d", b"hello-l"), (&s, b"hello-d", b"hello-l")).expect("handshake");
+    fn the_same_view_gives_the_same_keys_and_proves_the_static_keys() {
+        let psk = psk(&Secret::from("s"));
+        let (kd, kl) = (key(), key());
+        let (d, l, seen_by_d, seen_by_l) = run(
+            (&psk, &kd, b"hello-d", b"hello-l"),
+            (&psk, &kl, b"hello-d", b"hello-l"),
+        )
+        .expect("handshake");
+        assert_eq!(seen_by_d, Some(kl.public()));
+        assert_eq!(seen_by_l, Some(kd.public()));
         let mut sealed = [0u8; 64];
         let n = d
             .write_message(0, b"secret words", &mut sealed)
@@ -214,34 +273,63 @@ mod tests {
 
     #[test]
     fn another_secret_or_prologue_fails() {
-        let s = Secret::from("s");
-        let t = Secret::from("t");
+        let s = psk(&Secret::from("s"));
+        let t = psk(&Secret::from("t"));
+        let (kd, kl) = (key(), key());
         let (d, l) = (&b"hello-d"[..], &b"hello-l"[..]);
-        for (what, dialer_view, listener_view) in [
-            ("secret", (&s, d, l), (&t, d, l)),
-            ("dialer's hello", (&s, d, l), (&s, &b"hello-D"[..], l)),
-            ("listener's hello", (&s, d, l), (&s, d, &b"hello-L"[..])),
-            ("hellos swapped", (&s, d, l), (&s, l, d)),
+        for (what, dv, lv) in [
+            ("secret", (&s, &kd, d, l), (&t, &kl, d, l)),
+            ("public key", (&s, &kd, d, l), (&PUBLIC_PSK, &kl, d, l)),
+            (
+                "dialer's hello",
+                (&s, &kd, d, l),
+                (&s, &kl, &b"hello-D"[..], l),
+            ),
+            (
+                "listener's hello",
+                (&s, &kd, d, l),
+                (&s, &kl, d, &b"hello-L"[..]),
+            ),
+            ("hellos swapped", (&s, &kd, d, l), (&s, &kl, l, d)),
         ] {
             assert!(
-                matches!(
-                    run(dialer_view, listener_view),
-                    Err(HandshakeError::Authentication(_))
-                ),
+                matches!(run(dv, lv), Err(HandshakeError::Authentication(_))),
                 "{what}"
             );
         }
     }
 
     #[test]
+    fn a_tampered_prologue_fails_at_the_first_message() {
+        // The listener learns nothing keyed and sends nothing: the
+        // dialer's first message, whose empty payload is authenticated
+        // under the prologue, already fails.
+        let s = psk(&Secret::from("s"));
+        let mut d = dialer(&s, &key(), b"hello-d", b"hello-l").expect("builds");
+        let mut l = listener(&s, &key(), b"hello-d", b"hello-X").expect("builds");
+        assert!(read(&mut l, &write(&mut d, &[]).expect("writes")).is_err());
+    }
+
+    #[test]
     fn a_replayed_first_message_fails_against_a_fresh_listener_hello() {
-        let s = Secret::from("s");
-        let mut d = dialer(&s, b"hello-d", b"hello-l1").expect("builds");
-        let first = write(&mut d).expect("writes");
-        let mut l = listener(&s, b"hello-d", b"hello-l1").expect("builds");
+        let s = psk(&Secret::from("s"));
+        let mut d = dialer(&s, &key(), b"hello-d", b"hello-l1").expect("builds");
+        let first = write(&mut d, &[]).expect("writes");
+        let mut l = listener(&s, &key(), b"hello-d", b"hello-l1").expect("builds");
         read(&mut l, &first).expect("the genuine one verifies");
-        let mut fresh = listener(&s, b"hello-d", b"hello-l2").expect("builds");
+        let mut fresh = listener(&s, &key(), b"hello-d", b"hello-l2").expect("builds");
         assert!(read(&mut fresh, &first).is_err());
+    }
+
+    #[test]
+    fn the_largest_listener_message_fits() {
+        let s = psk(&Secret::from("s"));
+        let mut d = dialer(&s, &key(), b"d", b"l").expect("builds");
+        let mut l = listener(&s, &key(), b"d", b"l").expect("builds");
+        read(&mut l, &write(&mut d, &[]).expect("writes")).expect("reads");
+        let second = write(&mut l, &[7u8; MAX_CERTIFICATE]).expect("fits");
+        assert_eq!(second.len(), MAX_HANDSHAKE_MESSAGE);
+        assert_eq!(read(&mut d, &second).expect("reads").len(), MAX_CERTIFICATE);
     }
 
     #[test]

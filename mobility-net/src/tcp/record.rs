@@ -259,16 +259,19 @@ impl Decoder for Opener {
 
 #[cfg(test)]
 mod tests {
+    use super::super::cert::NodeKey;
     use super::super::config::Secret;
     use super::super::noise;
     use super::*;
 
     fn keys() -> (Keys, Keys) {
-        let s = Secret::from("s");
-        let mut d = noise::dialer(&s, b"d", b"l").expect("builds");
-        let mut l = noise::listener(&s, b"d", b"l").expect("builds");
-        noise::read(&mut l, &noise::write(&mut d).expect("writes")).expect("reads");
-        noise::read(&mut d, &noise::write(&mut l).expect("writes")).expect("reads");
+        let s = noise::psk(&Secret::from("s"));
+        let key = || NodeKey::generate().expect("random");
+        let mut d = noise::dialer(&s, &key(), b"d", b"l").expect("builds");
+        let mut l = noise::listener(&s, &key(), b"d", b"l").expect("builds");
+        noise::read(&mut l, &noise::write(&mut d, &[]).expect("writes")).expect("reads");
+        noise::read(&mut d, &noise::write(&mut l, &[]).expect("writes")).expect("reads");
+        noise::read(&mut l, &noise::write(&mut d, &[]).expect("writes")).expect("reads");
         (
             Arc::new(noise::finish(d).expect("done")),
             Arc::new(noise::finish(l).expect("done")),

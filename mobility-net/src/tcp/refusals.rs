@@ -43,6 +43,11 @@ pub struct Refusals {
     /// Accepted sockets whose handshake failed: bad bytes, wrong version,
     /// unknown cluster, wrong MAC, closed early...
     pub bad_handshake: u64,
+    /// Accepted sockets whose peer knew the key of the handshake but whose
+    /// certificate was refused: signed by an authority not trusted for its
+    /// cluster, expired, or for another node id, cluster or static key
+    /// than it claimed (a member speaking as another node).
+    pub bad_identity: u64,
     /// Accepted sockets that authenticated while `TcpConfig::max_connections`
     /// links were open.
     pub links_full: u64,
@@ -58,6 +63,7 @@ impl Refusals {
             + self.evicted
             + self.handshake_timeout
             + self.bad_handshake
+            + self.bad_identity
             + self.links_full
             + self.accept_failed
     }
@@ -71,11 +77,12 @@ pub(crate) enum Reason {
     Evicted,
     HandshakeTimeout,
     BadHandshake,
+    BadIdentity,
     LinksFull,
     AcceptFailed,
 }
 
-const REASONS: usize = 7;
+const REASONS: usize = 8;
 
 impl Reason {
     const ALL: [Reason; REASONS] = [
@@ -84,6 +91,7 @@ impl Reason {
         Reason::Evicted,
         Reason::HandshakeTimeout,
         Reason::BadHandshake,
+        Reason::BadIdentity,
         Reason::LinksFull,
         Reason::AcceptFailed,
     ];
@@ -100,6 +108,7 @@ impl Reason {
             Reason::Evicted => "evicted for a newcomer",
             Reason::HandshakeTimeout => "handshake timeout",
             Reason::BadHandshake => "bad handshake",
+            Reason::BadIdentity => "identity refused",
             Reason::LinksFull => "too many links",
             Reason::AcceptFailed => "accept failed",
         }
@@ -202,6 +211,7 @@ impl RefusalLog {
             evicted: n(Reason::Evicted),
             handshake_timeout: n(Reason::HandshakeTimeout),
             bad_handshake: n(Reason::BadHandshake),
+            bad_identity: n(Reason::BadIdentity),
             links_full: n(Reason::LinksFull),
             accept_failed: n(Reason::AcceptFailed),
         }

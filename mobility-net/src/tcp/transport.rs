@@ -16,7 +16,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::accept::{accept_loop, summary_loop};
 use super::budget::Unauthenticated;
+use super::cert::AuthorityKey;
 use super::config::{Identity, Secret, TcpConfig};
+use super::credentials::{settle, Trust};
 use super::error::NetError;
 use super::establish::{handshake, Established, Failure, Local, Policy};
 use super::handshake::{random_bytes, Role};
@@ -103,8 +105,11 @@ pub(crate) struct PeerEntry {
 pub(crate) struct Inner {
     pub(crate) local: Local,
     pub(crate) local_addr: SocketAddr,
-    trusted: Mutex<HashMap<String, Secret>>,
+    trusted: Mutex<HashMap<String, Trust>>,
     blocked: Mutex<HashSet<NodeId>>,
+    /// The cluster each peer first authenticated as (see
+    /// `Policy::cluster_of`).
+    clusters: Mutex<HashMap<NodeId, String>>,
     pub(crate) peers: Mutex<HashMap<NodeId, PeerEntry>>,
     /// Addresses dialed (or advertised) to the node found there.
     addrs: Mutex<HashMap<String, NodeId>>,
@@ -125,7 +130,7 @@ pub(crate) struct Inner {
 }
 
 impl Policy for Inner {
-    fn secret_for(&self, cluster: &str) -> Option<Secret> {
+    fn trust_for(&self, cluster: &str) -> Option<Trust> {
         let trusted = lock(&self.trusted);
         trusted.get(cluster).or_else(|| trusted.get("*")).cloned()
     }
@@ -134,6 +139,10 @@ impl Policy for Inner {
         lock(&self.blocked)
             .contains(peer)
             .then(|| "blocked".to_owned())
+    }
+
+    fn cluster_of(&self, peer: &NodeId) -> Option<String> {
+        lock(&self.clusters).get(peer).cloned()
     }
 
     fn busy(&self) -> Option<String> {
@@ -278,6 +287,9 @@ impl Inner {
             lock(&self.addrs).insert(listen, established.hello.node.clone());
         }
         let peer = established.hello.node.clone();
+        lock(&self.clusters)
+            .entry(peer.clone())
+            .or_insert_with(|| established.hello.cluster.clone());
         let mut table = lock(&self.peers);
         if let Some(entry) = table.get(&peer) {
             match entry.ctrl.send(PeerCtrl::Attach(Box::new(established))) {
@@ -379,17 +391,28 @@ impl Transport {
             addr: addr.to_owned(),
             source: std::io::Error::other(e.to_string()),
         })?);
+        let keys = settle(&identity, &config).map_err(|e| NetError::Identity {
+            node: identity.node.to_string(),
+            reason: e.to_string(),
+        })?;
+        let trusted = config
+            .trusted_clusters
+            .iter()
+            .map(|t| (t.cluster.clone(), Trust::Authority(t.authority)))
+            .collect();
         let refusals = RefusalLog::new(identity.node.clone());
         let inner = Arc::new(Inner {
             local: Local {
                 identity,
+                keys,
                 incarnation,
                 listen: Some(local_addr.to_string()),
                 config: config.clone(),
             },
             local_addr,
-            trusted: Mutex::new(HashMap::new()),
+            trusted: Mutex::new(trusted),
             blocked: Mutex::new(HashSet::new()),
+            clusters: Mutex::new(HashMap::new()),
             peers: Mutex::new(HashMap::new()),
             addrs: Mutex::new(HashMap::new()),
             waiters: Mutex::new(HashMap::new()),
@@ -424,12 +447,38 @@ impl Transport {
         &self.inner.local.identity.node
     }
 
-    /// Trusts another cluster: its nodes, inbound or outbound, must
-    /// authenticate with `secret` (both sides use it). The cluster `"*"`
-    /// stands for every other cluster not named explicitly (a federation
-    /// secret).
+    /// Trusts another cluster by a secret both sides know: its nodes,
+    /// inbound or outbound, must prove `secret` and show a certificate of
+    /// the authority derived from it (so any holder of the secret can
+    /// mint an identity). The cluster `"*"` stands for every other cluster
+    /// not named explicitly (a federation secret). Replaces any trust
+    /// given to `cluster` before.
+    #[allow(clippy::needless_pass_by_value)] // The signature callers already use.
     pub fn trust_cluster(&self, cluster: &str, secret: Secret) {
-        lock(&self.inner.trusted).insert(cluster.to_owned(), secret);
+        let local = &self.inner.local;
+        match Trust::by_secret(&secret, &local.identity, &local.keys) {
+            Ok(trust) => {
+                lock(&self.inner.trusted).insert(cluster.to_owned(), trust);
+            }
+            // Only a cluster id the transport would refuse anyway: its own
+            // was checked when it bound.
+            Err(e) => tracing::warn!(%cluster, error = %e, "cannot trust cluster"),
+        }
+    }
+
+    /// Trusts another cluster by its authority's key: its nodes must show
+    /// a certificate signed by `authority` (no secret is shared; both
+    /// sides must trust each other this way). Same as listing it in
+    /// `TcpConfig::trusted_clusters`; replaces any trust given to
+    /// `cluster` before.
+    pub fn trust_cluster_authority(&self, cluster: &str, authority: AuthorityKey) {
+        lock(&self.inner.trusted).insert(cluster.to_owned(), Trust::Authority(authority));
+    }
+
+    /// The public key of this node's static key pair, as its certificate
+    /// names it.
+    pub fn static_key(&self) -> [u8; 32] {
+        self.inner.local.keys.key.public()
     }
 
     /// Connects to the node listening on `addr` (`host:port`), authenticates
@@ -456,7 +505,13 @@ impl Transport {
             Ok(Err(_)) if self.inner.shutdown.is_cancelled() => Err(NetError::Shutdown),
             _ => Err(NetError::Session {
                 peer: peer.to_string(),
-                reason: format!("no session up within {:?}", timeout * 2),
+                // The dialer sends the last handshake message: a listener
+                // that refuses it can only close the socket.
+                reason: format!(
+                    "no session up within {:?} (a peer that closes each socket right after \
+                     the handshake refuses this node's certificate or secret: its log says why)",
+                    timeout * 2
+                ),
             }),
         }
     }

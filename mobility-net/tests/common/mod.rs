@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mobility_net::tcp::handshake::{self, Hello};
-use mobility_net::tcp::noise;
+use mobility_net::tcp::{noise, Certificate, ClusterAuthority, NodeKey};
 use mobility_net::{Identity, LinkSender, NodeId, Secret, TcpConfig, Transport, TransportEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -239,7 +239,7 @@ pub async fn raw_handshake(
 }
 
 /// The encrypted side of a raw dialer, after its handshake: seals what it
-/// sends next the way the transport does (protocol version 6).
+/// sends next the way the transport does (protocol version 7).
 pub struct RawSession {
     keys: snow::StatelessTransportState,
     nonce: u64,
@@ -272,26 +272,71 @@ impl RawSession {
 }
 
 /// `raw_handshake`, also returning the keys of what the raw side sends
-/// next (see [`RawSession`]).
+/// next (see [`RawSession`]). The raw side shows a certificate of the
+/// authority derived from `secret`, as a node configured with that
+/// secret alone does.
 pub async fn raw_handshake_keyed(
     t: &Transport,
     name: &str,
     cluster: &str,
     secret: &str,
 ) -> (TcpStream, Hello, RawSession) {
+    let secret = Secret::from(secret);
+    let key = NodeKey::generate().expect("random");
+    let certificate = ClusterAuthority::from_secret(&secret)
+        .certify(&node(name), cluster, key.public(), None)
+        .expect("certifies");
+    let dialed = raw_dial(
+        t,
+        &hello(name, cluster),
+        &noise::psk(&secret),
+        &key,
+        certificate.as_bytes(),
+    )
+    .await;
+    let (stream, hello, session, _) = dialed.expect("the listener takes the raw dialer");
+    (stream, hello, session)
+}
+
+/// Runs the dialer's side of the handshake by hand on a raw socket to
+/// `t`: sends `hello`, then the Noise messages with `psk` and `key`,
+/// showing `certificate` (any bytes). Returns the socket, the listener's
+/// `Hello`, the keys of what the raw side sends next and the listener's
+/// certificate once the last message is sent; or the step at which the
+/// listener closed the socket.
+pub async fn raw_dial(
+    t: &Transport,
+    hello: &Hello,
+    psk: &[u8; 32],
+    key: &NodeKey,
+    certificate: &[u8],
+) -> Result<(TcpStream, Hello, RawSession, Certificate), String> {
     let mut stream = raw(t).await;
-    let mine = mobility_net::encode(&hello(name, cluster)).expect("encodes");
+    let mine = mobility_net::encode(hello).expect("encodes");
     write_frame(&mut stream, &mine).await;
-    let theirs = read_frame(&mut stream).await.expect("hello");
-    let hello: Hello = mobility_net::decode(&theirs).expect("a hello");
-    let mut state = noise::dialer(&Secret::from(secret), &mine, &theirs).expect("builds");
-    write_frame(&mut stream, &noise::write(&mut state).expect("writes")).await;
+    let theirs = read_frame(&mut stream)
+        .await
+        .ok_or("closed instead of its hello")?;
+    let their_hello: Hello = mobility_net::decode(&theirs).expect("a hello");
+    let mut state = noise::dialer(psk, key, &mine, &theirs).expect("builds");
+    write_frame(&mut stream, &noise::write(&mut state, &[]).expect("writes")).await;
     let answer = read_frame(&mut stream)
         .await
-        .expect("the listener's handshake message");
-    noise::read(&mut state, &answer).expect("the listener knows the secret");
+        .ok_or("closed instead of its handshake message")?;
+    let theirs = noise::read(&mut state, &answer).map_err(|e| e.to_string())?;
+    let their_certificate = Certificate::decode(&theirs).map_err(|e| e.to_string())?;
+    write_frame(
+        &mut stream,
+        &noise::write(&mut state, certificate).expect("writes"),
+    )
+    .await;
     let keys = noise::finish(state).expect("done");
-    (stream, hello, RawSession { keys, nonce: 0 })
+    Ok((
+        stream,
+        their_hello,
+        RawSession { keys, nonce: 0 },
+        their_certificate,
+    ))
 }
 
 /// Asserts no event about `peer` is queued.
