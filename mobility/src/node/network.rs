@@ -111,7 +111,8 @@ impl Network {
         let handler: EventHandler = Arc::new(move |event| sink.handle(event));
         let transport = Transport::bind_with(identity, settings.config, &settings.listen, handler)
             .await
-            .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", settings.listen)))?;
+            // The transport's errors name what failed (the address, or the identity).
+            .map_err(|e| Error::Config(e.to_string()))?;
         for (cluster, secret) in settings.trusted {
             transport.trust_cluster(&cluster, secret);
         }
