@@ -14,6 +14,9 @@ use tokio::time::Instant;
 pub(crate) use crate::proto::migration::TimerKind;
 use crate::proto::migration::TimerSnapshot;
 
+/// The longest delay or period a migrated timer keeps (about 30 years).
+const MAX_MIGRATED: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+
 #[derive(Debug)]
 struct Timer {
     deadline: Instant,
@@ -165,14 +168,21 @@ impl Timers {
         (timers, self.next_id)
     }
 
-    /// Re-arms migrated timers relative to `now`.
+    /// Re-arms migrated timers relative to `now`. The times come from a
+    /// peer: each is held to what `Context` can arm (a period of at least
+    /// 1 ms, else the first `pop_due` re-arms it forever; at most
+    /// [`MAX_MIGRATED`], else the deadline overflows the clock).
     pub(crate) fn restore(snapshots: Vec<TimerSnapshot>, next_id: u64, now: Instant) -> Self {
         let mut timers = Timers {
             next_id,
             ..Timers::default()
         };
         for t in snapshots {
-            timers.insert(t.id, now + t.remaining, t.interval, t.kind, t.msg);
+            let remaining = t.remaining.min(MAX_MIGRATED);
+            let interval = t
+                .interval
+                .map(|every| every.clamp(Duration::from_millis(1), MAX_MIGRATED));
+            timers.insert(t.id, now + remaining, interval, t.kind, t.msg);
         }
         timers
     }
@@ -189,6 +199,31 @@ mod tests {
 
     fn msgs(due: Vec<(Vec<u8>, TimerKind)>) -> Vec<Vec<u8>> {
         due.into_iter().map(|(msg, _)| msg).collect()
+    }
+
+    /// Seen while writing the `snapshot` fuzz target (inputs made from its
+    /// seeds, kept as regressions in `fuzz/corpus/snapshot`): a
+    /// snapshot from a peer with a zero period made the first `pop_due`
+    /// loop forever, and one with a delay of `u64::MAX` seconds overflowed
+    /// the clock (a panic).
+    #[test]
+    fn migrated_times_are_held_to_what_can_be_armed() {
+        let timer = |remaining: Duration, interval: Option<Duration>| TimerSnapshot {
+            id: 0,
+            remaining,
+            interval,
+            kind: TimerKind::Plain,
+            msg: vec![1],
+        };
+        let now = Instant::now();
+        let mut zero = Timers::restore(vec![timer(Duration::ZERO, Some(Duration::ZERO))], 1, now);
+        assert_eq!(zero.pop_due(now).len(), 1);
+        assert_eq!(zero.next_deadline(), Some(now + Duration::from_millis(1)));
+        let mut huge = Timers::restore(vec![timer(Duration::MAX, Some(Duration::MAX))], 1, now);
+        assert!(huge.pop_due(now).is_empty());
+        assert_eq!(huge.next_deadline(), Some(now + MAX_MIGRATED));
+        let mut every = Timers::restore(vec![timer(Duration::ZERO, Some(Duration::MAX))], 1, now);
+        assert_eq!(every.pop_due(now).len(), 1, "re-armed without overflow");
     }
 
     #[tokio::test(start_paused = true)]
