@@ -9,6 +9,8 @@
 //! its protocol messages on top of it.
 
 mod codec;
+#[doc(hidden)]
+pub mod fuzzing;
 mod link;
 pub mod membership;
 mod node_id;

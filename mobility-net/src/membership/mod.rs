@@ -17,7 +17,7 @@
 //!   successive sets of live nodes into events;
 //! - `handle`: [`Membership`], the running instance.
 
-mod auth_udp;
+pub(crate) mod auth_udp;
 mod config;
 mod events;
 mod handle;

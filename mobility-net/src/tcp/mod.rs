@@ -41,13 +41,13 @@ mod connection;
 mod credentials;
 mod error;
 mod establish;
-mod frame;
+pub(crate) mod frame;
 pub mod handshake;
 pub mod noise;
 mod peer;
-mod record;
+pub(crate) mod record;
 mod refusals;
-mod session;
+pub(crate) mod session;
 mod transport;
 
 #[cfg(test)]

@@ -59,8 +59,8 @@
 //! - `seal`: the key, the datagram layout, sealing and opening;
 //! - `replay`: the windows, the bounded tables, the probe rate limit.
 
-mod replay;
-mod seal;
+pub(crate) mod replay;
+pub(crate) mod seal;
 
 use std::collections::HashMap;
 use std::io;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 const WORDS: usize = 16;
 /// Counters this far behind the newest one seen are refused: the ring holds
 /// `WORDS` words, one of which is always being filled.
-pub(super) const WINDOW: u64 = ((WORDS - 1) * 64) as u64;
+pub(crate) const WINDOW: u64 = ((WORDS - 1) * 64) as u64;
 /// Senders whose replay state is kept (and peer addresses whose token is
 /// remembered). Each sender's state is about 150 bytes.
 pub(super) const MAX_SENDERS: usize = 1024;
@@ -21,7 +21,7 @@ pub(super) const PROBE_EVERY: Duration = Duration::from_millis(100);
 
 /// Why a datagram that authenticated was taken for a replay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Replay {
+pub(crate) enum Replay {
     /// This counter was already accepted.
     Duplicate,
     /// Older than the window, or older than the first counter accepted from
@@ -46,7 +46,7 @@ impl std::fmt::Display for Replay {
 
 /// The counters seen from one incarnation of one sender.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Window {
+pub(crate) struct Window {
     /// The first counter accepted: anything older is refused (it may have
     /// been sent, and answered, before this window existed).
     floor: u64,
@@ -59,7 +59,7 @@ pub(super) struct Window {
 
 impl Window {
     /// A window whose first accepted counter is `counter`.
-    pub(super) fn new(counter: u64) -> Self {
+    pub(crate) fn new(counter: u64) -> Self {
         let mut window = Window {
             floor: counter,
             highest: counter,
@@ -82,7 +82,7 @@ impl Window {
 
     /// Accepts `counter` once: refuses it if it was seen, or is older than
     /// the window or the floor.
-    pub(super) fn check_and_mark(&mut self, counter: u64) -> Result<(), Replay> {
+    pub(crate) fn check_and_mark(&mut self, counter: u64) -> Result<(), Replay> {
         if counter < self.floor {
             return Err(Replay::TooOld);
         }
@@ -114,13 +114,13 @@ impl Window {
 /// What a receiver knows of one sender: its newest incarnation and the
 /// counters seen from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct SenderState {
+pub(crate) struct SenderState {
     incarnation: u64,
     window: Window,
 }
 
 impl SenderState {
-    pub(super) fn new(incarnation: u64, counter: u64) -> Self {
+    pub(crate) fn new(incarnation: u64, counter: u64) -> Self {
         SenderState {
             incarnation,
             window: Window::new(counter),
@@ -130,7 +130,7 @@ impl SenderState {
     /// Accepts a datagram numbered `counter` of `incarnation` once. A newer
     /// incarnation replaces the window (the sender restarted: nothing of the
     /// new incarnation was seen yet); an older one is refused for good.
-    pub(super) fn accept(&mut self, incarnation: u64, counter: u64) -> Result<(), Replay> {
+    pub(crate) fn accept(&mut self, incarnation: u64, counter: u64) -> Result<(), Replay> {
         if incarnation < self.incarnation {
             return Err(Replay::OldIncarnation);
         }

@@ -44,7 +44,7 @@ const KEY_CONTEXT: &str = "mobility gossip v2 xchacha20poly1305";
 /// Bytes in clear before the ciphertext: magic, version and nonce.
 const CLEAR_LEN: usize = 2 + NONCE_LEN;
 /// XChaCha20's extended nonce.
-pub(super) const NONCE_LEN: usize = 24;
+pub(crate) const NONCE_LEN: usize = 24;
 /// The random part of a nonce; the datagram counter follows.
 pub(super) const SALT_LEN: usize = 16;
 /// Poly1305's tag.
@@ -56,19 +56,19 @@ pub(super) const HEADER_LEN: usize = 1 + 2 * ADDR_LEN + 4 * 8;
 /// Bytes a sealed datagram adds to chitchat's payload.
 pub(super) const OVERHEAD: usize = CLEAR_LEN + HEADER_LEN + TAG_LEN;
 /// The largest UDP payload over IPv4 (chitchat's `MAX_UDP_DATAGRAM_PAYLOAD_SIZE`).
-pub(super) const MAX_DATAGRAM: usize = 65_507;
+pub(crate) const MAX_DATAGRAM: usize = 65_507;
 /// The largest chitchat payload that still fits in one sealed datagram.
 pub(super) const MAX_PAYLOAD: usize = MAX_DATAGRAM - OVERHEAD;
 
 /// The key that seals gossip datagrams of one cluster.
 #[derive(Clone)]
-pub(in crate::membership) struct GossipKey(XChaCha20Poly1305);
+pub(crate) struct GossipKey(XChaCha20Poly1305);
 
 impl GossipKey {
     /// Derives the key from the cluster secret and the cluster id. The
     /// secret's length is part of the input, so that no two (secret, cluster)
     /// pairs give the same key material by concatenation.
-    pub(in crate::membership) fn derive(secret: &Secret, cluster: &str) -> Self {
+    pub(crate) fn derive(secret: &Secret, cluster: &str) -> Self {
         let secret = secret.expose();
         let mut material = Vec::with_capacity(8 + secret.len() + cluster.len());
         material.extend_from_slice(&(secret.len() as u64).to_le_bytes());
@@ -87,7 +87,7 @@ impl std::fmt::Debug for GossipKey {
 
 /// What a datagram carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kind {
+pub(crate) enum Kind {
     /// A chitchat message.
     Gossip,
     /// "Here is my token": the answer to a datagram that did not echo it.
@@ -96,19 +96,19 @@ pub(super) enum Kind {
 
 /// The encrypted header of a datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Header {
-    pub(super) kind: Kind,
-    pub(super) sender: SocketAddr,
-    pub(super) via: SocketAddr,
-    pub(super) incarnation: u64,
-    pub(super) counter: u64,
-    pub(super) token: u64,
-    pub(super) echo: u64,
+pub(crate) struct Header {
+    pub(crate) kind: Kind,
+    pub(crate) sender: SocketAddr,
+    pub(crate) via: SocketAddr,
+    pub(crate) incarnation: u64,
+    pub(crate) counter: u64,
+    pub(crate) token: u64,
+    pub(crate) echo: u64,
 }
 
 /// Why a datagram was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Refusal {
+pub(crate) enum Refusal {
     /// Shorter than the clear part, a header and a tag.
     Truncated,
     /// Not our magic byte or not our version.
@@ -242,8 +242,7 @@ pub(super) fn finish_seal(key: &GossipKey, out: &mut Vec<u8>) {
 }
 
 /// Seals `header` and `payload` into `out` (cleared first).
-#[cfg(test)]
-pub(super) fn seal(
+pub(crate) fn seal(
     key: &GossipKey,
     nonce: &[u8; NONCE_LEN],
     header: &Header,
@@ -257,7 +256,7 @@ pub(super) fn seal(
 
 /// Checks and decrypts a datagram in place; returns its header and payload.
 /// Nothing past the version is read before the AEAD check.
-pub(super) fn open<'a>(
+pub(crate) fn open<'a>(
     key: &GossipKey,
     datagram: &'a mut [u8],
 ) -> Result<(Header, &'a [u8]), Refusal> {
