@@ -14,10 +14,14 @@ extern crate self as mobility;
 //   api      Actor, Handle, Context, Reply: what users and the macro see
 //   proto    ids, errors, wire types and the pure core (`mobility-proto`)
 //
+// and `fuzzing` on top of them all: hidden entry points for `fuzz/`.
+//
 // `tests/layers.rs` checks that imports point down only.
 mod api;
 mod cell;
 pub mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 mod mailbox;
 mod node;
 mod proto;
