@@ -2,29 +2,35 @@
 //! from real traffic between real nodes on loopback:
 //!
 //! - a TCP proxy between two nodes records the handshake (both `Hello`s,
-//!   both Noise messages) and the first encrypted records, as sent;
+//!   the three Noise messages) and the first encrypted records, as sent;
 //! - two transports in the middle of a link (each speaking as the node the
-//!   other side expects; every member of a cluster holds its secret) relay
-//!   and record every frame of a migration of a `Probe` and calls to it
-//!   (compact `Deliver`s and `Reply`s, `Prepare` with the snapshot,
-//!   `PrepareAck`, `Commit`, `Committed`, ...);
-//! - a UDP relay between two nodes' gossip records their datagrams.
+//!   other side expects: with the cluster's secret alone, any member can
+//!   certify any node id) relay and record every frame of a migration of
+//!   a `Probe` and calls to it (compact `Deliver`s and `Reply`s, `Prepare`
+//!   with the snapshot, `PrepareAck`, `Commit`, `Committed`, ...);
+//! - a UDP relay between two nodes' gossip records their datagrams, and
+//!   the counters of one sender's datagrams seed the replay window.
 //!
 //! The session frames (below the frames, inside the encrypted records) are
-//! made from the recorded frames with the transport's own encoder.
+//! made from the recorded frames with the transport's own encoder; the
+//! certificates (encrypted inside the handshake) are minted as a node
+//! mints its own.
 //!
-//! Run from `fuzz/`: `cargo run --example seeds` (it replaces the seeds;
-//! corpora grown by fuzzing are not committed).
+//! Run from `fuzz/`: `cargo run --example seeds`. It replaces the seeds:
+//! every file of `corpus/` is removed first, except the regression inputs
+//! (`regression-*`) kept there by hand; corpora grown by fuzzing are not
+//! committed.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mobility::prelude::*;
 use mobility_fuzz::{join, Probe, APP_VERSION, CLUSTER, NOW_MS, SECRET};
 use mobility_net::fuzzing as net;
+use mobility_net::tcp::{ClusterAuthority, NodeKey};
 use mobility_net::{Identity, Secret, TcpConfig, Transport, TransportEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -120,9 +126,15 @@ async fn handshake_seeds() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let up = up.lock().expect("log").clone();
     let down = down.lock().expect("log").clone();
-    let (dialer, dialer_rest) = frames(&up, 2);
+    // The dialer sends its `Hello` and two Noise messages (`e`, then
+    // `s, se, psk`), the listener its `Hello` and one (`e, ee, s, es`).
+    let (dialer, dialer_rest) = frames(&up, 3);
     let (listener, listener_rest) = frames(&down, 2);
-    assert_eq!(dialer.len(), 2, "dialer's hello and noise message recorded");
+    assert_eq!(
+        dialer.len(),
+        3,
+        "dialer's hello and noise messages recorded"
+    );
     assert_eq!(
         listener.len(),
         2,
@@ -141,12 +153,31 @@ async fn handshake_seeds() {
     input.extend_from_slice(&dialer[0]);
     seed("hello", "dialer-hello-unframed", &input);
     seed("hello", "refusal", &[&[255u8][..], &net_refusal()].concat());
-    seed("noise", "first-message", &[&[0u8][..], &dialer[1]].concat());
-    seed("noise", "answer", &[&[1u8][..], &listener[1]].concat());
+    // The handshake replayed to a fresh listener, and the answer to a
+    // fresh dialer, each with the recorded `Hello`s as the prologue.
     seed(
         "noise",
-        "hellos",
-        &[&[2u8][..], &join(&[&dialer[0], &listener[0]])].concat(),
+        "replayed-to-listener",
+        &[
+            &[0u8][..],
+            &join(&[&dialer[0], &listener[0], &dialer[1], &dialer[2]]),
+        ]
+        .concat(),
+    );
+    seed(
+        "noise",
+        "replayed-to-dialer",
+        &[&[1u8][..], &join(&[&dialer[0], &listener[0], &listener[1]])].concat(),
+    );
+    let (cert_a, cert_b) = (node_certificate("node-a"), node_certificate("node-b"));
+    seed(
+        "noise",
+        "hellos-and-certificates",
+        &[
+            &[2u8][..],
+            &join(&[&dialer[0], &listener[0], &cert_a, &cert_b]),
+        ]
+        .concat(),
     );
     // The encrypted records as sent (to an opener without their keys).
     seed(
@@ -169,6 +200,59 @@ async fn handshake_seeds() {
     );
     a.shutdown().await;
     b.shutdown().await;
+}
+
+/// The certificate a node of [`CLUSTER`] with only [`SECRET`] shows: its
+/// static key certified by the authority derived from the secret (as
+/// `Transport::bind` mints it; each node draws its own key).
+fn node_certificate(node: &str) -> Vec<u8> {
+    let authority = ClusterAuthority::from_secret(&Secret::from(SECRET));
+    let key = NodeKey::generate().expect("random");
+    authority
+        .certify(&NodeId::new(node).expect("node id"), CLUSTER, key.public(), None)
+        .expect("certifies")
+        .as_bytes()
+        .to_vec()
+}
+
+/// Certificates as nodes show them (one minted with an expiry, as
+/// `mobility_net::tcp::mint` does: a day after the target's clock), and
+/// one certified from fields then tampered with.
+fn cert_seeds() {
+    seed("cert", "node-a", &[&[0u8][..], &node_certificate("node-a")].concat());
+    let authority = ClusterAuthority::from_secret(&Secret::from(SECRET));
+    let minted = mobility_net::tcp::mint(
+        &authority,
+        &NodeId::new("node-b").expect("node id"),
+        CLUSTER,
+        Some(
+            (UNIX_EPOCH + Duration::from_millis(NOW_MS) + Duration::from_secs(86_400))
+                .duration_since(SystemTime::now())
+                .unwrap_or(Duration::from_secs(86_400)),
+        ),
+    )
+    .expect("mints");
+    seed(
+        "cert",
+        "minted-with-expiry",
+        &[&[0u8][..], minted.certificate.as_bytes()].concat(),
+    );
+    let not_after = (NOW_MS / 1000 + 86_400).to_be_bytes();
+    seed(
+        "cert",
+        "fields-tampered",
+        &[
+            &[1u8][..],
+            &join(&[
+                b"node-c",
+                CLUSTER.as_bytes(),
+                &not_after,
+                &[9; 32],
+                &[0, 40, 1, 0, 130, 0x80],
+            ]),
+        ]
+        .concat(),
+    );
 }
 
 /// A `Refusal` frame as a listener sends it.
@@ -407,32 +491,93 @@ async fn gossip_seeds() {
     eprintln!("{} datagrams recorded", recorded.len());
     let key = net::GossipKeyOf::new(SECRET, CLUSTER);
     let mut kinds = BTreeSet::new();
+    let mut numbered: Vec<(SocketAddr, (u64, u64))> = Vec::new();
     for (i, datagram) in recorded.iter().enumerate() {
-        let stamp = u64::from_be_bytes(datagram[2..10].try_into().expect("8 bytes"));
-        let message =
-            net::gossip_receive(&key, stamp, datagram).expect("a recorded datagram is taken");
-        let kind: String = format!("{message:?}")
-            .split(|c: char| !c.is_alphanumeric())
-            .next()
-            .unwrap_or("message")
-            .into();
-        if !kinds.insert(kind.clone()) && i > 12 {
+        let (header, message) =
+            net::gossip_receive(&key, datagram).expect("a recorded datagram is taken");
+        numbered.push((header.sender(), header.numbered()));
+        let kind: String = match &message {
+            Some(message) => format!("{message:?}")
+                .split(|c: char| !c.is_alphanumeric())
+                .next()
+                .unwrap_or("message")
+                .into(),
+            None => "Probe".into(),
+        };
+        // The first of each kind, and a few more from the start.
+        if !kinds.insert(kind.clone()) && i > 8 {
             continue;
         }
         seed("gossip_datagram", &format!("{i:03}-{kind}"), datagram);
-        let payload = net::gossip_open(&key, stamp, datagram).expect("opens");
-        seed("gossip_payload", &format!("{i:03}-{kind}"), payload);
-        // The same payload stamped for the target's clock.
-        let resealed = net::gossip_seal(&key, NOW_MS, payload);
-        debug_assert!(net::gossip_receive(&key, NOW_MS, &resealed).is_ok());
+        if message.is_some() {
+            let (_, payload) = net::gossip_open(&key, datagram).expect("opens");
+            seed("gossip_payload", &format!("{i:03}-{kind}"), &payload);
+        }
     }
+    replay_seeds(&numbered);
     a.shutdown().await;
     b.shutdown().await;
 }
 
+/// The replay window's seeds: the counters of one real sender's
+/// datagrams as they arrived, then again (all replayed), in reverse, and
+/// with a restart (the next incarnation) half way. The window starts at its
+/// first counter; every other is given as is (`how` 2, a u16).
+fn replay_seeds(numbered: &[(SocketAddr, (u64, u64))]) {
+    let Some((sender, _)) = numbered.first() else {
+        panic!("no datagram recorded");
+    };
+    let counters: Vec<u64> = numbered
+        .iter()
+        .filter(|(from, _)| from == sender)
+        .map(|(_, (_, counter))| *counter)
+        .collect();
+    let ops = |how: u8, counters: &[u64]| -> Vec<u8> {
+        let mut out = Vec::new();
+        for counter in counters {
+            let v = u16::try_from(*counter).expect("a small counter");
+            out.push(how);
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+        out
+    };
+    let first = counters[0].to_be_bytes().to_vec();
+    let rest = &counters[1..];
+    seed("replay", "as-received", &[&first[..], &ops(2, rest)].concat());
+    seed(
+        "replay",
+        "replayed",
+        &[&first[..], &ops(2, rest), &ops(2, &counters)].concat(),
+    );
+    let reversed: Vec<u64> = rest.iter().rev().copied().collect();
+    seed("replay", "reversed", &[&first[..], &ops(2, &reversed)].concat());
+    let (before, after) = rest.split_at(rest.len() / 2);
+    let mut restarted = ops(2, before);
+    restarted.extend(ops(0x22, &after[..1.min(after.len())]));
+    restarted.extend(ops(2, after));
+    seed("replay", "restart", &[&first[..], &restarted].concat());
+}
+
+/// Removes the seeds of every target, keeping the regression inputs.
+fn clear_seeds() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
+    for dir in std::fs::read_dir(&root).expect("corpus directory") {
+        let dir = dir.expect("entry").path();
+        for file in std::fs::read_dir(&dir).expect("target's corpus") {
+            let file = file.expect("entry").path();
+            let name = file.file_name().unwrap_or_default().to_string_lossy();
+            if !name.starts_with("regression-") {
+                std::fs::remove_file(&file).expect("old seed removed");
+            }
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() {
+    clear_seeds();
     handshake_seeds().await;
+    cert_seeds();
     let frames = frame_seeds().await;
     session_seeds(&frames);
     gossip_seeds().await;

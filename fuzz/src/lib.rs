@@ -10,24 +10,26 @@
 //! `[u16 big-endian length][bytes]...`, the last piece taking what is left.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mobility::prelude::*;
 use mobility_net::fuzzing as net;
 use mobility_net::tcp::handshake;
 use mobility_net::tcp::noise;
+use mobility_net::tcp::{Certificate, ClusterAuthority, NodeKey};
 use mobility_net::{Identity, NodeId, Secret};
 
 /// The runtime protocol version of `mobility` (the `app_version` its
 /// nodes put in their `Hello`), so recorded `Hello`s are taken.
 pub const APP_VERSION: u32 = 4;
 
-/// Cluster, secret and gossip clock of the seeds.
+/// Cluster and secret of the seeds, and the clock certificates are checked at.
 pub const CLUSTER: &str = "fuzz";
 /// See [`CLUSTER`].
 pub const SECRET: &str = "fuzz-secret";
-/// The time (ms since the epoch) the gossip targets receive at.
+/// The time (ms since the epoch) the `cert` target checks expiries at.
 pub const NOW_MS: u64 = 1_800_000_000_000;
 
 /// The largest single allocation a target may make: more is taken for an
@@ -143,60 +145,102 @@ fn check_hello(bytes: &[u8]) {
     }
 }
 
-/// The two Noise handshake messages, before authentication: the first byte
-/// picks who reads the input. 0: a listener reads it as the dialer's first
-/// message; 1: a dialer that sent its first reads it as the listener's
-/// answer. Without the secret nothing verifies. 2: a whole handshake in
-/// memory whose `Hello`s are the input's two pieces: it verifies with the
-/// same view and secret, not with a tampered one.
+/// The static keys of the in-memory Noise handshakes: the dialer's and the
+/// listener's.
+fn static_keys() -> &'static (NodeKey, NodeKey) {
+    static KEYS: OnceLock<(NodeKey, NodeKey)> = OnceLock::new();
+    KEYS.get_or_init(|| (NodeKey::from_bytes([1; 32]), NodeKey::from_bytes([2; 32])))
+}
+
+/// The largest payload (a certificate) a handshake message carries: the
+/// listener's message is its ephemeral key, its encrypted static key and
+/// the encrypted payload.
+const MAX_NOISE_PAYLOAD: usize = noise::MAX_HANDSHAKE_MESSAGE - (32 + (32 + 16) + 16);
+
+/// The three Noise handshake messages (`XXpsk3`), before authentication.
+/// The first byte picks who reads what; the rest is pieces, the first two
+/// the dialer's and the listener's `Hello` (the prologue, as sent).
+/// 0: a listener reads the third piece as the dialer's first message
+/// (`e`: anyone can write one) and, if it verifies, answers, then reads the
+/// fourth as the dialer's last (`s, se, psk`): bound to the listener's
+/// fresh ephemeral key, no message made before verifies (a recorded
+/// handshake replayed gets nowhere). 1: a dialer that sent its first
+/// reads the third piece as the listener's answer (`e, ee, s, es`): bound
+/// to the dialer's fresh ephemeral key, nothing made before verifies.
+/// 2: a whole handshake in memory whose certificates are the third and
+/// fourth pieces: with the same view each side gets the other's
+/// certificate as sent and proves its static key; with a tampered `Hello`
+/// or another pre-shared key it fails.
 pub fn noise(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
-    let secret = Secret::from(SECRET);
-    let (d, l) = (&b"dialer hello"[..], &b"listener hello"[..]);
+    let psk = noise::psk(&Secret::from(SECRET));
+    let (kd, kl) = static_keys();
+    let parts = pieces(rest);
+    let part = |i: usize| parts.get(i).copied().unwrap_or_default();
+    let (d, l) = (part(0), part(1));
     match mode % 3 {
         0 => {
-            let mut listener = noise::listener(&secret, d, l).expect("builds");
+            let mut listener = noise::listener(&psk, kl, d, l).expect("builds");
+            if noise::read(&mut listener, part(2)).is_err() {
+                return;
+            }
+            noise::write(&mut listener, b"listener certificate").expect("writes");
             assert!(
-                noise::read(&mut listener, rest).is_err(),
-                "a first message forged without the secret verified"
+                noise::read(&mut listener, part(3)).is_err(),
+                "a last message not made for this listener's fresh key verified"
             );
         }
         1 => {
-            let mut dialer = noise::dialer(&secret, d, l).expect("builds");
-            let _first = noise::write(&mut dialer).expect("writes");
+            let mut dialer = noise::dialer(&psk, kd, d, l).expect("builds");
+            noise::write(&mut dialer, &[]).expect("writes");
             assert!(
-                noise::read(&mut dialer, rest).is_err(),
-                "an answer forged without the secret verified"
+                noise::read(&mut dialer, part(2)).is_err(),
+                "an answer not made for this dialer's fresh key verified"
             );
         }
         _ => {
-            let hellos = pieces(rest);
-            let (d, l) = match hellos.as_slice() {
-                [d, l, ..] => (*d, *l),
-                [d] => (*d, &b""[..]),
-                [] => (&b""[..], &b""[..]),
-            };
-            let run = |dv: (&[u8], &[u8]), lv: (&[u8], &[u8])| -> bool {
-                let mut dialer = noise::dialer(&secret, dv.0, dv.1).expect("builds");
-                let mut listener = noise::listener(&secret, lv.0, lv.1).expect("builds");
-                let first = noise::write(&mut dialer).expect("writes");
-                if noise::read(&mut listener, &first).is_err() {
-                    return false;
+            let (dc, lc) = (part(2), part(3));
+            let (dc, lc) = (
+                &dc[..dc.len().min(MAX_NOISE_PAYLOAD)],
+                &lc[..lc.len().min(MAX_NOISE_PAYLOAD)],
+            );
+            // Whether the handshake verifies; when it does, each side
+            // got the other's certificate as sent and its static key.
+            let run = |lpsk: &[u8; 32], lv: (&[u8], &[u8])| -> bool {
+                let mut dialer = noise::dialer(&psk, kd, d, l).expect("builds");
+                let mut listener = noise::listener(lpsk, kl, lv.0, lv.1).expect("builds");
+                let first = noise::write(&mut dialer, &[]).expect("writes");
+                match noise::read(&mut listener, &first) {
+                    Ok(payload) => assert!(payload.is_empty()),
+                    Err(_) => return false,
                 }
-                let second = noise::write(&mut listener).expect("writes");
-                noise::read(&mut dialer, &second).is_ok()
-                    && noise::finish(dialer).is_ok()
-                    && noise::finish(listener).is_ok()
+                let second = noise::write(&mut listener, lc).expect("writes");
+                match noise::read(&mut dialer, &second) {
+                    Ok(payload) => assert_eq!(payload, lc, "the listener's certificate as sent"),
+                    Err(_) => return false,
+                }
+                assert_eq!(noise::remote_static(&dialer), Some(kl.public()));
+                let third = noise::write(&mut dialer, dc).expect("writes");
+                match noise::read(&mut listener, &third) {
+                    Ok(payload) => assert_eq!(payload, dc, "the dialer's certificate as sent"),
+                    Err(_) => return false,
+                }
+                assert_eq!(noise::remote_static(&listener), Some(kd.public()));
+                noise::finish(dialer).is_ok() && noise::finish(listener).is_ok()
             };
-            assert!(run((d, l), (d, l)), "the same view verifies");
+            assert!(run(&psk, (d, l)), "the same view verifies");
             let mut tampered = d.to_vec();
             match tampered.first_mut() {
                 Some(b) => *b ^= 1,
                 None => tampered.push(0),
             }
-            assert!(!run((d, l), (&tampered, l)), "a tampered hello verifies");
+            assert!(!run(&psk, (&tampered, l)), "a tampered hello verifies");
+            assert!(
+                !run(&noise::PUBLIC_PSK, (d, l)),
+                "another pre-shared key verifies"
+            );
         }
     }
 }
@@ -414,24 +458,29 @@ fn gossip_key() -> &'static net::GossipKeyOf {
     KEY.get_or_init(|| net::GossipKeyOf::new(SECRET, CLUSTER))
 }
 
-/// A gossip datagram as it arrives, before authentication (at the
-/// target's clock, and at the datagram's own timestamp): what is taken is
+/// A gossip datagram as it arrives, before authentication: what opens is
 /// exactly what a holder of the key sealed, byte for byte (the seeds are
-/// real datagrams sealed with the key; a forgery is never taken).
+/// real datagrams sealed with the key; a forgery never opens), and it
+/// opens under no other cluster's key; its payload, unless it is a probe,
+/// goes to chitchat's decoder.
 pub fn gossip_datagram(data: &[u8]) {
-    let stamped = data
-        .get(2..10)
-        .map(|t| u64::from_be_bytes(t.try_into().expect("8 bytes")));
-    for now in [Some(NOW_MS), stamped].into_iter().flatten() {
-        if net::gossip_receive(gossip_key(), now, data).is_ok() {
-            let payload = net::gossip_open(gossip_key(), now, data).expect("opens");
-            let stamp = stamped.expect("a taken datagram has a timestamp");
-            assert_eq!(
-                net::gossip_seal(gossip_key(), stamp, payload),
-                data,
-                "a datagram not sealed with the key was taken"
-            );
-        }
+    let Ok((header, payload)) = net::gossip_open(gossip_key(), data) else {
+        return;
+    };
+    let nonce = net::gossip_nonce(data).expect("an opened datagram has a nonce");
+    assert_eq!(
+        net::gossip_seal(gossip_key(), &nonce, &header, &payload),
+        data,
+        "a datagram not sealed with the key was opened"
+    );
+    let other = net::GossipKeyOf::new(SECRET, "another-cluster");
+    assert!(
+        net::gossip_open(&other, data).is_err(),
+        "a datagram opened under another cluster's key"
+    );
+    if let Ok((again, message)) = net::gossip_receive(gossip_key(), data) {
+        assert_eq!(again, header);
+        assert_eq!(message.is_none(), header.is_probe());
     }
 }
 
@@ -443,18 +492,202 @@ pub fn gossip_datagram(data: &[u8]) {
 /// one are not serialized here.)
 pub fn gossip_payload(data: &[u8]) {
     use net::{ChitchatMessage, Deserializable, Serializable};
-    let datagram = net::gossip_seal(gossip_key(), NOW_MS, data);
-    if let Ok(message) = net::gossip_receive(gossip_key(), NOW_MS, &datagram) {
-        if matches!(
-            message,
-            ChitchatMessage::SynAck { .. } | ChitchatMessage::Ack { .. }
-        ) {
+    let sender = "127.0.0.1:7001".parse().expect("an address");
+    let via = "127.0.0.1:7002".parse().expect("an address");
+    let header = net::GossipHeader::gossip(sender, via, 1, 9);
+    let datagram = net::gossip_seal(gossip_key(), &[5; 24], &header, data);
+    let Ok((opened, message)) = net::gossip_receive(gossip_key(), &datagram) else {
+        return;
+    };
+    assert_eq!(opened, header, "the header comes out as sealed");
+    let message = message.expect("a gossip datagram carries a message");
+    if matches!(
+        message,
+        ChitchatMessage::SynAck { .. } | ChitchatMessage::Ack { .. }
+    ) {
+        return;
+    }
+    let mut again = Vec::new();
+    message.serialize(&mut again);
+    let mut cursor = &again[..];
+    let back = ChitchatMessage::deserialize(&mut cursor).expect("re-serialized decodes");
+    assert_eq!(back, message, "decode(encode(x)) == x");
+}
+
+/// The authority of the `cert` target: the one every node of [`CLUSTER`]
+/// derives from [`SECRET`] when it has no configured authority.
+fn authority() -> &'static ClusterAuthority {
+    static AUTHORITY: OnceLock<ClusterAuthority> = OnceLock::new();
+    AUTHORITY.get_or_init(|| ClusterAuthority::from_secret(&Secret::from(SECRET)))
+}
+
+/// The clock of the `cert` target: [`NOW_MS`].
+fn cert_now() -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(NOW_MS)
+}
+
+/// Node certificates, before authentication (the payloads of the second
+/// and third Noise messages). The first byte picks the mode.
+/// 0: the rest is a certificate as it arrives. What decodes keeps its bytes
+/// and decodes again to the same (also through its text form); if it
+/// verifies under [`authority`], it is byte for byte what the authority
+/// signs for its fields (Ed25519 signs deterministically and is verified
+/// strictly: nothing else passes). 1: the rest is pieces: a node id, a
+/// cluster id, an expiry (u64 big-endian seconds) and a static key, which
+/// [`authority`] certifies; the certificate decodes to itself and
+/// verifies; then the fifth piece tampers with it (`[u16 big-endian
+/// offset][xor]...`): a certificate changed in any byte never verifies.
+pub fn cert(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    if mode % 2 == 0 {
+        let Ok(cert) = Certificate::decode(rest) else {
             return;
+        };
+        assert_eq!(cert.as_bytes(), rest, "a certificate keeps its bytes");
+        assert_eq!(Certificate::decode(cert.as_bytes()).as_ref(), Ok(&cert));
+        assert_eq!(Certificate::from_text(&cert.to_text()).as_ref(), Ok(&cert));
+        // Its accessors, as a node logging a peer's certificate reads them.
+        let _ = (cert.not_after(), cert.issuer(), format!("{cert:?}"));
+        if cert.verify(&authority().public(), cert_now()).is_ok() {
+            let signed = authority()
+                .certify(cert.node(), cert.cluster(), cert.static_key(), cert.not_after())
+                .expect("the fields of a certificate certify");
+            assert_eq!(
+                signed.as_bytes(),
+                rest,
+                "a certificate the authority did not sign verified"
+            );
         }
-        let mut again = Vec::new();
-        message.serialize(&mut again);
-        let mut cursor = &again[..];
-        let back = ChitchatMessage::deserialize(&mut cursor).expect("re-serialized decodes");
-        assert_eq!(back, message, "decode(encode(x)) == x");
+        return;
+    }
+    let parts = pieces(rest);
+    let part = |i: usize| parts.get(i).copied().unwrap_or_default();
+    let node = std::str::from_utf8(part(0))
+        .ok()
+        .and_then(|text| NodeId::new(text).ok())
+        .unwrap_or_else(|| NodeId::new("fuzz-node").expect("valid node id"));
+    let Ok(cluster) = std::str::from_utf8(part(1)) else {
+        return;
+    };
+    let not_after = match <[u8; 8]>::try_from(part(2)) {
+        Ok(secs) => match UNIX_EPOCH.checked_add(Duration::from_secs(u64::from_be_bytes(secs))) {
+            Some(at) => Some(at),
+            None => return,
+        },
+        Err(_) => None,
+    };
+    let static_key = <[u8; 32]>::try_from(part(3)).unwrap_or([3; 32]);
+    let Ok(cert) = authority().certify(&node, cluster, static_key, not_after) else {
+        return;
+    };
+    assert_eq!(Certificate::decode(cert.as_bytes()).as_ref(), Ok(&cert));
+    assert_eq!(cert.node(), &node);
+    assert_eq!(cert.cluster(), cluster);
+    assert_eq!(cert.static_key(), static_key);
+    if not_after.map_or(true, |at| at > cert_now()) {
+        cert.verify(&authority().public(), cert_now())
+            .expect("what the authority signs verifies");
+    }
+    let mut tampered = cert.as_bytes().to_vec();
+    for change in part(4).chunks_exact(3) {
+        let at = usize::from(u16::from_be_bytes([change[0], change[1]])) % tampered.len();
+        tampered[at] ^= change[2];
+    }
+    if tampered != cert.as_bytes() {
+        if let Ok(changed) = Certificate::decode(&tampered) {
+            assert!(
+                changed.verify(&authority().public(), cert_now()).is_err(),
+                "a tampered certificate verified"
+            );
+        }
+    }
+}
+
+/// What the replay window must do, kept the simplest way: every counter
+/// accepted, the first and the newest. A counter is taken once if it is
+/// not below the first, and not [`net::REPLAY_WINDOW`] or more behind the
+/// newest.
+#[derive(Debug)]
+struct ModelWindow {
+    floor: u64,
+    highest: u64,
+    seen: BTreeSet<u64>,
+}
+
+impl ModelWindow {
+    fn new(counter: u64) -> Self {
+        ModelWindow {
+            floor: counter,
+            highest: counter,
+            seen: BTreeSet::from([counter]),
+        }
+    }
+
+    fn accept(&mut self, counter: u64) -> bool {
+        let fresh = counter >= self.floor
+            && !self.seen.contains(&counter)
+            && (counter > self.highest || self.highest - counter < net::REPLAY_WINDOW);
+        if fresh {
+            self.seen.insert(counter);
+            self.highest = self.highest.max(counter);
+        }
+        fresh
+    }
+}
+
+/// The gossip replay windows (`check_and_mark`, and a sender's state
+/// across its restarts), against [`ModelWindow`]: same verdict for every
+/// datagram. The first 8 bytes are the first counter (big-endian); then
+/// each datagram is 3 bytes, `[how][u16 big-endian v]`: by `how & 7`, the
+/// counter is the newest plus v, the newest minus v, v, the newest plus 64
+/// v (across words of the ring), the first minus v, or u64::MAX minus v;
+/// by `how >> 4 & 3`, its incarnation is the current one, the next (a
+/// restart) or the previous (for the sender's state; the window alone
+/// takes every counter as of one incarnation).
+pub fn replay(data: &[u8]) {
+    let Some((first, ops)) = data.split_first_chunk::<8>() else {
+        return;
+    };
+    let first = u64::from_be_bytes(*first);
+    let mut window = net::ReplayWindow::new(first);
+    let mut model = ModelWindow::new(first);
+    let mut state = net::ReplayState::new(1, first);
+    let (mut incarnation, mut state_model) = (1u64, ModelWindow::new(first));
+    for op in ops.chunks_exact(3) {
+        let v = u64::from(u16::from_be_bytes([op[1], op[2]]));
+        let counter = match op[0] & 7 {
+            0 => model.highest.saturating_add(v),
+            1 => model.highest.saturating_sub(v),
+            2 => v,
+            3 => model.highest.saturating_add(v * 64),
+            4 => model.floor.saturating_sub(v),
+            _ => u64::MAX - v,
+        };
+        assert_eq!(
+            window.check_and_mark(counter).is_ok(),
+            model.accept(counter),
+            "window verdict on counter {counter} ({model:?})"
+        );
+        let claimed = match op[0] >> 4 & 3 {
+            2 => incarnation + 1,
+            3 => incarnation.saturating_sub(1),
+            _ => incarnation,
+        };
+        let expected = match claimed.cmp(&incarnation) {
+            std::cmp::Ordering::Less => false,
+            std::cmp::Ordering::Greater => {
+                incarnation = claimed;
+                state_model = ModelWindow::new(counter);
+                true
+            }
+            std::cmp::Ordering::Equal => state_model.accept(counter),
+        };
+        assert_eq!(
+            state.accept(claimed, counter).is_ok(),
+            expected,
+            "sender verdict on ({claimed}, {counter})"
+        );
     }
 }

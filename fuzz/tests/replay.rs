@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-fn replay(target: &str, body: fn(&[u8])) {
+fn replay_corpus(target: &str, body: fn(&[u8])) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("corpus")
         .join(target);
@@ -23,7 +23,7 @@ macro_rules! targets {
         $(
             #[test]
             fn $name() {
-                replay(stringify!($name), mobility_fuzz::$name);
+                replay_corpus(stringify!($name), mobility_fuzz::$name);
             }
         )*
     };
@@ -32,6 +32,7 @@ macro_rules! targets {
 targets!(
     hello,
     noise,
+    cert,
     records,
     session_frames,
     peer_msg,
@@ -39,4 +40,5 @@ targets!(
     snapshot,
     gossip_datagram,
     gossip_payload,
+    replay,
 );

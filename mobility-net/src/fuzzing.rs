@@ -234,6 +234,17 @@ impl GossipHeader {
     pub fn is_probe(&self) -> bool {
         self.0.kind == Kind::Probe
     }
+
+    /// The address its sender advertises.
+    pub fn sender(&self) -> SocketAddr {
+        self.0.sender
+    }
+
+    /// Its sender's incarnation and its counter, which the receiver's
+    /// replay state takes once.
+    pub fn numbered(&self) -> (u64, u64) {
+        (self.0.incarnation, self.0.counter)
+    }
 }
 
 /// The nonce of a datagram (in clear after the magic and version bytes),
