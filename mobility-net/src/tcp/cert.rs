@@ -460,8 +460,7 @@ impl Certificate {
             .verifying_key()?
             .verify_strict(&signed_message(body), &signature)
             .map_err(|_| signature_error())?;
-        if let Some(not_after) = self.not_after {
-            let expiry = UNIX_EPOCH + Duration::from_secs(not_after);
+        if let Some(expiry) = self.not_after() {
             if let Ok(ago) = now.duration_since(expiry) {
                 return Err(IdentityError::Expired {
                     node: self.node.clone(),
@@ -487,10 +486,11 @@ impl Certificate {
         self.static_key
     }
 
-    /// Until when it is valid (`None`: for ever).
+    /// Until when it is valid (`None`: for ever, or past the last time
+    /// the system clock can hold, which no clock reaches either).
     pub fn not_after(&self) -> Option<SystemTime> {
         self.not_after
-            .map(|secs| UNIX_EPOCH + Duration::from_secs(secs))
+            .and_then(|secs| UNIX_EPOCH.checked_add(Duration::from_secs(secs)))
     }
 
     /// The public key of the authority that claims to have signed it (a
@@ -579,6 +579,34 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Found by the `cert` fuzz target (`fuzz/corpus/cert/regression-*`):
+    /// the expiry of a decoded certificate, `u64::MAX` seconds, overflowed
+    /// the clock in `not_after` (a panic on bytes from the network).
+    #[test]
+    fn an_expiry_past_the_clock_s_range_is_never() {
+        let authority = ClusterAuthority::generate().expect("random");
+        let cert = authority
+            .certify(&node("node-a"), "prod", [7; 32], None)
+            .expect("signs");
+        let mut bytes = cert.as_bytes().to_vec();
+        bytes[69..77].copy_from_slice(&u64::MAX.to_be_bytes());
+        let unsigned = Certificate::decode(&bytes).expect("decodes");
+        assert_eq!(unsigned.not_after(), None);
+        assert!(matches!(
+            unsigned.verify(&authority.public(), SystemTime::now()),
+            Err(IdentityError::Signature { .. })
+        ));
+        // Signed so by the authority: it verifies, and never expires.
+        let body_end = bytes.len() - SIGNATURE_LEN;
+        let signature = authority.0.sign(&signed_message(&bytes[..body_end]));
+        bytes[body_end..].copy_from_slice(&signature.to_bytes());
+        let signed = Certificate::decode(&bytes).expect("decodes");
+        assert_eq!(signed.not_after(), None);
+        signed
+            .verify(&authority.public(), SystemTime::now())
+            .expect("verifies");
     }
 
     #[test]
