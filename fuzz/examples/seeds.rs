@@ -36,6 +36,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 type Recorded = Arc<Mutex<Vec<u8>>>;
+/// Frames relayed, each with its direction.
+type RecordedFrames = Arc<Mutex<Vec<(&'static str, Vec<u8>)>>>;
 
 fn corpus(target: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -209,7 +211,12 @@ fn node_certificate(node: &str) -> Vec<u8> {
     let authority = ClusterAuthority::from_secret(&Secret::from(SECRET));
     let key = NodeKey::generate().expect("random");
     authority
-        .certify(&NodeId::new(node).expect("node id"), CLUSTER, key.public(), None)
+        .certify(
+            &NodeId::new(node).expect("node id"),
+            CLUSTER,
+            key.public(),
+            None,
+        )
         .expect("certifies")
         .as_bytes()
         .to_vec()
@@ -219,7 +226,11 @@ fn node_certificate(node: &str) -> Vec<u8> {
 /// `mobility_net::tcp::mint` does: a day after the target's clock), and
 /// one certified from fields then tampered with.
 fn cert_seeds() {
-    seed("cert", "node-a", &[&[0u8][..], &node_certificate("node-a")].concat());
+    seed(
+        "cert",
+        "node-a",
+        &[&[0u8][..], &node_certificate("node-a")].concat(),
+    );
     let authority = ClusterAuthority::from_secret(&Secret::from(SECRET));
     let minted = mobility_net::tcp::mint(
         &authority,
@@ -299,7 +310,7 @@ async fn frame_seeds() -> Vec<Vec<u8>> {
         Some(TransportEvent::PeerUp { link, .. }) => link,
         other => panic!("{other:?}"),
     };
-    let recorded: Arc<Mutex<Vec<(&'static str, Vec<u8>)>>> = Arc::default();
+    let recorded: RecordedFrames = Arc::default();
     let r = Arc::clone(&recorded);
     tokio::spawn(async move {
         while let Some(event) = from_a.recv().await {
@@ -543,14 +554,22 @@ fn replay_seeds(numbered: &[(SocketAddr, (u64, u64))]) {
     };
     let first = counters[0].to_be_bytes().to_vec();
     let rest = &counters[1..];
-    seed("replay", "as-received", &[&first[..], &ops(2, rest)].concat());
+    seed(
+        "replay",
+        "as-received",
+        &[&first[..], &ops(2, rest)].concat(),
+    );
     seed(
         "replay",
         "replayed",
         &[&first[..], &ops(2, rest), &ops(2, &counters)].concat(),
     );
     let reversed: Vec<u64> = rest.iter().rev().copied().collect();
-    seed("replay", "reversed", &[&first[..], &ops(2, &reversed)].concat());
+    seed(
+        "replay",
+        "reversed",
+        &[&first[..], &ops(2, &reversed)].concat(),
+    );
     let (before, after) = rest.split_at(rest.len() / 2);
     let mut restarted = ops(2, before);
     restarted.extend(ops(0x22, &after[..1.min(after.len())]));

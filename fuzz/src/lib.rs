@@ -552,7 +552,12 @@ pub fn cert(data: &[u8]) {
         let _ = (cert.not_after(), cert.issuer(), format!("{cert:?}"));
         if cert.verify(&authority().public(), cert_now()).is_ok() {
             let signed = authority()
-                .certify(cert.node(), cert.cluster(), cert.static_key(), cert.not_after())
+                .certify(
+                    cert.node(),
+                    cert.cluster(),
+                    cert.static_key(),
+                    cert.not_after(),
+                )
                 .expect("the fields of a certificate certify");
             assert_eq!(
                 signed.as_bytes(),
@@ -586,7 +591,7 @@ pub fn cert(data: &[u8]) {
     assert_eq!(cert.node(), &node);
     assert_eq!(cert.cluster(), cluster);
     assert_eq!(cert.static_key(), static_key);
-    if not_after.map_or(true, |at| at > cert_now()) {
+    if not_after.is_none_or(|at| at > cert_now()) {
         cert.verify(&authority().public(), cert_now())
             .expect("what the authority signs verifies");
     }
