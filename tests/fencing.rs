@@ -89,11 +89,14 @@ async fn a_node_stalled_past_failure_detection_is_fenced_and_its_actor_never_ans
             // when it runs again.
             let local = victim.clone();
             let caller = tokio::spawn(async move {
+                // A call every 5 ms: the load's pace, not a wait.
+                let mut pace = tokio::time::interval(Duration::from_millis(5));
                 for id in LOCAL.. {
                     tokio::select! {
                         biased;
+                        // The fault under test: c's whole thread stops.
                         Some(pause) = stalls.recv() => std::thread::sleep(pause),
-                        () = tokio::time::sleep(Duration::from_millis(5)) => {}
+                        _ = pace.tick() => {}
                     }
                     let _ = local.record(id).await;
                 }

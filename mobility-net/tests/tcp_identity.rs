@@ -9,8 +9,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -22,46 +20,6 @@ use mobility_net::tcp::{
 use mobility_net::{NetError, Secret, TcpConfig, Transport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::time::Instant;
-
-/// Everything logged by this test binary.
-fn logs() -> &'static Mutex<Vec<u8>> {
-    static LOGS: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
-    LOGS.get_or_init(|| Mutex::new(Vec::new()))
-}
-
-struct Capture;
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        logs().lock().expect("no panic").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Sends the logs of this binary to [`logs`] (before `start` installs its
-/// own subscriber, which then does nothing).
-fn capture_logs() {
-    let _ = tracing_subscriber::fmt()
-        .with_max_level(tracing_subscriber::filter::LevelFilter::INFO)
-        .with_ansi(false)
-        .with_writer(|| Capture)
-        .try_init();
-}
-
-/// Waits until `what` holds, or fails the test after `DEADLINE`.
-async fn until(what: &str, mut holds: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    let mut looks = tokio::time::interval(Duration::from_millis(10));
-    while !holds() {
-        assert!(Instant::now() < deadline, "not within {DEADLINE:?}: {what}");
-        looks.tick().await;
-    }
-}
 
 /// Waits until a warning line holding every one of `words` is logged.
 async fn logged(words: &[&str]) {

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+use std::io::Write;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -348,5 +350,46 @@ pub fn assert_no_event_about(events: &mut Events, peer: &NodeId) {
             | TransportEvent::PeerLost { peer, .. } => peer,
         };
         assert_ne!(about, peer, "unexpected {event:?}");
+    }
+}
+
+// ---- logs and waits of the tests that read what was logged ----------------
+
+/// Everything logged by this test binary.
+pub fn logs() -> &'static Mutex<Vec<u8>> {
+    static LOGS: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
+    LOGS.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+pub struct Capture;
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        logs().lock().expect("no panic").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Sends the logs of this binary to [`logs`] (before `start` installs its
+/// own subscriber, which then does nothing).
+pub fn capture_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(tracing_subscriber::filter::LevelFilter::INFO)
+        .with_ansi(false)
+        .with_writer(|| Capture)
+        .try_init();
+}
+
+/// Waits until `what` holds, or fails the test after `DEADLINE`.
+pub async fn until(what: &str, mut holds: impl FnMut() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    let mut looks = tokio::time::interval(Duration::from_millis(10));
+    while !holds() {
+        assert!(Instant::now() < deadline, "not within {DEADLINE:?}: {what}");
+        looks.tick().await;
     }
 }
