@@ -42,6 +42,7 @@ mod host;
 pub(crate) mod links;
 mod members;
 pub(crate) mod network;
+mod ready;
 pub(crate) mod registry;
 mod tables;
 

@@ -19,6 +19,7 @@ pub(super) struct Gossip {
     pub(super) interval: Duration,
     pub(super) failure_timeout: Duration,
     pub(super) keep_majority: bool,
+    pub(super) join_timeout: Duration,
 }
 
 /// Builds a [`Node`]: `Node::builder().id("node-a").start().await?`.
@@ -54,6 +55,7 @@ impl NodeBuilder {
                 interval: Duration::from_millis(100),
                 failure_timeout: Duration::from_secs(2),
                 keep_majority: true,
+                join_timeout: Duration::from_secs(10),
             },
         }
     }
@@ -112,8 +114,23 @@ impl NodeBuilder {
     /// (`"host:port"`, the address it gave [`NodeBuilder::listen`]). Call it
     /// once per seed; one live seed is enough. Without seeds the node forms
     /// a cluster of its own that others can join.
+    ///
+    /// With seeds, [`start`](NodeBuilder::start) returns once the node has
+    /// joined: it sees the cluster's members and every one of them sees it,
+    /// so any member can route to it and count it from then on (names it
+    /// holds still take a few gossip rounds to show: see
+    /// [`Node::lookup_within`]). It fails if that has not happened within
+    /// the [`join_timeout`](NodeBuilder::join_timeout).
     pub fn join(mut self, addr: impl Into<String>) -> Self {
         self.gossip.seeds.push(addr.into());
+        self
+    }
+
+    /// How long [`start`](NodeBuilder::start) waits to have joined the
+    /// cluster through its seeds before it gives up (and stops the node).
+    /// Default: 10 s.
+    pub fn join_timeout(mut self, timeout: Duration) -> Self {
+        self.gossip.join_timeout = timeout;
         self
     }
 
@@ -196,6 +213,7 @@ impl NodeBuilder {
             || self.config.forwarder_idle.is_zero()
             || self.gossip.interval.is_zero()
             || self.gossip.failure_timeout <= self.gossip.interval
+            || self.gossip.join_timeout.is_zero()
         {
             return Err(Error::Config(
                 "timeouts must be longer than zero, and the failure timeout longer than the gossip interval".into(),
@@ -208,6 +226,8 @@ impl NodeBuilder {
         }
         let registry = Registry::global()?;
         let cluster_name = self.cluster.clone();
+        let seeds = self.gossip.seeds.clone();
+        let join_timeout = self.gossip.join_timeout;
         let network = match (self.listen, self.cluster) {
             (None, _) => None,
             (Some(_), None) => {
@@ -285,6 +305,12 @@ impl NodeBuilder {
         if let Some(directory) = &node.shared.directory {
             let members = directory.subscribe();
             tokio::spawn(members::follow(Arc::downgrade(&node.shared), members));
+        }
+        if !seeds.is_empty() {
+            if let Err(e) = node.wait_joined(&seeds, join_timeout).await {
+                node.shutdown().await;
+                return Err(e);
+            }
         }
         Ok(node)
     }
