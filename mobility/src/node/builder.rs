@@ -175,15 +175,17 @@ impl NodeBuilder {
     /// Whether a request to an actor idle on this node runs its handler on
     /// the caller's task, when the handler is a plain `fn` (not `async`).
     /// Default: true. It saves the two task switches of a round trip
-    /// through the mailbox (a local call then costs about a quarter of a
-    /// bare tokio channel round trip) and keeps every promise: one message
-    /// at a time, each sender's order, migrations at a message boundary.
+    /// through the mailbox (see the README's benchmarks) and keeps every
+    /// promise: one message at a time, each sender's order, migrations at a
+    /// message boundary.
     ///
     /// What differs is where the handler runs: at the call, on the caller's
     /// task and thread (it sees the caller's task-locals; a caller that
-    /// holds a lock the handler takes would wait on itself), and to its end
-    /// even if the caller's timeout passes. Turn it off to run every
-    /// handler on its actor's task; an `async` handler always does.
+    /// holds a lock the handler takes would wait on itself), and to its
+    /// end: the node's default request timeout does not cut it short. A
+    /// call with an explicit timeout ([`Handle::with_timeout`]) is never
+    /// run this way, so its wait ends by the timeout. Turn it off to run
+    /// every handler on its actor's task; an `async` handler always does.
     pub fn calls_on_caller_task(mut self, enabled: bool) -> Self {
         self.config.calls_on_caller_task = enabled;
         self

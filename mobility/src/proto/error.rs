@@ -42,8 +42,10 @@ pub enum Error {
         /// Why it ended.
         reason: ExitReason,
     },
-    /// No reply came within the request's timeout. The request may still be
-    /// handled.
+    /// No reply came within the request's timeout. The request is not
+    /// withdrawn: it may already have been handled, or be handled later
+    /// (its reply is then dropped). Make handlers that may time out
+    /// idempotent, or ask the actor what it did.
     #[error("actor {actor} did not reply within {after:?}")]
     Timeout {
         /// The actor.
