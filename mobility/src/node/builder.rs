@@ -10,6 +10,8 @@ pub(super) struct Config {
     pub(super) migration_timeout: Duration,
     pub(super) forwarder_idle: Duration,
     pub(super) calls_on_caller_task: bool,
+    pub(super) shutdown_grace: Duration,
+    pub(super) drain_grace: Duration,
 }
 
 /// Settings of the node's cluster membership.
@@ -45,6 +47,8 @@ impl NodeBuilder {
                 migration_timeout: Duration::from_secs(10),
                 forwarder_idle: Duration::from_secs(30),
                 calls_on_caller_task: true,
+                shutdown_grace: Duration::from_secs(2),
+                drain_grace: Duration::from_secs(30),
             },
             cluster: None,
             listen: None,
@@ -85,6 +89,22 @@ impl NodeBuilder {
     /// is abandoned and the actor resumes at the source. Default: 10 s.
     pub fn migration_timeout(mut self, timeout: Duration) -> Self {
         self.config.migration_timeout = timeout;
+        self
+    }
+
+    /// How long [`Node::shutdown`] waits for actors still inside a handler
+    /// before it aborts them (their callers are told they are down).
+    /// Default: 2 s.
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.config.shutdown_grace = grace;
+        self
+    }
+
+    /// How long the drain of [`Node::shutdown_on_signal`] may take before
+    /// the node shuts down anyway (the actors not yet moved stop with it).
+    /// Default: 30 s.
+    pub fn drain_grace(mut self, grace: Duration) -> Self {
+        self.config.drain_grace = grace;
         self
     }
 
@@ -211,6 +231,7 @@ impl NodeBuilder {
             .map_err(|e| Error::Config(e.to_string()))?,
         };
         if self.config.request_timeout.is_zero()
+            || self.config.drain_grace.is_zero()
             || self.config.migration_timeout.is_zero()
             || self.config.forwarder_idle.is_zero()
             || self.gossip.interval.is_zero()
@@ -295,6 +316,7 @@ impl NodeBuilder {
                 stall,
                 closed_epochs: Mutex::new(HashMap::new()),
                 failed_members: Mutex::new(HashSet::new()),
+                lost_peers: Mutex::new(HashMap::new()),
                 any_failed: AtomicBool::new(false),
                 live_cells: AtomicUsize::new(0),
                 cell_tasks: Mutex::new(HashMap::new()),
