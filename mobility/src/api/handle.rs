@@ -22,6 +22,7 @@ use crate::proto::migration::MigrationReport;
 
 /// The generated request/reply methods of an actor type, wrapped around a
 /// [`HandleCore`]. `Handle<A>` derefs to it.
+#[doc(hidden)]
 pub trait Calls<A: Actor>: Send + Sync + 'static {
     /// Wraps a core.
     fn from_core(core: HandleCore<A>) -> Self;
@@ -32,6 +33,7 @@ pub trait Calls<A: Actor>: Send + Sync + 'static {
 /// Something that accepts messages of actor `A`: the generated
 /// fire-and-forget methods (`handle.tell().add(1)`, `ctx.send_after(d).tick()`)
 /// build a message and `put` it here.
+#[doc(hidden)]
 pub trait MessageSink<A: Actor> {
     /// What putting a message returns.
     type Output;
@@ -41,6 +43,7 @@ pub trait MessageSink<A: Actor> {
 
 /// The untyped heart of a handle: the node's mailbox slot for the actor and
 /// an optional per-call timeout. Used by generated code.
+#[doc(hidden)]
 pub struct HandleCore<A: Actor> {
     pub(crate) entry: Arc<dyn Mailbox<A>>,
     pub(crate) timeout: Option<Duration>,
