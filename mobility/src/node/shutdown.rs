@@ -65,7 +65,13 @@ impl Node {
             }
         }
         if let Some(directory) = &self.shared.directory {
-            directory.shutdown().await;
+            if self.is_fenced() {
+                directory.shutdown().await;
+            } else {
+                // A graceful stop: the members report it left (its actors
+                // shut down with it), not failed.
+                directory.leave().await;
+            }
         }
         if let Some(network) = &self.shared.network {
             network.shutdown();
