@@ -57,7 +57,7 @@
 //!   rest-for-one does that for the child and those started after it.
 //! - **Restart policy** per child ([`Restart`]): permanent children are
 //!   always restarted, transient ones only after an abnormal end (anything
-//!   but [`ExitReason::Stopped`](crate::ExitReason::Stopped)), temporary
+//!   but [`ExitReason::Stopped`]), temporary
 //!   ones never (and leave the supervisor).
 //! - **Intensity**: more than `max` restarts within `period` and the
 //!   supervisor stops every child and ends with

@@ -284,3 +284,44 @@ pub(crate) fn is_own_node_down(reason: &ChildExit, node: &NodeId) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::supervisor::SupervisorExit;
+
+    fn node(id: &str) -> NodeId {
+        NodeId::new(id).expect("node id")
+    }
+
+    #[test]
+    fn only_the_supervisors_own_node_going_down_ends_it() {
+        let (own, other) = (node("a"), node("b"));
+        for ends in [
+            ChildExit::Actor(ExitReason::NodeDown(own.clone())),
+            ChildExit::Actor(ExitReason::Unreachable(own.clone())),
+            ChildExit::StartFailed(Error::NodeStopped(own.clone())),
+            ChildExit::Supervisor(SupervisorExit::NodeDown(own.clone())),
+        ] {
+            assert!(is_own_node_down(&ends, &own), "{ends:?}");
+            assert!(!is_own_node_down(&ends, &other), "{ends:?}");
+        }
+        // A child's node failing is the child's failure, to restart.
+        let elsewhere = ChildExit::Actor(ExitReason::Unreachable(other.clone()));
+        assert!(!is_own_node_down(&elsewhere, &own));
+        assert!(!is_own_node_down(
+            &ChildExit::Actor(ExitReason::Panicked("x".into())),
+            &own
+        ));
+    }
+
+    #[test]
+    fn only_a_stop_is_a_normal_end() {
+        assert!(ChildExit::Actor(ExitReason::Stopped).is_normal());
+        assert!(ChildExit::Supervisor(SupervisorExit::Stopped).is_normal());
+        assert!(!ChildExit::Actor(ExitReason::Panicked("x".into())).is_normal());
+        assert!(!ChildExit::Actor(ExitReason::Unreachable(node("b"))).is_normal());
+        assert!(!ChildExit::Supervisor(SupervisorExit::NodeDown(node("a"))).is_normal());
+        assert!(!ChildExit::StartFailed(Error::Detached).is_normal());
+    }
+}
