@@ -182,7 +182,7 @@ pub enum SupervisorExit {
     /// A child failed more often than the intensity allows: the supervisor
     /// stopped its other children and gave up.
     #[error(
-        "escalated: child {child:?} ended ({reason}) after {intensity} restarts within {period:?}"
+        "escalated: child {child:?} ended ({reason}), one failure more than the {intensity} restarts allowed within {period:?}"
     )]
     Escalated {
         /// The child whose failure was one too many.
