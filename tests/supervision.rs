@@ -2,10 +2,12 @@
 //! escalation up a tree of supervisors; and what supervision means for
 //! actors that move: a child on another node is watched there, its
 //! migration is no death, and a child whose node is killed is restarted
-//! once, on a live node, under its name.
+//! once, on a live node, under its name; one whose node stalls past the
+//! failure timeout is restarted, and the fenced old one never answers again.
 
 mod common;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::{linked, poll_until, wait_for, PATIENCE};
@@ -34,7 +36,19 @@ impl Worker {
     pub fn where_am_i(&self, ctx: &mut Context<Self>) -> String {
         ctx.node().id().to_string()
     }
+
+    /// `bump`, counting the runs on the node that the stall test freezes.
+    pub fn bump_counted(&mut self, ctx: &mut Context<Self>) -> u64 {
+        if ctx.node().id().as_str() == STALLED {
+            HANDLED_ON_STALLED.fetch_add(1, Ordering::SeqCst);
+        }
+        self.bump()
+    }
 }
+
+/// The node the stall test freezes, and how many handler runs it made.
+const STALLED: &str = "stall-c";
+static HANDLED_ON_STALLED: AtomicU64 = AtomicU64::new(0);
 
 /// The current incarnation of `id` once it is not `old` (a restart has
 /// happened) and answers.
@@ -520,6 +534,107 @@ async fn a_child_whose_node_is_killed_is_restarted_once_on_a_live_node_under_its
     assert_eq!(a.hosted(), vec![again.id()]);
     assert!(b.hosted().is_empty());
     sup.stop().await;
+    for node in [&a, &b] {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_whose_node_stalls_is_restarted_and_the_fenced_one_never_answers_again() {
+    let a = builder("stall-a").start().await.expect("a");
+    let seed = a.listen_addr().expect("listens").to_string();
+    let b = builder("stall-b").join(&seed).start().await.expect("b");
+    // Node c on a runtime of its own, on one thread, which a message on
+    // `stall` blocks (all of c stops at once, as under SIGSTOP).
+    let (stall, mut stalls) = tokio::sync::mpsc::unbounded_channel::<Duration>();
+    let (ready, c_ready) = tokio::sync::oneshot::channel::<Node>();
+    let (end, ended) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let c = builder(STALLED).join(&seed).start().await.expect("c joins");
+            let staller = tokio::spawn(async move {
+                while let Some(pause) = stalls.recv().await {
+                    // The fault under test: c's whole thread stops.
+                    std::thread::sleep(pause);
+                }
+            });
+            let _ = ready.send(c.clone());
+            let _ = ended.await;
+            staller.abort();
+            c.shutdown().await;
+        });
+    });
+    let c = c_ready.await.expect("c is up");
+    for node in [&a, &b] {
+        wait_for("every member sees the others", || node.members().len() == 3).await;
+    }
+    let c_id = c.id().clone();
+    let place_on_c = c_id.clone();
+    let sup = Supervisor::builder(&a)
+        .intensity(3, Duration::from_secs(60))
+        .child(
+            ChildSpec::new("worker", Worker::default)
+                .named("stalled-worker")
+                .placed_by(move |node| node.members().into_iter().find(|m| *m == place_on_c)),
+        )
+        .start()
+        .await
+        .expect("supervisor starts");
+    let worker = current(&sup, "worker");
+    assert!(c.hosts(worker.id()), "placed on c");
+    assert_eq!(worker.bump_counted().await, Ok(1));
+    assert_eq!(HANDLED_ON_STALLED.load(Ordering::SeqCst), 1);
+
+    // c stalls for 5 s, far past the failure timeout (1.5 s): the cluster
+    // declares it failed, the worker is reported unreachable, and the
+    // supervisor starts a new one on a while the old one is frozen, alive.
+    stall.send(Duration::from_secs(5)).expect("stall c");
+    let again = restarted(&sup, "worker", worker.id()).await;
+    assert!(a.hosts(again.id()));
+    let handled_when_restarted = HANDLED_ON_STALLED.load(Ordering::SeqCst);
+    assert_eq!(again.bump_counted().await, Ok(1));
+
+    // Back, c learns it was declared failed and is fenced: the old
+    // incarnation never answers again, from anywhere; the name is the new
+    // one's everywhere. One restart, one live worker.
+    wait_for("c fenced", || c.is_fenced()).await;
+    for node in [&a, &b] {
+        let old = node.bind(&worker).expect("bind");
+        match tokio::time::timeout(PATIENCE, old.bump_counted()).await {
+            Ok(Err(Error::ActorDown { reason, .. })) => {
+                assert_eq!(reason, ExitReason::Unreachable(c_id.clone()))
+            }
+            other => panic!("{}: the fenced worker answered {other:?}", node.id()),
+        }
+        let found = poll_until("the new worker under the name", || async {
+            match node.lookup::<Worker>("stalled-worker").await {
+                Ok(h) if h.id() == again.id() => Ok(h),
+                Ok(h) => Err(format!("the old {}", h.id())),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+        .await;
+        assert!(found.bump_counted().await.is_ok());
+    }
+    assert_eq!(
+        HANDLED_ON_STALLED.load(Ordering::SeqCst),
+        handled_when_restarted,
+        "the fenced worker handled nothing after its restart"
+    );
+    assert_eq!(restarts(&sup, "worker"), 1);
+    assert_eq!(a.hosted(), vec![again.id()]);
+    assert!(b.hosted().is_empty());
+    assert!(c.hosted().is_empty());
+
+    sup.stop().await;
+    let _ = end.send(());
+    tokio::task::spawn_blocking(move || thread.join().expect("c's thread"))
+        .await
+        .expect("join");
     for node in [&a, &b] {
         node.shutdown().await;
     }
