@@ -307,7 +307,7 @@ mod tests {
             assert!(!is_own_node_down(&ends, &other), "{ends:?}");
         }
         // A child's node failing is the child's failure, to restart.
-        let elsewhere = ChildExit::Actor(ExitReason::Unreachable(other.clone()));
+        let elsewhere = ChildExit::Actor(ExitReason::Unreachable(other));
         assert!(!is_own_node_down(&elsewhere, &own));
         assert!(!is_own_node_down(
             &ChildExit::Actor(ExitReason::Panicked("x".into())),
