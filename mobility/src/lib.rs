@@ -153,6 +153,8 @@
 //!
 //! - [`fsm`]: state machines (what `gen_statem` offers), as ordinary actors;
 //! - [`events`]: event managers (what `gen_event` offers);
+//! - [`supervisor`]: supervision trees (what `supervisor` offers), for
+//!   children that may move and nodes that may fail;
 //! - [`Node`]: everything a node does, [`Handle`]: everything a handle does.
 #![warn(missing_docs)]
 

@@ -82,22 +82,24 @@
 //!   [`ChildSpec::placed_by`], or moved there later by anyone) is watched
 //!   the same way: a panic there reaches the supervisor as `Panicked`.
 //! - **A child whose node fails** is reported `Unreachable(node)` once the
-//!   cluster has declared that node failed, or `NodeDown(node)` when the
-//!   node shut down or a link outside any cluster was lost for good. The
-//!   supervisor then restarts it where the spec places it; if that node is
-//!   the dead one (or any node the migration cannot reach), the new
-//!   incarnation stays on the supervisor's node. Restarting after
-//!   `Unreachable` never makes two live copies: the node was declared
-//!   failed, and a node declared failed is fenced (it learns it, stops, and
-//!   its actors never answer again, see "When a node is declared failed"
-//!   in the README). The failed one cannot come back, and the new
-//!   incarnation is another actor, built from the spec, so no state is
-//!   ever held twice. `NodeDown` from a node that shut down is as final
-//!   (its actors stopped first). The one case where the old incarnation
-//!   may still run is a node of *another* cluster behind a link lost for
-//!   good (nothing declares it failed there): it is then unreachable from
-//!   here for good, but not stopped; keep supervised children inside the
-//!   supervisor's cluster.
+//!   cluster has declared that node failed, `NodeDown(node)` when the node
+//!   shut down, `LinkLost(node)` when a link outside any cluster (a node of
+//!   another cluster) was lost for good. The supervisor restarts it where
+//!   the spec places it; if that node is the dead one (or any node the
+//!   migration cannot reach), the new incarnation stays on the
+//!   supervisor's node. Restarting after `Unreachable` never makes two
+//!   live copies: the node was declared failed, and a node declared failed
+//!   is fenced (it learns it, stops, and its actors never answer again,
+//!   see "When a node is declared failed" in the README), so the failed
+//!   one cannot come back; and the new incarnation is another actor, built
+//!   from the spec, so no state is ever held twice. `NodeDown` is as final
+//!   (the node's actors stopped first). `LinkLost` is not: nothing declares
+//!   a node of another cluster failed, so the old incarnation may still
+//!   run behind the lost link, out of reach from here. The supervisor
+//!   restarts it anyway, as OTP does after `noconnection` (the service
+//!   stays up, here), and the two may then both run, each on its side;
+//!   keep supervised children inside the supervisor's cluster, where
+//!   failure is declared and fenced, when that must never happen.
 //! - A named child's restart waits (up to 10 s) for its old incarnation's
 //!   name to be released by the directory, then claims it again.
 //!
