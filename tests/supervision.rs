@@ -46,6 +46,27 @@ impl Worker {
     }
 }
 
+/// A child that says when it stops, in `STOPS`, for the order test.
+#[mobile]
+#[derive(Clone)]
+pub struct Ordered {
+    label: String,
+}
+
+#[mobile]
+impl Ordered {
+    pub fn label(&self) -> String {
+        self.label.clone()
+    }
+
+    #[mobile(on_stop)]
+    fn stopping(&mut self) {
+        STOPS.lock().expect("stops").push(self.label.clone());
+    }
+}
+
+static STOPS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
 /// The node the stall test freezes, and how many handler runs it made.
 const STALLED: &str = "stall-c";
 static HANDLED_ON_STALLED: AtomicU64 = AtomicU64::new(0);
@@ -172,6 +193,45 @@ async fn rest_for_one_restarts_the_crashed_child_and_the_later_ones_only() {
     assert_eq!(after[0], before[0], "the earlier child is untouched");
     assert_ne!(after[1], before[1]);
     assert_ne!(after[2], before[2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn children_stop_in_reverse_start_order_on_a_restart_of_all_and_on_stop() {
+    let nodes = linked(&["sup-order-a"]).await;
+    let a = &nodes[0];
+    let spec = |label: &str| {
+        ChildSpec::from_value(
+            label,
+            Ordered {
+                label: label.to_owned(),
+            },
+        )
+    };
+    let sup = Supervisor::builder(a)
+        .strategy(Strategy::OneForAll)
+        .intensity(3, Duration::from_secs(60))
+        .child(spec("first"))
+        .child(spec("second"))
+        .child(spec("third"))
+        .start()
+        .await
+        .expect("supervisor starts");
+    let first = sup.child::<Ordered>("first").expect("runs");
+    // A normal stop of a permanent child is restarted too, and under
+    // one-for-all the siblings go first, the last started first.
+    first.stop().await.expect("stops");
+    wait_for("all restarted", || {
+        sup.children().iter().all(|c| c.running && c.restarts == 1)
+    })
+    .await;
+    assert_eq!(*STOPS.lock().expect("stops"), ["first", "third", "second"]);
+    STOPS.lock().expect("stops").clear();
+    let second = sup.child::<Ordered>("second").expect("runs");
+    assert_eq!(second.label().await.as_deref(), Ok("second"));
+
+    sup.stop().await;
+    assert_eq!(*STOPS.lock().expect("stops"), ["third", "second", "first"]);
+    a.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
