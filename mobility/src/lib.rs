@@ -153,6 +153,8 @@
 //!
 //! - [`fsm`]: state machines (what `gen_statem` offers), as ordinary actors;
 //! - [`events`]: event managers (what `gen_event` offers);
+//! - [`supervisor`]: supervision trees (what `supervisor` offers), for
+//!   children that may move and nodes that may fail;
 //! - [`Node`]: everything a node does, [`Handle`]: everything a handle does.
 #![warn(missing_docs)]
 
@@ -169,7 +171,9 @@ extern crate self as mobility;
 //   api      Actor, Handle, Context, Reply: what users and the macro see
 //   proto    ids, errors, wire types and the pure core (`mobility-proto`)
 //
-// and `fuzzing` on top of them all: hidden entry points for `fuzz/`.
+// with `events` (event managers) and `supervisor` (supervision trees) on
+// top, built from the public API of the node, and `fuzzing` on top of them
+// all: hidden entry points for `fuzz/`.
 //
 // `tests/layers.rs` checks that imports point down only.
 mod api;
@@ -180,6 +184,7 @@ pub mod fuzzing;
 mod mailbox;
 mod node;
 mod proto;
+pub mod supervisor;
 mod sync;
 
 pub use api::fsm;

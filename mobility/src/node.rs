@@ -45,6 +45,7 @@ pub(crate) mod network;
 mod ready;
 pub(crate) mod registry;
 mod shutdown;
+mod shutdown_hooks;
 mod tables;
 
 use builder::Config;
@@ -113,6 +114,8 @@ pub(crate) struct NodeShared {
     /// The cell tasks, to abort those still busy when shutdown's grace ends.
     cell_tasks: Mutex<HashMap<ActorId, tokio::task::AbortHandle>>,
     cells_done: tokio::sync::Notify,
+    /// Run as a graceful shutdown begins (see `shutdown_hooks.rs`).
+    shutdown_hooks: shutdown_hooks::ShutdownHooks,
 }
 
 /// A node, if it still exists (held by what the node itself owns).
