@@ -296,6 +296,7 @@ impl SupervisorBuilder {
                     })
                     .collect(),
             ),
+            started: watch::channel(0).0,
             exit: watch::channel(None).0,
             commands,
         });
@@ -336,6 +337,29 @@ impl SupervisorHandle {
     /// `A`.
     pub fn child<A: Actor>(&self, id: &str) -> Option<Handle<A>> {
         self.shared.handle(id)?.downcast_ref::<Handle<A>>().cloned()
+    }
+
+    /// Waits up to `within` for actor child `id` to run as another
+    /// incarnation than `previous` (a restart after it ended), and returns
+    /// it; `None` if none came in time (or the supervisor ended).
+    pub async fn next_incarnation<A: Actor>(
+        &self,
+        id: &str,
+        previous: ActorId,
+        within: Duration,
+    ) -> Option<Handle<A>> {
+        let mut started = self.shared.started.subscribe();
+        let wait = async {
+            loop {
+                if let Some(child) = self.child::<A>(id).filter(|c| c.id() != previous) {
+                    return Some(child);
+                }
+                if self.exit_reason().is_some() || started.changed().await.is_err() {
+                    return None;
+                }
+            }
+        };
+        tokio::time::timeout(within, wait).await.ok().flatten()
     }
 
     /// The current incarnation of child supervisor `id`, if it runs.
@@ -400,6 +424,8 @@ impl SupervisorHandle {
 pub(crate) struct Shared {
     node: NodeId,
     children: Mutex<Vec<Slot>>,
+    /// Bumped whenever a child starts: what `next_incarnation` waits on.
+    started: watch::Sender<u64>,
     exit: watch::Sender<Option<SupervisorExit>>,
     commands: mpsc::UnboundedSender<Command>,
 }
@@ -421,9 +447,12 @@ impl Shared {
     }
 
     fn set_running(&self, i: usize, handle: Arc<dyn Any + Send + Sync>, actor: Option<ActorId>) {
-        let mut children = crate::sync::lock(&self.children);
-        children[i].handle = Some(handle);
-        children[i].actor = actor;
+        {
+            let mut children = crate::sync::lock(&self.children);
+            children[i].handle = Some(handle);
+            children[i].actor = actor;
+        }
+        self.started.send_modify(|n| *n += 1);
     }
 
     fn set_stopped(&self, i: usize) {
