@@ -3,6 +3,8 @@
 use crate::attrs::{self, Hook, ImplOpts, Place};
 use crate::checks::{self, Role};
 use crate::ctxt::Ctxt;
+use crate::instances::{self, Instance};
+use crate::reserved;
 use crate::util;
 use proc_macro2::Span;
 use quote::format_ident;
@@ -54,6 +56,12 @@ pub(crate) struct HookFn {
 pub(crate) struct ActorIr {
     pub(crate) self_ty: Type,
     pub(crate) ident: Ident,
+    /// The impl block's generics: those of a generic actor, empty otherwise.
+    pub(crate) generics: Generics,
+    /// The names of its type parameters.
+    pub(crate) params: Vec<Ident>,
+    /// The registered instantiations of a generic actor.
+    pub(crate) instances: Vec<Instance>,
     pub(crate) handlers: Vec<Handler>,
     pub(crate) hooks: Vec<HookFn>,
     pub(crate) opts: ImplOpts,
@@ -71,29 +79,12 @@ pub(crate) fn parse(cx: &mut Ctxt, item: &mut ItemImpl, opts: ImplOpts) -> Optio
         );
         ok = false;
     }
-    if !item.generics.params.is_empty() {
-        cx.error_spanned(
-            &item.generics,
-            "generic actors are not supported; the destination node must know the concrete type: \
-             write the impl for a concrete type (generic structs are fine as data inside an actor's state)",
-        );
+    for lt in item.generics.lifetimes() {
+        cx.error_spanned(lt, checks::lifetime_message());
         ok = false;
     }
     let ident = match &*item.self_ty {
-        Type::Path(p) if p.qself.is_none() => {
-            let last = p.path.segments.last();
-            if let Some(seg) = last.filter(|s| !matches!(s.arguments, PathArguments::None)) {
-                if ok {
-                    cx.error_spanned(
-                        &seg.arguments,
-                        "generic actors are not supported; the destination node must know the \
-                         concrete type: make the actor a non-generic type",
-                    );
-                }
-                ok = false;
-            }
-            last.map(|s| s.ident.clone())
-        }
+        Type::Path(p) if p.qself.is_none() => p.path.segments.last().map(|s| s.ident.clone()),
         other => {
             cx.error_spanned(
                 other,
@@ -103,6 +94,15 @@ pub(crate) fn parse(cx: &mut Ctxt, item: &mut ItemImpl, opts: ImplOpts) -> Optio
         }
     };
     let self_ty = (*item.self_ty).clone();
+    let params: Vec<Ident> = item
+        .generics
+        .type_params()
+        .map(|p| p.ident.clone())
+        .collect();
+    let instances = ident
+        .as_ref()
+        .map(|ident| instances::check(cx, &opts, &item.generics, ident, &self_ty))
+        .unwrap_or_default();
     let mut handlers = Vec::new();
     let mut hooks: Vec<HookFn> = Vec::new();
     for impl_item in &mut item.items {
@@ -151,14 +151,44 @@ pub(crate) fn parse(cx: &mut Ctxt, item: &mut ItemImpl, opts: ImplOpts) -> Optio
             handlers.push(h);
         }
     }
+    if !item.generics.params.is_empty() {
+        for impl_item in &mut item.items {
+            if let ImplItem::Fn(method) = impl_item {
+                bound_context_methods(method);
+            }
+        }
+    }
     let ident = ident?;
     ok.then_some(ActorIr {
         self_ty,
         ident,
+        generics: item.generics.clone(),
+        params,
+        instances,
         handlers,
         hooks,
         opts,
     })
+}
+
+/// A method of a generic actor that takes its `Context<Self>` gets the
+/// bound `Self: ActorInstance`: only registered instantiations are actors,
+/// and `Context<A>` exists for actors only.
+fn bound_context_methods(method: &mut ImplItemFn) {
+    let takes_context = method
+        .sig
+        .inputs
+        .iter()
+        .any(|a| matches!(a, FnArg::Typed(t) if is_context(&t.ty)));
+    if takes_context {
+        let span = method.sig.ident.span();
+        method
+            .sig
+            .generics
+            .make_where_clause()
+            .predicates
+            .push(syn::parse_quote_spanned!(span=> Self: ::mobility::ActorInstance));
+    }
 }
 
 /// Is this `&mut Context<..>` (any path ending in `Context`)?
@@ -209,6 +239,18 @@ fn parse_handler(cx: &mut Ctxt, method: &ImplItemFn, self_ty: &Type) -> Option<H
     let sig = &method.sig;
     if !check_receiver(cx, method, "a handler (a `pub fn` of a `#[mobile]` impl)") {
         return None;
+    }
+    if let Some(method) = reserved::hidden_by(&sig.ident.to_string()) {
+        let name = &sig.ident;
+        cx.error_spanned(
+            name,
+            format!(
+                "a handler cannot be named `{name}`: it collides with `{method}`, which every \
+                 `Handle` has, so `handle.{name}(..)` would call `{method}` and never this \
+                 handler; rename the method, or mark it `#[mobile(skip)]` if it is not meant to \
+                 be a handler"
+            ),
+        );
     }
     let mut rejected = false;
     if !sig.generics.params.is_empty() {

@@ -7,7 +7,9 @@ mod attrs;
 mod checks;
 mod ctxt;
 mod handlers;
+mod instances;
 mod probe;
+mod reserved;
 mod state;
 mod util;
 
