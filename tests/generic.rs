@@ -12,6 +12,7 @@ use mobility::prelude::*;
 pub struct Cache<T: Migratable> {
     items: Vec<T>,
     hits: u64,
+    arrivals: u32,
 }
 
 #[mobile(instances(Cache<String> = "cache-string", Cache<u64>))]
@@ -34,6 +35,17 @@ impl<T: Migratable + Clone + Sync> Cache<T> {
 
     pub async fn first(&self) -> Option<T> {
         self.items.first().cloned()
+    }
+
+    pub fn arrivals(&self) -> u32 {
+        self.arrivals
+    }
+
+    /// A hook taking the context, as a generic actor's methods can.
+    #[mobile(on_arrive)]
+    fn arrive(&mut self, ctx: &mut Context<Self>) {
+        let _ = ctx.id();
+        self.arrivals += 1;
     }
 }
 
@@ -66,8 +78,9 @@ async fn two_instantiations_run_and_one_migrates() {
     let report = a.migrate(&words, b.id()).await.expect("migrate");
     assert_eq!(words.location(), *b.id(), "moved: {report:?}");
 
-    // The same handle reaches it on b, with its state.
+    // The same handle reaches it on b, with its state; its hook ran there.
     assert_eq!(words.hits().await.expect("hits"), 1);
+    assert_eq!(words.arrivals().await.expect("arrivals"), 1);
     assert_eq!(words.put("three".to_owned()).await.expect("put"), 3);
     assert_eq!(words.all().await.expect("all"), ["one", "two", "three"]);
     assert_eq!(words.first().await.expect("first").as_deref(), Some("one"));

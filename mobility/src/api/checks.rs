@@ -5,7 +5,8 @@
 //! `Migratable` itself, whose message says to bound it.)
 //!
 //! Each trait holds exactly when the type is [`Migratable`]; only the
-//! diagnostic differs. Users never name these traits.
+//! diagnostic differs. Users never name these traits, so they are hidden
+//! (also from the blanket impls listed on every migratable type's page).
 
 use crate::api::actor::Migratable;
 
@@ -16,8 +17,10 @@ use crate::api::actor::Migratable;
     note = "a migrating value must be serializable (serde Serialize + Deserialize), `Send` and own its data",
     note = "make the type serializable (for your own types: put `#[mobile]` on them), or mark the field `#[mobile(skip)]` to leave it behind and rebuild it on arrival"
 )]
+#[doc(hidden)]
 pub trait MigratableField {}
 
+#[doc(hidden)]
 #[diagnostic::do_not_recommend]
 impl<T: Migratable> MigratableField for T {}
 
@@ -28,8 +31,10 @@ impl<T: Migratable> MigratableField for T {}
     note = "a handler's arguments are serialized into its message, which may go to another node: they must be serializable (serde Serialize + Deserialize), `Send` and own their data",
     note = "make the type serializable (for your own types: put `#[mobile]` on them), or take a serializable value that names it (an id, a path, an address)"
 )]
+#[doc(hidden)]
 pub trait MigratableArgument {}
 
+#[doc(hidden)]
 #[diagnostic::do_not_recommend]
 impl<T: Migratable> MigratableArgument for T {}
 
@@ -40,8 +45,10 @@ impl<T: Migratable> MigratableArgument for T {}
     note = "a handler's reply is serialized back to the caller, who may be on another node: it must be serializable (serde Serialize + Deserialize), `Send` and own its data",
     note = "make the type serializable (for your own types: put `#[mobile]` on them), or return a serializable value built from it"
 )]
+#[doc(hidden)]
 pub trait MigratableReply {}
 
+#[doc(hidden)]
 #[diagnostic::do_not_recommend]
 impl<T: Migratable> MigratableReply for T {}
 
@@ -52,7 +59,9 @@ impl<T: Migratable> MigratableReply for T {}
     note = "a `Result` reply is serialized back to the caller with its error, who may be on another node: the error type must be serializable (serde Serialize + Deserialize), `Send` and own its data",
     note = "put `#[mobile]` on the error type (or derive serde's traits), or map it to a serializable error (e.g. its message as a `String`) in the handler"
 )]
+#[doc(hidden)]
 pub trait MigratableReplyError {}
 
+#[doc(hidden)]
 #[diagnostic::do_not_recommend]
 impl<T: Migratable> MigratableReplyError for T {}
