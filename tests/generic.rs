@@ -37,7 +37,9 @@ impl<T: Migratable + Clone + Sync> Cache<T> {
         self.items.first().cloned()
     }
 
-    pub fn arrivals(&self) -> u32 {
+    /// Renamed on the handle, where `id` is the actor's id.
+    #[mobile(rename = "arrivals")]
+    pub fn id(&self) -> u32 {
         self.arrivals
     }
 
@@ -78,7 +80,8 @@ async fn two_instantiations_run_and_one_migrates() {
     let report = a.migrate(&words, b.id()).await.expect("migrate");
     assert_eq!(words.location(), *b.id(), "moved: {report:?}");
 
-    // The same handle reaches it on b, with its state; its hook ran there.
+    // The same handle reaches it on b, with its state; its hook ran there
+    // (`arrivals` is the handler `id`, renamed: `words.id()` is the actor's).
     assert_eq!(words.hits().await.expect("hits"), 1);
     assert_eq!(words.arrivals().await.expect("arrivals"), 1);
     assert_eq!(words.put("three".to_owned()).await.expect("put"), 3);

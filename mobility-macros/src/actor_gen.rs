@@ -352,7 +352,7 @@ fn calls_methods(ir: &ActorIr, names: &Names, gen: &Gen) -> TokenStream {
         ..
     } = gen;
     let methods = ir.handlers.iter().map(|h| {
-        let (name, variant) = (&h.name, &h.variant);
+        let (name, variant) = (&h.method, &h.variant);
         let (decls, fields) = arg_lists(h);
         let ret = if h.reply_rejected {
             syn::parse_quote!(())
@@ -398,7 +398,7 @@ fn tell_methods(ir: &ActorIr, names: &Names, gen: &Gen) -> TokenStream {
     let Names { msg, tell, .. } = names;
     let self_ty = &ir.self_ty;
     let methods = ir.handlers.iter().map(|h| {
-        let (name, variant) = (&h.name, &h.variant);
+        let (name, variant) = (&h.method, &h.variant);
         let (decls, fields) = arg_lists(h);
         let generics = &h.generics;
         let where_clause = &h.generics.where_clause;
@@ -442,7 +442,7 @@ fn tell_methods(ir: &ActorIr, names: &Names, gen: &Gen) -> TokenStream {
 fn schema_text(live: &[&Handler]) -> String {
     let mut text = String::new();
     for h in live {
-        text.push_str(&h.name.to_string());
+        text.push_str(&h.method.to_string());
         text.push('(');
         for a in &h.args {
             text.push_str(&format!("{}:{},", a.name, util::canonical(&a.ty)));

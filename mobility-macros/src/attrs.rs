@@ -35,6 +35,9 @@ pub(crate) struct ItemOpts {
     pub(crate) hook: Option<(Hook, proc_macro2::Span)>,
     /// `#[mobile(state)]`: the field that holds a state machine's state.
     pub(crate) state: Option<proc_macro2::Span>,
+    /// `#[mobile(rename = "...")]` on a handler: the name of its methods on
+    /// the handle (and of its message), instead of the method's own.
+    pub(crate) rename: Option<syn::Ident>,
 }
 
 /// What a place accepts.
@@ -79,6 +82,23 @@ pub(crate) fn parse_item_opts(cx: &mut Ctxt, attrs: &[Attribute], place: Place) 
                     "a handler argument cannot be skipped: every argument travels in the message; \
                      remove the argument or `#[mobile(skip)]` the whole method",
                 )),
+                ("rename", Place::Method) => {
+                    let lit: LitStr = meta.value()?.parse()?;
+                    let ident = syn::parse_str::<syn::Ident>(&lit.value())
+                        .ok()
+                        .filter(|i| !i.to_string().starts_with("r#"))
+                        .ok_or_else(|| {
+                            syn::Error::new(
+                                lit.span(),
+                                "`rename` takes the name of a method, like \"account_id\"",
+                            )
+                        })?;
+                    if opts.rename.is_some() {
+                        return Err(meta.error("duplicate `rename` option"));
+                    }
+                    opts.rename = Some(syn::Ident::new(&ident.to_string(), lit.span()));
+                    Ok(())
+                }
                 ("state", Place::Field) => {
                     if opts.state.is_some() {
                         return Err(meta.error("duplicate `state` option"));
@@ -120,8 +140,8 @@ fn unknown_option_message(place: Place) -> &'static str {
              `#[mobile(state)]`"
         }
         Place::Method => {
-            "unknown `#[mobile]` option on a method: expected `skip`, `on_start`, `on_depart`, \
-             `on_arrive`, `on_stop` or `on_enter`"
+            "unknown `#[mobile]` option on a method: expected `skip`, `rename = \"...\"`, \
+             `on_start`, `on_depart`, `on_arrive`, `on_stop` or `on_enter`"
         }
         Place::Argument => "`#[mobile]` takes no option on a handler argument",
         Place::Variant => {

@@ -23,7 +23,11 @@ pub(crate) struct Arg {
 
 /// A public method that becomes a message.
 pub(crate) struct Handler {
+    /// The user's method.
     pub(crate) name: Ident,
+    /// The name of the generated methods on the handle: `name`, or the one
+    /// given by `#[mobile(rename = "...")]`.
+    pub(crate) method: Ident,
     pub(crate) variant: Ident,
     pub(crate) docs: Vec<syn::Attribute>,
     pub(crate) args: Vec<Arg>,
@@ -117,6 +121,17 @@ pub(crate) fn parse(cx: &mut Ctxt, item: &mut ItemImpl, opts: ImplOpts) -> Optio
                 attrs::strip(&mut t.attrs);
             }
         }
+        let is_handler = opts.hook.is_none()
+            && opts.skip.is_none()
+            && matches!(method.vis, Visibility::Public(_))
+            && method.sig.receiver().is_some();
+        if let Some(rename) = opts.rename.as_ref().filter(|_| !is_handler) {
+            cx.error_spanned(
+                rename,
+                "`rename` names the methods a handle gets for a handler (a `pub fn` taking \
+                 `&self` or `&mut self`, not skipped, not a hook); this method is not one",
+            );
+        }
         if let Some((hook, span)) = opts.hook {
             if hooks.iter().any(|h| h.hook == hook) {
                 cx.push(syn::Error::new(
@@ -137,7 +152,7 @@ pub(crate) fn parse(cx: &mut Ctxt, item: &mut ItemImpl, opts: ImplOpts) -> Optio
         if method.sig.receiver().is_none() {
             continue;
         }
-        if let Some(h) = parse_handler(cx, method, &self_ty) {
+        if let Some(h) = parse_handler(cx, method, &self_ty, opts.rename) {
             if handlers.iter().any(|o: &Handler| o.variant == h.variant) {
                 cx.error_spanned(
                     &method.sig.ident,
@@ -235,20 +250,33 @@ fn check_receiver(cx: &mut Ctxt, method: &ImplItemFn, what: &str) -> bool {
     }
 }
 
-fn parse_handler(cx: &mut Ctxt, method: &ImplItemFn, self_ty: &Type) -> Option<Handler> {
+fn parse_handler(
+    cx: &mut Ctxt,
+    method: &ImplItemFn,
+    self_ty: &Type,
+    rename: Option<Ident>,
+) -> Option<Handler> {
     let sig = &method.sig;
     if !check_receiver(cx, method, "a handler (a `pub fn` of a `#[mobile]` impl)") {
         return None;
     }
-    if let Some(method) = reserved::hidden_by(&sig.ident.to_string()) {
-        let name = &sig.ident;
+    let renamed = rename.is_some();
+    let generated = rename.unwrap_or_else(|| sig.ident.clone());
+    if let Some(method) = reserved::hidden_by(&generated.to_string()) {
+        let name = &generated;
+        let fix = if renamed {
+            "choose another name in `#[mobile(rename = \"...\")]`"
+        } else {
+            "rename the method, or give the handle's methods another name with \
+             `#[mobile(rename = \"...\")]`, or mark it `#[mobile(skip)]` if it is not meant to \
+             be a handler"
+        };
         cx.error_spanned(
             name,
             format!(
                 "a handler cannot be named `{name}`: it collides with `{method}`, which every \
                  `Handle` has, so `handle.{name}(..)` would call `{method}` and never this \
-                 handler; rename the method, or mark it `#[mobile(skip)]` if it is not meant to \
-                 be a handler"
+                 handler; {fix}"
             ),
         );
     }
@@ -313,11 +341,12 @@ fn parse_handler(cx: &mut Ctxt, method: &ImplItemFn, self_ty: &Type) -> Option<H
     };
     let variant = format_ident!(
         "{}",
-        util::upper_camel(&sig.ident.to_string()),
-        span = sig.ident.span()
+        util::upper_camel(&generated.to_string()),
+        span = generated.span()
     );
     Some(Handler {
         name: sig.ident.clone(),
+        method: generated,
         variant,
         docs: util::docs(&method.attrs),
         args,

@@ -33,7 +33,8 @@ use quote::ToTokens;
 /// the handler's doc comment), `{Type}Tell<S>` (the fire-and-forget ones),
 /// `impl Actor` and the registration of the type. A handler cannot be named
 /// like a method of `Handle` (`id`, `stop`, `tell`, `clone`, ...), which
-/// would hide it.
+/// would hide it; `#[mobile(rename = "account_id")]` on it keeps the
+/// method's name and gives the handle's methods (and the message) another.
 ///
 /// A generic actor (`impl<T: Migratable> Cache<T>`) is registered once per
 /// concrete type, each with its own type tag:

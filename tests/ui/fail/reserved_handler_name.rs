@@ -27,6 +27,33 @@ impl Account {
     pub fn tell(&self) -> bool {
         self.open
     }
+
+    // Renamed on the handle: fine.
+    #[mobile(rename = "account_id")]
+    pub fn node_id(&self) -> u64 {
+        self.id
+    }
+
+    // Renamed to a reserved name, or to something that is not a name.
+    #[mobile(rename = "monitor")]
+    pub fn watch(&self) -> bool {
+        self.open
+    }
+
+    #[mobile(rename = "is open")]
+    pub fn is_open(&self) -> bool {
+        self.open
+    }
+
+    // A hook has no method on the handle to rename.
+    #[mobile(on_stop, rename = "closing")]
+    fn closing(&mut self) {}
 }
 
-fn main() {}
+async fn use_renamed(account: Handle<Account>) -> Result<u64, Error> {
+    account.account_id().await
+}
+
+fn main() {
+    let _ = use_renamed;
+}
