@@ -161,6 +161,11 @@ impl Directory {
         self.membership.stall_guard()
     }
 
+    /// Whether this node sees its cluster and every member sees it.
+    pub(crate) fn joined(&self) -> bool {
+        self.membership.joined()
+    }
+
     pub(crate) fn gossip_interval(&self) -> Duration {
         self.gossip_interval
     }
@@ -210,8 +215,12 @@ impl Directory {
     }
 
     /// Where a live member listens for TCP links.
+    /// Where a live member that is not leaving listens: one that announced
+    /// its leave is not dialed (its link is parked, see `members.rs`).
     pub(crate) fn address_of(&self, node: &NodeId) -> Option<String> {
-        self.membership.value(node, ADDR_KEY)
+        let addr = self.membership.value(node, ADDR_KEY)?;
+        let leaving = self.membership.member(node).is_some_and(|m| m.leaving);
+        (!leaving).then_some(addr)
     }
 
     /// The live node hosting `actor`, with the epoch it hosts it at.
