@@ -188,6 +188,9 @@ pub mod supervisor;
 mod sync;
 
 pub use api::fsm;
+// What the macro's compile-time checks assert (see `api::checks`).
+#[doc(hidden)]
+pub use api::checks;
 // The items of these modules are at the crate root; the modules stay for
 // paths that name them.
 #[doc(hidden)]
@@ -201,7 +204,7 @@ pub use proto::migration;
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
 
-pub use api::actor::{Actor, Migratable, Mobile};
+pub use api::actor::{Actor, ActorInstance, Migratable, Mobile};
 pub use api::context::{Context, TimerId};
 pub use api::handle::{Handle, Monitor};
 #[doc(hidden)]
@@ -238,9 +241,21 @@ pub mod __private {
     pub use serde;
     pub use serde_bytes;
 
-    /// Compile-time check that `T` can migrate; the macro calls it once per
-    /// field, argument and reply type, spanned at that type.
-    pub const fn assert_migratable<T: crate::Migratable>() {}
+    // Compile-time checks that a type can migrate; the macro calls one per
+    // field, argument and reply type, spanned at that type, and the trait
+    // of each gives the message that fits the place (see `api::checks`).
+
+    /// A field of a `#[mobile]` type.
+    pub const fn assert_field<T: crate::checks::MigratableField>() {}
+    /// A handler's argument.
+    pub const fn assert_argument<T: crate::checks::MigratableArgument>() {}
+    /// A handler's reply (the `T` of `Reply<T>`, the `T` of a `Result<T, E>` reply).
+    pub const fn assert_reply<T: crate::checks::MigratableReply>() {}
+    /// The `E` of a handler replying `Result<T, E>`.
+    pub const fn assert_reply_error<T: crate::checks::MigratableReplyError>() {}
+    /// A type parameter used by a field, argument or reply (asserted alone,
+    /// so that rustc suggests the bound on the parameter).
+    pub const fn assert_param<T: crate::Migratable>() {}
 
     /// Compile-time check that a `#[mobile(skip)]` field can be rebuilt.
     pub const fn assert_skippable<T: crate::actor::Skippable>() {}
