@@ -37,12 +37,13 @@ pub use api::reply::{DeferredReply, Reply, ReplyTo};
 pub use mobility_macros::mobile;
 pub use mobility_net::membership::MemberEvent;
 pub use mobility_net::tcp::TcpConfig;
-pub use node::{DrainReport, Node, NodeBuilder, NodeStats};
+pub use node::{ActorInfo, DrainReport, NamedActor, Node, NodeBuilder, NodeStats};
 #[doc(hidden)]
 pub use node::{Fault, FaultDirection, FaultStep};
 pub use proto::error::{Error, ExitReason};
 pub use proto::id::{ActorId, Destination, NodeId, ParseDestinationError};
 pub use proto::migration::{MigrationFailure, MigrationPhase, MigrationReport};
+pub use proto::observe::NodeEvent;
 
 /// Everything a user of mobility needs: `use mobility::prelude::*;`.
 pub mod prelude {
