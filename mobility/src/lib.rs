@@ -14,11 +14,15 @@ extern crate self as mobility;
 //   api      Actor, Handle, Context, Reply: what users and the macro see
 //   proto    ids, errors, wire types and the pure core (`mobility-proto`)
 //
-// and `fuzzing` on top of them all: hidden entry points for `fuzz/`.
+// and on top of them all `dashboard` (feature `dashboard`: a node's live web
+// page, built on the node's observation API) and `fuzzing` (hidden entry
+// points for `fuzz/`).
 //
 // `tests/layers.rs` checks that imports point down only.
 mod api;
 mod cell;
+#[cfg(feature = "dashboard")]
+pub mod dashboard;
 pub mod events;
 #[doc(hidden)]
 pub mod fuzzing;
