@@ -115,7 +115,7 @@ impl Node {
             .map_err(|e| Error::Config(format!("the dashboard cannot listen on {addr}: {e}")))?;
 
         // Subscribe before serving: the page shows every event from now on.
-        let log = Arc::new(Mutex::new(EventLog::default()));
+        let log = Arc::new(Mutex::new(EventLog::new(self.id().clone())));
         let collector = tokio::spawn(state::collect(self.observe(), Arc::clone(&log)));
 
         let shared = Arc::new(Shared {

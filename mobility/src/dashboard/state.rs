@@ -9,6 +9,7 @@ use serde::Serialize;
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use crate::node::Node;
+use crate::proto::id::NodeId;
 use crate::proto::observe::NodeEvent;
 use crate::sync::lock;
 use mobility_net::membership::MemberEvent;
@@ -17,8 +18,10 @@ use mobility_net::membership::MemberEvent;
 pub(super) const EVENT_LOG: usize = 200;
 
 /// The last [`EVENT_LOG`] events, oldest first.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct EventLog {
+    /// The node whose events these are.
+    here: NodeId,
     events: VecDeque<EventRow>,
     next_seq: u64,
     /// Events the collector lost by falling behind the node.
@@ -26,11 +29,22 @@ pub(super) struct EventLog {
 }
 
 impl EventLog {
+    /// A log of the events of node `here`.
+    pub(super) fn new(here: NodeId) -> Self {
+        EventLog {
+            here,
+            events: VecDeque::new(),
+            next_seq: 0,
+            missed: 0,
+        }
+    }
+
     fn push(&mut self, event: &NodeEvent) {
         if self.events.len() == EVENT_LOG {
             self.events.pop_front();
         }
-        self.events.push_back(EventRow::from_event(self.next_seq, event));
+        let row = EventRow::from_event(self.next_seq, &self.here, event);
+        self.events.push_back(row);
         self.next_seq += 1;
     }
 }
@@ -70,7 +84,7 @@ struct EventRow {
 }
 
 impl EventRow {
-    fn from_event(seq: u64, event: &NodeEvent) -> Self {
+    fn from_event(seq: u64, here: &NodeId, event: &NodeEvent) -> Self {
         let mut row = EventRow {
             seq,
             at_ms: unix_ms(),
@@ -86,6 +100,7 @@ impl EventRow {
         match event {
             NodeEvent::Spawned { type_tag, name, .. } => {
                 row.kind = "spawned";
+                row.to = Some(here.to_string());
                 row.type_tag = Some(type_tag.to_string());
                 row.name.clone_from(name);
             }
@@ -100,6 +115,7 @@ impl EventRow {
                 row.type_tag = Some(type_tag.to_string());
                 row.name.clone_from(name);
                 row.from = Some(from.to_string());
+                row.to = Some(here.to_string());
                 row.detail = format!("epoch {epoch}");
             }
             NodeEvent::Departed { report } => {
@@ -272,7 +288,7 @@ mod tests {
 
     #[test]
     fn the_log_keeps_the_last_events_only() {
-        let mut log = EventLog::default();
+        let mut log = EventLog::new(NodeId::new("here").expect("a valid id"));
         for _ in 0..EVENT_LOG + 5 {
             log.push(&stopped());
         }
@@ -288,7 +304,7 @@ mod tests {
             tx.send(stopped()).expect("a receiver");
         }
         drop(tx);
-        let log = Arc::new(Mutex::new(EventLog::default()));
+        let log = Arc::new(Mutex::new(EventLog::new(NodeId::new("here").expect("a valid id"))));
         collect(rx, Arc::clone(&log)).await;
         let log = lock(&log);
         assert_eq!(log.missed, 6);
