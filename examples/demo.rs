@@ -142,7 +142,11 @@ fn dashboard_flag() -> Result<Option<String>, String> {
         match arg.strip_prefix("--dashboard") {
             Some("") => dashboard = Some("127.0.0.1:0".to_owned()),
             Some(addr) if addr.starts_with('=') => dashboard = Some(addr[1..].to_owned()),
-            _ => return Err(format!("unknown argument {arg:?}; usage: demo [--dashboard[=ADDR]]")),
+            _ => {
+                return Err(format!(
+                    "unknown argument {arg:?}; usage: demo [--dashboard[=ADDR]]"
+                ))
+            }
         }
     }
     Ok(dashboard)
@@ -209,7 +213,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut dashboards = Vec::new();
     if let Some(listen) = &dashboard {
         println!("\nlive dashboards (each node shows its own actors and the cluster's names):");
-        for (n, listen) in [(&a, listen.as_str()), (&b, "127.0.0.1:0"), (&c, "127.0.0.1:0"), (&x, "127.0.0.1:0")] {
+        for (n, listen) in [
+            (&a, listen.as_str()),
+            (&b, "127.0.0.1:0"),
+            (&c, "127.0.0.1:0"),
+            (&x, "127.0.0.1:0"),
+        ] {
             let page = n.serve_dashboard(listen).await?;
             println!("  {}: {}", n.id(), page.url());
             dashboards.push(page);
@@ -254,7 +263,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(_) => (Box::new(route), Duration::from_secs(1)),
     };
     // Only with a dashboard: a plain run keeps Ctrl-C's default.
-    let mut ctrl_c = dashboard.as_ref().map(|_| Box::pin(tokio::signal::ctrl_c()));
+    let mut ctrl_c = dashboard
+        .as_ref()
+        .map(|_| Box::pin(tokio::signal::ctrl_c()));
 
     println!("\nmigrating under load (inside the cluster, out to the other cluster, back):");
     if dashboard.is_some() {

@@ -57,7 +57,10 @@ async fn cluster(prefix: &str) -> (Node, Node) {
             .listen("127.0.0.1:0")
             .gossip_interval(Duration::from_millis(50))
     };
-    let a = member(format!("{prefix}-a")).start().await.expect("a starts");
+    let a = member(format!("{prefix}-a"))
+        .start()
+        .await
+        .expect("a starts");
     let seed = a.listen_addr().expect("listens").to_string();
     let b = member(format!("{prefix}-b"))
         .join(&seed)
@@ -133,7 +136,10 @@ async fn the_state_endpoint_follows_the_mailbox_and_a_migration() {
         .header("content-type")
         .is_some_and(|t| t.starts_with("text/html")));
     assert!(page.text().contains("<title>mobility dashboard</title>"));
-    assert!(page.text().contains("/api/state"), "the page polls the state");
+    assert!(
+        page.text().contains("/api/state"),
+        "the page polls the state"
+    );
     assert_eq!(get(addr, "/no-such-page").expect("an answer").status, 404);
 
     // Before: on a, with its type and name, among a's own actors.
@@ -292,7 +298,13 @@ async fn a_browser_sees_an_actor_move_live() {
         walker.id()
     );
     page_shows(&browser, "walker on a", location, json!(a.id().as_str())).await;
-    page_shows(&browser, "walker among a's actors", &hosted_here, json!(true)).await;
+    page_shows(
+        &browser,
+        "walker among a's actors",
+        &hosted_here,
+        json!(true),
+    )
+    .await;
     page_shows(
         &browser,
         "the page to be live",
@@ -305,10 +317,22 @@ async fn a_browser_sees_an_actor_move_live() {
         .await
         .expect("moves to b");
     page_shows(&browser, "walker on b", location, json!(b.id().as_str())).await;
-    page_shows(&browser, "walker gone from a's actors", &hosted_here, json!(false)).await;
+    page_shows(
+        &browser,
+        "walker gone from a's actors",
+        &hosted_here,
+        json!(false),
+    )
+    .await;
     let freeze = r#"const row = document.querySelector('#events tr[data-kind="departed"]');
                     return row ? /^[0-9.]+ (ms|µs)$/.test(row.children[4].textContent) : false;"#;
-    page_shows(&browser, "the departure with its freeze time", freeze, json!(true)).await;
+    page_shows(
+        &browser,
+        "the departure with its freeze time",
+        freeze,
+        json!(true),
+    )
+    .await;
 
     let screenshot = tokio::task::block_in_place(|| browser.screenshot());
     let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");

@@ -46,15 +46,26 @@ pub fn decode(png: &[u8]) -> Result<Image, String> {
         .map_err(|e| format!("inflate: {e:?}"))?;
     let stride = width as usize * channels;
     if filtered.len() != (stride + 1) * height as usize {
-        return Err(format!("{} bytes of pixels for {width}x{height}", filtered.len()));
+        return Err(format!(
+            "{} bytes of pixels for {width}x{height}",
+            filtered.len()
+        ));
     }
     let mut pixels = vec![0u8; stride * height as usize];
     for y in 0..height as usize {
         let filter = filtered[y * (stride + 1)];
         let line = &filtered[y * (stride + 1) + 1..(y + 1) * (stride + 1)];
         for x in 0..stride {
-            let left = if x >= channels { pixels[y * stride + x - channels] } else { 0 };
-            let up = if y > 0 { pixels[(y - 1) * stride + x] } else { 0 };
+            let left = if x >= channels {
+                pixels[y * stride + x - channels]
+            } else {
+                0
+            };
+            let up = if y > 0 {
+                pixels[(y - 1) * stride + x]
+            } else {
+                0
+            };
             let up_left = if y > 0 && x >= channels {
                 pixels[(y - 1) * stride + x - channels]
             } else {

@@ -151,10 +151,7 @@ const NO_STORE: (header::HeaderName, &str) = (header::CACHE_CONTROL, "no-store")
 
 async fn page() -> impl IntoResponse {
     (
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            NO_STORE,
-        ],
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8"), NO_STORE],
         PAGE,
     )
 }

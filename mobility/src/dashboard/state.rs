@@ -133,7 +133,10 @@ impl EventRow {
                 );
             }
             NodeEvent::MigrationFailed {
-                type_tag, to, error, ..
+                type_tag,
+                to,
+                error,
+                ..
             } => {
                 row.kind = "migration_failed";
                 row.type_tag = Some(type_tag.to_string());
@@ -304,7 +307,9 @@ mod tests {
             tx.send(stopped()).expect("a receiver");
         }
         drop(tx);
-        let log = Arc::new(Mutex::new(EventLog::new(NodeId::new("here").expect("a valid id"))));
+        let log = Arc::new(Mutex::new(EventLog::new(
+            NodeId::new("here").expect("a valid id"),
+        )));
         collect(rx, Arc::clone(&log)).await;
         let log = lock(&log);
         assert_eq!(log.missed, 6);
