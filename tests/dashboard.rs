@@ -97,7 +97,7 @@ fn lives_on<'a>(state: &'a Value, name: &str) -> Option<&'a str> {
 }
 
 /// The actor `id` among the node's own, if there.
-fn hosted<'a>(state: &'a Value, id: ActorId) -> Option<&'a Value> {
+fn hosted(state: &Value, id: ActorId) -> Option<&Value> {
     state["actors"]
         .as_array()?
         .iter()
