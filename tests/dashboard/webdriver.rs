@@ -3,7 +3,7 @@
 //! screenshot.
 
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -36,37 +36,13 @@ pub struct Browser {
 impl Browser {
     /// Starts `chromedriver` and a headless `chromium` of the given
     /// window size.
-    pub fn start(chromedriver: &PathBuf, chromium: &PathBuf, width: u32, height: u32) -> Self {
-        // A free port for chromedriver: the OS picks one, we hand it over.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let driver = Command::new(chromedriver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", chromedriver.display()));
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    pub fn start(chromedriver: &Path, chromium: &Path, width: u32, height: u32) -> Self {
+        let (driver, addr) = start_driver(chromedriver);
         let mut browser = Browser {
             driver,
             addr,
             session: String::new(),
         };
-        let deadline = Instant::now() + COMMAND_TIMEOUT;
-        loop {
-            let ready = http::request(addr, "GET", "/status", None, COMMAND_TIMEOUT)
-                .map(|a| a.json()["value"]["ready"] == json!(true));
-            if ready == Ok(true) {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "chromedriver not ready on {addr}: {ready:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "goog:chromeOptions": {
                 "binary": chromium,
@@ -122,6 +98,44 @@ impl Browser {
         let encoded = encoded.as_str().expect("a base64 string");
         base64_decode(encoded).expect("valid base64")
     }
+}
+
+/// Starts chromedriver on a free port and waits until it is ready. The port
+/// is the OS's pick, handed over: if another process takes it meanwhile,
+/// chromedriver exits and is started again on another.
+fn start_driver(chromedriver: &Path) -> (Child, SocketAddr) {
+    let deadline = Instant::now() + COMMAND_TIMEOUT;
+    'start: for _attempt in 0..3 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut driver = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", chromedriver.display()));
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        loop {
+            let ready = http::request(addr, "GET", "/status", None, COMMAND_TIMEOUT)
+                .map(|a| a.json()["value"]["ready"] == json!(true));
+            if ready == Ok(true) {
+                return (driver, addr);
+            }
+            if let Ok(Some(exit)) = driver.try_wait() {
+                eprintln!("chromedriver on port {port} exited ({exit}): starting it again");
+                continue 'start;
+            }
+            if Instant::now() > deadline {
+                let _ = driver.kill();
+                let _ = driver.wait();
+                panic!("chromedriver not ready on {addr}: {ready:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    panic!("chromedriver exited three times on start");
 }
 
 impl Drop for Browser {
