@@ -16,6 +16,11 @@
 //!
 //! Run with `cargo run --example demo` (add `RUST_LOG=mobility=debug` to see
 //! the runtime's events).
+//!
+//! With `--dashboard` (or `--dashboard=ADDR` for node-a's page), each node
+//! also serves its live web page (`Node::serve_dashboard`) and the demo
+//! prints their addresses; the tally then keeps moving, a move a second,
+//! until Ctrl-C, and the tally is printed as usual.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -130,8 +135,26 @@ async fn wait_until(
     Ok(())
 }
 
+/// `None` for a plain run; with `--dashboard`, where node-a's page listens.
+fn dashboard_flag() -> Result<Option<String>, String> {
+    let mut dashboard = None;
+    for arg in std::env::args().skip(1) {
+        match arg.strip_prefix("--dashboard") {
+            Some("") => dashboard = Some("127.0.0.1:0".to_owned()),
+            Some(addr) if addr.starts_with('=') => dashboard = Some(addr[1..].to_owned()),
+            _ => {
+                return Err(format!(
+                    "unknown argument {arg:?}; usage: demo [--dashboard[=ADDR]]"
+                ))
+            }
+        }
+    }
+    Ok(dashboard)
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let dashboard = dashboard_flag()?;
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
@@ -186,6 +209,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         started.elapsed()
     );
     println!("cluster away: {} on {}", x.id(), addr(&x)?);
+    // Kept until the end: a dashboard serves until it is dropped.
+    let mut dashboards = Vec::new();
+    if let Some(listen) = &dashboard {
+        println!("\nlive dashboards (each node shows its own actors and the cluster's names):");
+        for (n, listen) in [
+            (&a, listen.as_str()),
+            (&b, "127.0.0.1:0"),
+            (&c, "127.0.0.1:0"),
+            (&x, "127.0.0.1:0"),
+        ] {
+            let page = n.serve_dashboard(listen).await?;
+            println!("  {}: {}", n.id(), page.url());
+            dashboards.push(page);
+        }
+    }
 
     let tally = a.spawn_named("tally", Tally::default()).await?;
     println!("spawned actor {} on {} as \"tally\"", tally.id(), a.id());
@@ -213,20 +251,40 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // a -> b -> c inside home, out to x (by address: x is not a member),
-    // back to a by address, three times over.
+    // back to a by address, three times over (with a dashboard, until
+    // Ctrl-C, slowly enough to watch).
     let tcp = |n: &Node| -> Result<Destination, Box<dyn std::error::Error>> {
         Ok(format!("tcp://{}", addr(n)?).parse()?)
     };
-    let mut route: Vec<Destination> = Vec::new();
-    for _ in 0..3 {
-        route.extend([b.id().into(), c.id().into(), tcp(&x)?, tcp(&a)?]);
-    }
+    let round: [Destination; 4] = [b.id().into(), c.id().into(), tcp(&x)?, tcp(&a)?];
+    let route = round.into_iter().cycle();
+    let (route, pause): (Box<dyn Iterator<Item = Destination>>, _) = match &dashboard {
+        None => (Box::new(route.take(12)), Duration::from_millis(40)),
+        Some(_) => (Box::new(route), Duration::from_secs(1)),
+    };
+    // Only with a dashboard: a plain run keeps Ctrl-C's default.
+    let mut ctrl_c = dashboard
+        .as_ref()
+        .map(|_| Box::pin(tokio::signal::ctrl_c()));
 
     println!("\nmigrating under load (inside the cluster, out to the other cluster, back):");
+    if dashboard.is_some() {
+        println!("  (a move a second until Ctrl-C)");
+    }
     let mut problems: Vec<String> = Vec::new();
     let mut freezes = Vec::new();
-    for (i, dest) in route.into_iter().enumerate() {
-        tokio::time::sleep(Duration::from_millis(40)).await;
+    for (i, dest) in route.enumerate() {
+        if let Some(ctrl_c) = &mut ctrl_c {
+            tokio::select! {
+                _ = ctrl_c => {
+                    println!("\nCtrl-C: the moves stop");
+                    break;
+                }
+                () = tokio::time::sleep(pause) => {}
+            }
+        } else {
+            tokio::time::sleep(pause).await;
+        }
         let report = match a.migrate(&tally, dest.clone()).await {
             Ok(report) => report,
             Err(e) => {
@@ -322,6 +380,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(e) => problems.push(format!("the tally did not answer: {e}")),
     }
 
+    drop(dashboards);
     for n in [&a, &b, &c, &x] {
         n.shutdown().await;
     }

@@ -172,12 +172,15 @@ extern crate self as mobility;
 //   proto    ids, errors, wire types and the pure core (`mobility-proto`)
 //
 // with `events` (event managers) and `supervisor` (supervision trees) on
-// top, built from the public API of the node, and `fuzzing` on top of them
-// all: hidden entry points for `fuzz/`.
+// top, built from the public API of the node, then `dashboard` (feature
+// `dashboard`: a node's live web page, built on the node's observation
+// API), and `fuzzing` on top of them all: hidden entry points for `fuzz/`.
 //
 // `tests/layers.rs` checks that imports point down only.
 mod api;
 mod cell;
+#[cfg(feature = "dashboard")]
+pub mod dashboard;
 pub mod events;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -213,12 +216,13 @@ pub use api::reply::{DeferredReply, Reply};
 pub use mobility_macros::mobile;
 pub use mobility_net::membership::MemberEvent;
 pub use mobility_net::tcp::TcpConfig;
-pub use node::{DrainReport, Node, NodeBuilder, NodeStats};
+pub use node::{ActorInfo, DrainReport, NamedActor, Node, NodeBuilder, NodeStats};
 #[doc(hidden)]
 pub use node::{Fault, FaultDirection, FaultStep};
 pub use proto::error::{Error, ExitReason};
 pub use proto::id::{ActorId, Destination, NodeId, ParseDestinationError};
 pub use proto::migration::{MigrationFailure, MigrationPhase, MigrationReport};
+pub use proto::observe::NodeEvent;
 
 /// Everything a user of mobility needs: `use mobility::prelude::*;`.
 pub mod prelude {

@@ -42,6 +42,7 @@ mod host;
 pub(crate) mod links;
 mod members;
 pub(crate) mod network;
+mod observe;
 mod ready;
 pub(crate) mod registry;
 mod shutdown;
@@ -53,6 +54,7 @@ pub use builder::NodeBuilder;
 pub use drain::DrainReport;
 #[doc(hidden)]
 pub use faults::{Direction as FaultDirection, Fault, Step as FaultStep};
+pub use observe::{ActorInfo, NamedActor};
 
 /// Something waiting on an actor (a reply, a monitor report): failed if the
 /// node the actor lives on is lost.
@@ -75,6 +77,8 @@ pub(crate) struct NodeShared {
     forwarded: AtomicU64,
     /// Membership events, once the node has acted on them.
     member_events: tokio::sync::broadcast::Sender<MemberEvent>,
+    /// What happens on this node, for its observers (`observe.rs`).
+    events: tokio::sync::broadcast::Sender<crate::proto::observe::NodeEvent>,
     /// Set by `drain`: no actor may arrive any more.
     leaving: AtomicBool,
     /// Faults injected by tests.

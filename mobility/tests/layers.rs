@@ -14,9 +14,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The crate's top-level modules, lowest first. `sync` is a leaf utility
-/// that imports nothing of the crate. `fuzzing` (hidden entry points for
-/// the fuzz targets of `fuzz/`) sits on top: it may reach any layer, and
-/// none imports it.
+/// that imports nothing of the crate. `dashboard` (a node's web page, built
+/// on the node's public observation API) and `fuzzing` (hidden entry points
+/// for the fuzz targets of `fuzz/`) sit on top: they may reach any layer,
+/// and no layer imports them.
 const LAYERS: &[&str] = &[
     "sync",
     "proto",
@@ -26,6 +27,7 @@ const LAYERS: &[&str] = &[
     "node",
     "events",
     "supervisor",
+    "dashboard",
     "fuzzing",
 ];
 

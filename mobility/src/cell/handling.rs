@@ -15,6 +15,7 @@ use crate::mailbox::entry::LocalBody;
 use crate::mailbox::envelope::Item;
 use crate::proto::error::{Error, ExitReason};
 use crate::proto::migration::QueuedWire;
+use crate::proto::observe::NodeEvent;
 use crate::proto::wire::WireBody;
 
 impl<A: Actor> Cell<A> {
@@ -123,6 +124,7 @@ impl<A: Actor> Cell<A> {
                     Ok(Ok(())) => Ok(()),
                     Err(panic) => Err(panic),
                 };
+                self.entry.activity.count_handled();
                 if let Err(panic) = ran {
                     let reason = ExitReason::Panicked(panic_message(&*panic));
                     tracing::error!(%actor, %reason, "handler panicked; the actor is down");
@@ -272,6 +274,12 @@ impl<A: Actor> Cell<A> {
             reply.send(());
         }
         tracing::debug!(%actor, node = %self.node.id(), %reason, "actor ended");
+        self.node.emit(NodeEvent::Stopped {
+            actor,
+            type_tag: A::TYPE_TAG,
+            name: hosted.name.take(),
+            reason,
+        });
         self.mode = Mode::Stopped;
     }
 }

@@ -28,6 +28,7 @@ use crate::proto::id::{Destination, NodeId};
 use crate::proto::migration::{
     MigrationFailure, MigrationPhase, MigrationReport, QueuedWire, Snapshot,
 };
+use crate::proto::observe::NodeEvent;
 use crate::proto::wire::{HandoverFrame, Origin, PeerMsg, WireEnvelope};
 
 /// The machine as the runtime instantiates it: node ids, the refusals a
@@ -126,29 +127,23 @@ impl<A: Actor> Cell<A> {
 
     pub(super) async fn start_migration(&mut self, dest: Destination, reply: ReplyTo) {
         let actor = self.id();
-        let fail = |phase, failure| {
-            Err::<MigrationReport, _>(Error::Migration {
-                actor,
-                phase,
-                failure,
-            })
-        };
+        let invalid = MigrationPhase::Validate;
         // A `tcp://` destination is dialed here, at this message boundary and
         // before the freeze: nothing is captured until the link is up.
         let dest = match self.node.resolve(&dest).await {
             Ok(node) => node,
-            Err(failure) => return reply.send(fail(MigrationPhase::Validate, failure)),
+            Err(failure) => return self.migration_failed(reply, dest, invalid, failure),
         };
         if dest == *self.node.id() {
-            let failure = MigrationFailure::AlreadyThere(dest);
-            return reply.send(fail(MigrationPhase::Validate, failure));
+            let failure = MigrationFailure::AlreadyThere(dest.clone());
+            return self.migration_failed(reply, dest.into(), invalid, failure);
         }
         if !self.node.has_peer(&dest) {
             let failure = MigrationFailure::Unreachable(format!(
                 "destination {dest} is not linked to node {}",
                 self.node.id()
             ));
-            return reply.send(fail(MigrationPhase::Validate, failure));
+            return self.migration_failed(reply, dest.into(), invalid, failure);
         }
         let Mode::Hosting(mut hosted) = std::mem::replace(&mut self.mode, Mode::Stopped) else {
             return;
@@ -158,7 +153,8 @@ impl<A: Actor> Cell<A> {
             .await;
         if let Err(panic) = departed {
             let reason = ExitReason::Panicked(panic_message(&*panic));
-            reply.send(fail(MigrationPhase::Capture, MigrationFailure::Stopped));
+            let failure = MigrationFailure::Stopped;
+            self.migration_failed(reply, dest.into(), MigrationPhase::Capture, failure);
             self.exit(hosted, reason, None).await;
             return;
         }
@@ -167,8 +163,8 @@ impl<A: Actor> Cell<A> {
         let arbitrated = self.node.is_cluster_node(&dest);
         let Some(epoch) = self.handover.begin(dest.clone(), self.now(), arbitrated) else {
             self.mode = Mode::Hosting(hosted);
-            let failure = MigrationFailure::AlreadyThere(dest);
-            return reply.send(fail(MigrationPhase::Validate, failure));
+            let failure = MigrationFailure::AlreadyThere(dest.clone());
+            return self.migration_failed(reply, dest.into(), invalid, failure);
         };
 
         // Freeze: from here on, nothing is handled until the machine says.
@@ -185,10 +181,8 @@ impl<A: Actor> Cell<A> {
                     captured_held: captured.held,
                     arrived: Vec::new(),
                 }));
-                reply.send(fail(
-                    MigrationPhase::Capture,
-                    MigrationFailure::Codec(error.to_string()),
-                ));
+                let failure = MigrationFailure::Codec(error.to_string());
+                self.migration_failed(reply, dest.into(), MigrationPhase::Capture, failure);
                 self.handover
                     .prepare_not_sent(Failure::Refused(MigrationFailure::Stopped));
                 return self.perform().await;
@@ -387,13 +381,7 @@ impl<A: Actor> Cell<A> {
                     Failure::Fenced => MigrationFailure::Fenced,
                 };
                 tracing::warn!(%actor, to = %pending.dest, epoch = pending.epoch, %phase, %failure, "migration failed");
-                pending
-                    .reply
-                    .send(Err::<MigrationReport, _>(Error::Migration {
-                        actor,
-                        phase,
-                        failure,
-                    }));
+                self.migration_failed(pending.reply, pending.dest.into(), phase, failure);
             }
             Ok(_) => {
                 let Some(pending) = self.pending.as_mut() else {
@@ -466,6 +454,9 @@ impl<A: Actor> Cell<A> {
             forwarded = report.forwarded_messages,
             "actor migrated"
         );
+        self.node.emit(NodeEvent::Departed {
+            report: report.clone(),
+        });
         pending.reply.send(Ok::<_, Error>(report));
     }
 
@@ -608,6 +599,13 @@ impl<A: Actor> Cell<A> {
         self.entry.hosting.store(true, Ordering::Release);
         self.node
             .announce_hosting(self.entry.id, epoch, hosted.name.as_deref(), A::TYPE_TAG);
+        self.node.emit(NodeEvent::Arrived {
+            actor: self.entry.id,
+            type_tag: A::TYPE_TAG,
+            name: hosted.name.clone(),
+            from: source.clone(),
+            epoch,
+        });
         if !hosted.queue.is_empty() {
             self.first_notice = Some((source, epoch));
         }

@@ -10,6 +10,7 @@ use crate::mailbox::host::Router;
 use crate::proto::error::{Error, ExitReason};
 use crate::proto::id::{ActorId, Destination, NodeId, Route};
 use crate::proto::migration::MigrationFailure;
+use crate::proto::observe::NodeEvent;
 use crate::proto::wire::{PeerMsg, WireEnvelope};
 
 /// A boxed future borrowing the node.
@@ -80,4 +81,6 @@ pub(crate) trait CellHost: Router {
     fn calls_on_caller_task(&self) -> bool;
     /// The cell of `id` finished: forget its entry.
     fn cell_finished(&self, id: ActorId);
+    /// Tells the node's observers what happened to this cell's actor.
+    fn emit(&self, event: NodeEvent);
 }

@@ -25,6 +25,7 @@ mod handover;
 mod host;
 pub(crate) use self::host::{CellHost, NodeFuture, NodeRef};
 mod hosted;
+mod observed;
 mod queued;
 mod routing;
 
@@ -51,6 +52,7 @@ use crate::mailbox::entry::{Entry, Route};
 pub(crate) use crate::mailbox::envelope::{Control, Envelope, Item, NetControl, Numbered};
 use crate::proto::error::ExitReason;
 use crate::proto::id::{ActorId, NodeId};
+use crate::proto::observe::NodeEvent;
 use crate::proto::wire::{Origin, PeerMsg};
 
 /// How many state changes in a row `on_enter` may cause before the cell
@@ -198,6 +200,11 @@ impl<A: Actor> Cell<A> {
                         hosted.name.as_deref(),
                         A::TYPE_TAG,
                     );
+                    self.node.emit(NodeEvent::Spawned {
+                        actor: self.entry.id,
+                        type_tag: A::TYPE_TAG,
+                        name: hosted.name.clone(),
+                    });
                     self.mode = Mode::Hosting(hosted);
                     if state_machine {
                         self.enter_state(true).await;
@@ -217,6 +224,7 @@ impl<A: Actor> Cell<A> {
             }
             if let Mode::Hosting(hosted) = &mut self.mode {
                 if let Some(item) = hosted.queue.pop_front() {
+                    self.entry.activity.set_in_cell(hosted.queue.len());
                     self.handle(item).await;
                     if let Some((source, epoch)) = self.first_notice.take() {
                         let actor = self.id();
@@ -238,6 +246,8 @@ impl<A: Actor> Cell<A> {
                     continue;
                 }
             }
+            // Nothing ready to handle (or not hosting): none waits in the cell.
+            self.entry.activity.set_in_cell(0);
             let wakeup = self.next_wakeup();
             let lent = match self.lend_idle_actor() {
                 Lend::Lent => true,
@@ -415,6 +425,7 @@ impl<A: Actor> Cell<A> {
 
     /// Gives a local message its number in this node's stream.
     fn number(&mut self, envelope: Envelope<A>) -> Numbered<A> {
+        self.entry.activity.taken();
         match envelope {
             Envelope::Local {
                 body,

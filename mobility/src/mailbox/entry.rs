@@ -16,6 +16,7 @@ use crate::api::deadline::Deadlines;
 pub(crate) use crate::api::host::LocalBody;
 use crate::api::host::{Host, Mailbox};
 use crate::api::reply::{ReplyResult, ReplySender, ReplyTo};
+use crate::mailbox::activity::Activity;
 use crate::mailbox::direct::DirectSend;
 use crate::mailbox::envelope::{Control, Envelope, NetControl};
 use crate::mailbox::host::{Lent, Router};
@@ -51,6 +52,8 @@ pub(crate) struct Entry<A: Actor> {
     pub(crate) stall: Option<mobility_net::membership::StallGuard>,
     /// The actor, while it is idle here and lent to callers (see `idle.rs`).
     pub(crate) idle: IdleSlot<Box<dyn Lent<A>>>,
+    /// What observers are told of the actor here (see `activity.rs`).
+    pub(crate) activity: Activity,
 }
 
 impl<A: Actor> Entry<A> {
@@ -101,6 +104,9 @@ impl<A: Actor> Entry<A> {
             .handle_now(msg, ReplyTo::local(self.id, Some(tx)))
         {
             Ok(call_cell) => {
+                // While `lent` is held this caller owns the actor (see
+                // `activity.rs`).
+                self.activity.count_handled();
                 if call_cell {
                     lent.call_cell();
                 }
@@ -116,7 +122,11 @@ impl<A: Actor> Entry<A> {
         &self,
         envelope: Envelope<A>,
     ) -> Result<(), mpsc::error::SendError<Envelope<A>>> {
-        self.tx.send(envelope)?;
+        self.activity.putting();
+        if let Err(refused) = self.tx.send(envelope) {
+            self.activity.taken();
+            return Err(refused);
+        }
         self.idle.mailbox_used();
         Ok(())
     }
@@ -157,6 +167,10 @@ impl<A: Actor> Entry<A> {
 /// The untyped face of an entry, for the node's tables and its links.
 pub(crate) trait ErasedEntry: Send + Sync {
     fn type_tag(&self) -> &'static str;
+    /// The actor's Rust type, as `std::any::type_name` says it.
+    fn rust_type(&self) -> &'static str;
+    /// What observers are told of the actor here.
+    fn activity(&self) -> &Activity;
     fn deliver(&self, envelope: WireEnvelope) -> Result<(), WireEnvelope>;
     fn control(&self, control: NetControl);
     fn exit_reason(&self) -> Option<ExitReason>;
@@ -184,6 +198,14 @@ pub(crate) type MigrateFuture = std::pin::Pin<
 impl<A: Actor> ErasedEntry for Entry<A> {
     fn type_tag(&self) -> &'static str {
         A::TYPE_TAG
+    }
+
+    fn rust_type(&self) -> &'static str {
+        std::any::type_name::<A>()
+    }
+
+    fn activity(&self) -> &Activity {
+        &self.activity
     }
 
     fn deliver(&self, envelope: WireEnvelope) -> Result<(), WireEnvelope> {

@@ -298,6 +298,7 @@ impl NodeBuilder {
                 name_claims: Mutex::new(HashMap::new()),
                 forwarded: AtomicU64::new(0),
                 member_events: tokio::sync::broadcast::channel(256).0,
+                events: tokio::sync::broadcast::channel(observe::EVENT_BUFFER).0,
                 leaving: AtomicBool::new(false),
                 faults: faults::Faults::default(),
                 runtime: tokio::runtime::Handle::current(),

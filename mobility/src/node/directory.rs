@@ -248,6 +248,48 @@ impl Directory {
             .min_by_key(|entry| entry.actor)
     }
 
+    /// Every name the cluster's members publish, with its actor and the
+    /// node hosting it now, sorted by name. A name seen twice (a move in
+    /// progress, or two grants after a join) resolves as in `find_name`.
+    pub(crate) fn names(&self) -> Vec<(String, NameEntry)> {
+        let mut names: std::collections::BTreeMap<String, NameEntry> = Default::default();
+        for member in self.members() {
+            for (key, value) in &member.values {
+                let Some(name) = key.strip_prefix("n:") else {
+                    continue;
+                };
+                let Some((actor, type_tag)) = value.split_once(' ') else {
+                    continue;
+                };
+                let Some(actor) = ActorId::parse(actor) else {
+                    continue;
+                };
+                let seen = NameEntry {
+                    actor,
+                    type_tag: type_tag.to_owned(),
+                    node: member.id.clone(),
+                };
+                names
+                    .entry(name.to_owned())
+                    .and_modify(|kept| {
+                        if seen.actor < kept.actor {
+                            *kept = seen.clone();
+                        }
+                    })
+                    .or_insert(seen);
+            }
+        }
+        names
+            .into_iter()
+            .map(|(name, mut entry)| {
+                if let Some((node, _)) = self.locate(entry.actor) {
+                    entry.node = node;
+                }
+                (name, entry)
+            })
+            .collect()
+    }
+
     /// How many actors each live member that is not leaving hosts.
     pub(crate) fn load(&self) -> Vec<(NodeId, usize)> {
         self.members()

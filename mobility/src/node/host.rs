@@ -219,4 +219,8 @@ impl CellHost for NodeShared {
     fn cell_finished(&self, id: ActorId) {
         self.node().cell_finished(id);
     }
+
+    fn emit(&self, event: crate::proto::observe::NodeEvent) {
+        self.node().emit(event);
+    }
 }

@@ -37,6 +37,7 @@ pub(crate) async fn follow(node: Weak<NodeShared>, mut events: broadcast::Receiv
             return;
         }
         node.on_member_event(&event);
+        node.emit(crate::proto::observe::NodeEvent::Member(event.clone()));
         let _ = node.shared.member_events.send(event);
     }
 }

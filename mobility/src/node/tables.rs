@@ -72,6 +72,7 @@ impl Node {
             direct: Mutex::new(direct),
             stall: self.shared.stall.clone(),
             idle: IdleSlot::default(),
+            activity: Default::default(),
         });
         write(&self.shared.entries).insert(id, entry.clone());
         let cell = Cell::new(
@@ -126,6 +127,7 @@ impl Node {
                 direct_on: AtomicBool::new(false),
                 stall: self.shared.stall.clone(),
                 idle: IdleSlot::default(),
+                activity: Default::default(),
             }));
         }
         // Check again under the write lock so two decoders make one slot.
