@@ -27,7 +27,7 @@ mod node;
 mod proto;
 mod sync;
 
-pub use api::{actor, context, fsm, handle};
+pub use api::{actor, context, fsm, handle, metrics};
 pub use proto::migration;
 
 pub use api::actor::{Actor, Migratable, Mobile};

@@ -41,6 +41,7 @@ mod frames;
 mod host;
 pub(crate) mod links;
 mod members;
+mod meters;
 pub(crate) mod network;
 mod observe;
 pub(crate) mod registry;
@@ -76,6 +77,7 @@ pub(crate) struct NodeShared {
     member_events: tokio::sync::broadcast::Sender<MemberEvent>,
     /// What happens on this node, for its observers (`observe.rs`).
     events: tokio::sync::broadcast::Sender<crate::proto::observe::NodeEvent>,
+    meters: meters::NodeMeters,
     /// Set by `drain`: no actor may arrive any more.
     leaving: AtomicBool,
     /// Faults injected by tests.

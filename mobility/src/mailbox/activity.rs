@@ -1,5 +1,6 @@
 //! What a slot counts for observers (`Node::actors`): how many messages
-//! wait for the actor and how many it handled here.
+//! wait for the actor and how many it handled here; and what it records
+//! through the metrics facade per handled message (`api::metrics`).
 //!
 //! Every count is a relaxed atomic: observers read a moment's picture, and
 //! nothing on a message's path waits for them. The counters sit on a cache
@@ -7,10 +8,14 @@
 //! slow down the readers of the entry's other fields.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::api::metrics::TypeMeters;
 
 /// An actor's counts on one node.
 #[repr(align(64))]
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Activity {
     /// Envelopes put in the mailbox and not yet taken out by the cell.
     in_mailbox: AtomicUsize,
@@ -18,9 +23,31 @@ pub(crate) struct Activity {
     in_cell: AtomicUsize,
     /// Messages (requests, casts, timers) handled on this node.
     handled: AtomicU64,
+    /// The metrics of the actor's type on this node.
+    meters: Arc<TypeMeters>,
 }
 
 impl Activity {
+    pub(crate) fn new(meters: Arc<TypeMeters>) -> Self {
+        Activity {
+            in_mailbox: AtomicUsize::new(0),
+            in_cell: AtomicUsize::new(0),
+            handled: AtomicU64::new(0),
+            meters,
+        }
+    }
+
+    /// A handler is about to run: when, if handlers are timed.
+    pub(crate) fn handler_starts(&self) -> Option<Instant> {
+        self.meters.handler_starts()
+    }
+
+    /// A handler begun at `started` ran: counted here and in the metrics.
+    pub(crate) fn handler_ran(&self, started: Option<Instant>) {
+        self.count_handled();
+        self.meters.handler_ran(started);
+    }
+
     /// An envelope is about to go into the mailbox (counted first, so that
     /// the cell taking it out never sees the count below zero).
     pub(crate) fn putting(&self) {
@@ -42,7 +69,7 @@ impl Activity {
     /// caller it is lent to) counts, one at a time, and ownership passes
     /// through the idle slot's sequentially consistent word: a plain load
     /// and store are enough, no read-modify-write.
-    pub(crate) fn count_handled(&self) {
+    fn count_handled(&self) {
         self.handled
             .store(self.handled.load(Relaxed).wrapping_add(1), Relaxed);
     }
@@ -66,7 +93,7 @@ mod tests {
 
     #[test]
     fn depth_counts_the_mailbox_and_the_cells_queue() {
-        let activity = Activity::default();
+        let activity = Activity::new(Arc::new(TypeMeters::noop("n", "t")));
         activity.putting();
         activity.putting();
         activity.set_in_cell(3);
@@ -74,8 +101,8 @@ mod tests {
         activity.taken();
         activity.set_in_cell(0);
         assert_eq!(activity.depth(), 1);
-        activity.count_handled();
-        activity.count_handled();
+        activity.handler_ran(activity.handler_starts());
+        activity.handler_ran(None);
         assert_eq!(activity.handled(), 2);
     }
 }

@@ -10,6 +10,7 @@ pub(super) struct Config {
     pub(super) migration_timeout: Duration,
     pub(super) forwarder_idle: Duration,
     pub(super) calls_on_caller_task: bool,
+    pub(super) metrics_interval: Duration,
 }
 
 /// Settings of the node's cluster membership.
@@ -44,6 +45,7 @@ impl NodeBuilder {
                 migration_timeout: Duration::from_secs(10),
                 forwarder_idle: Duration::from_secs(30),
                 calls_on_caller_task: true,
+                metrics_interval: Duration::from_secs(1),
             },
             cluster: None,
             listen: None,
@@ -172,6 +174,15 @@ impl NodeBuilder {
         self
     }
 
+    /// How often the node publishes its sampled metrics (gauges such as
+    /// mailbox depth and cluster members, and the counters it keeps itself)
+    /// to the `metrics` recorder, if one is installed when the node starts
+    /// (see [`mobility::metrics`](crate::metrics)). Default: 1 s.
+    pub fn metrics_interval(mut self, every: Duration) -> Self {
+        self.config.metrics_interval = every.max(Duration::from_millis(1));
+        self
+    }
+
     /// Limits and timeouts of TCP links (frame size, handshake time,
     /// connection count, idle time, reconnection).
     pub fn tcp_config(mut self, config: TcpConfig) -> Self {
@@ -256,6 +267,7 @@ impl NodeBuilder {
                 forwarded: AtomicU64::new(0),
                 member_events: tokio::sync::broadcast::channel(256).0,
                 events: tokio::sync::broadcast::channel(observe::EVENT_BUFFER).0,
+                meters: meters::NodeMeters::new(&id),
                 leaving: AtomicBool::new(false),
                 faults: faults::Faults::default(),
                 runtime: tokio::runtime::Handle::current(),
@@ -287,6 +299,7 @@ impl NodeBuilder {
             let members = directory.subscribe();
             tokio::spawn(members::follow(Arc::downgrade(&node.shared), members));
         }
+        node.start_metrics_sampler();
         Ok(node)
     }
 }
