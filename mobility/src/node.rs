@@ -607,7 +607,8 @@ impl Node {
             .is_some_and(|e| e.is_hosting())
     }
 
-    /// The actors active on this node right now.
+    /// The ids of the actors active on this node right now ([`Node::actors`]
+    /// tells more of each, and gives handles).
     pub fn hosted(&self) -> Vec<ActorId> {
         read(&self.shared.entries)
             .iter()
