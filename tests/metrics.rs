@@ -230,3 +230,37 @@ async fn a_migration_moves_the_metrics_of_both_nodes() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_node_told_not_to_record_records_nothing() {
+    recorder();
+    let node = Node::builder()
+        .id("quiet")
+        .metrics_interval(Duration::from_millis(10))
+        .record_metrics(false)
+        .start()
+        .await
+        .expect("node starts");
+    let counter = node.spawn(Counter::default()).await.expect("spawn");
+    for n in 0..5 {
+        counter.add(n).await.expect("add");
+    }
+    // A node that records samples every 10 ms: a few periods later, a
+    // quiet one has still published nothing (the same path as a node
+    // started without any recorder).
+    let loud = self::node("loud").await;
+    wait_for("the recording node to sample its peers gauge", || {
+        gauge(names::PEERS, &[("node", "loud")]).is_some()
+    })
+    .await;
+    let labels = [
+        ("node", "quiet"),
+        ("actor_type", <Counter as Actor>::TYPE_TAG),
+    ];
+    assert_eq!(counted(names::MESSAGES_HANDLED, &labels), 0);
+    assert!(histogram(names::HANDLER_SECONDS, &labels).is_empty());
+    assert_eq!(counted(names::ACTORS_SPAWNED, &labels), 0);
+    assert_eq!(gauge(names::PEERS, &[("node", "quiet")]), None);
+    node.shutdown().await;
+    loud.shutdown().await;
+}

@@ -3,7 +3,9 @@
 //! `metrics-exporter-prometheus`) **before starting the node**, and they
 //! appear there. Without a recorder nothing is recorded and nothing is
 //! measured: no clock is read around handlers and no task samples the
-//! gauges.
+//! gauges. (A node sees a recorder by its size, the facade's no-op one
+//! being zero-sized; for a recorder of a zero-sized type, say
+//! [`NodeBuilder::record_metrics(true)`](crate::NodeBuilder::record_metrics).)
 //!
 //! Every metric carries the label `node` (the node id); those about actors
 //! also carry `actor_type` (the type tag). Handles are made once per node

@@ -11,6 +11,8 @@ pub(super) struct Config {
     pub(super) forwarder_idle: Duration,
     pub(super) calls_on_caller_task: bool,
     pub(super) metrics_interval: Duration,
+    /// Whether to record metrics; `None`: if a recorder is installed.
+    pub(super) record_metrics: Option<bool>,
 }
 
 /// Settings of the node's cluster membership.
@@ -46,6 +48,7 @@ impl NodeBuilder {
                 forwarder_idle: Duration::from_secs(30),
                 calls_on_caller_task: true,
                 metrics_interval: Duration::from_secs(1),
+                record_metrics: None,
             },
             cluster: None,
             listen: None,
@@ -183,6 +186,17 @@ impl NodeBuilder {
         self
     }
 
+    /// Whether the node records metrics (see
+    /// [`mobility::metrics`](crate::metrics)). Default: if a `metrics`
+    /// recorder is installed when the node starts. The check cannot see a
+    /// recorder of a zero-sized type (one that keeps its state in statics):
+    /// say `true` for such a recorder; `false` records nothing whatever is
+    /// installed.
+    pub fn record_metrics(mut self, enabled: bool) -> Self {
+        self.config.record_metrics = Some(enabled);
+        self
+    }
+
     /// Limits and timeouts of TCP links (frame size, handshake time,
     /// connection count, idle time, reconnection).
     pub fn tcp_config(mut self, config: TcpConfig) -> Self {
@@ -267,7 +281,7 @@ impl NodeBuilder {
                 forwarded: AtomicU64::new(0),
                 member_events: tokio::sync::broadcast::channel(256).0,
                 events: tokio::sync::broadcast::channel(observe::EVENT_BUFFER).0,
-                meters: meters::NodeMeters::new(&id),
+                meters: meters::NodeMeters::new(&id, self.config.record_metrics),
                 leaving: AtomicBool::new(false),
                 faults: faults::Faults::default(),
                 runtime: tokio::runtime::Handle::current(),

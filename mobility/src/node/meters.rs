@@ -3,8 +3,8 @@
 //! counters, and a sampler task for the gauges and the node's own counters.
 //!
 //! Everything here is decided once, at the node's start: without a
-//! recorder then, the handles are no-ops, frame bytes are not counted and
-//! no sampler runs.
+//! recorder then (or with `NodeBuilder::record_metrics(false)`), the
+//! handles are no-ops, frame bytes are not counted and no sampler runs.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -26,9 +26,11 @@ pub(crate) struct NodeMeters {
 }
 
 impl NodeMeters {
-    pub(super) fn new(node: &NodeId) -> Self {
+    /// `forced`: what the builder said, if anything (see
+    /// `NodeBuilder::record_metrics`).
+    pub(super) fn new(node: &NodeId, forced: Option<bool>) -> Self {
         NodeMeters {
-            recording: recorder_installed(),
+            recording: forced.unwrap_or_else(recorder_installed),
             node: node.to_string(),
             bytes_sent: AtomicU64::new(0),
             bytes_received: AtomicU64::new(0),
