@@ -319,6 +319,24 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         tokio::spawn(client(node.clone(), every));
     }
 
+    // Ctrl-C or SIGTERM: drain this node (its actors move to the other
+    // members), leave the cluster, exit; a second signal cuts it short.
+    tokio::spawn({
+        let node = node.clone();
+        async move {
+            match node.shutdown_on_signal().await {
+                Ok(report) => println!(
+                    "signal: drained {} actor(s) in {:.1?}; node {} left the cluster",
+                    report.moved.len(),
+                    report.took,
+                    node.id()
+                ),
+                Err(e) => println!("signal: node {} stopped: {e}", node.id()),
+            }
+            std::process::exit(0);
+        }
+    });
+
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     loop {
         let line = match lines.next_line().await {

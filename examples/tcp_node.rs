@@ -197,6 +197,17 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         None
     };
 
+    // Ctrl-C or SIGTERM: this node is in no cluster, so its actors stop
+    // with it (type `drain DEST` first to keep them).
+    tokio::spawn({
+        let node = node.clone();
+        async move {
+            let _ = node.shutdown_on_signal().await;
+            println!("signal: node {} stopped", node.id());
+            std::process::exit(0);
+        }
+    });
+
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     while let Some(line) = lines.next_line().await? {
         let mut words = line.split_whitespace();
@@ -216,6 +227,27 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                         pinger.location(),
                         pinger.pings().await
                     );
+                }
+            }
+            (Some("drain"), Some(dest)) => {
+                let dest: Destination = match dest.parse() {
+                    Ok(dest) => dest,
+                    Err(e) => {
+                        println!("{e}");
+                        continue;
+                    }
+                };
+                match node.drain_to(dest).await {
+                    Ok(report) => {
+                        println!(
+                            "drained: {} actor(s) moved in {:.1?}; node {} stopped",
+                            report.moved.len(),
+                            report.took,
+                            node.id()
+                        );
+                        return Ok(());
+                    }
+                    Err(e) => println!("drain failed: {e}"),
                 }
             }
             (Some(command @ ("send_me" | "migrate")), Some(dest)) => {
@@ -242,7 +274,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                     }
                 }
             }
-            _ => println!("commands: send_me DEST | migrate DEST | status | quit"),
+            _ => println!("commands: send_me DEST | migrate DEST | drain DEST | status | quit"),
         }
     }
     node.shutdown().await;

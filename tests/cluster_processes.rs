@@ -145,9 +145,28 @@ impl NodeProcess {
         self.child.wait().expect("reap the node's process");
     }
 
+    /// Sends SIGTERM, as a service manager stopping it would.
+    fn terminate(&mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM {} failed", self.name);
+    }
+
+    /// Waits for the process to exit on its own, successfully.
+    fn wait_exit(mut self) {
+        self.stdin = None;
+        self.wait_success();
+    }
+
     /// Types `quit` and waits for a clean exit.
     fn quit(mut self) {
         self.send("quit");
+        self.wait_success();
+    }
+
+    fn wait_success(&mut self) {
         let deadline = Instant::now() + PATIENCE;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -189,6 +208,49 @@ fn a_three_process_cluster_moves_the_greeter_and_reports_a_killed_node() {
 #[test]
 fn a_call_from_the_former_host_of_an_actor_on_a_killed_node_says_it_is_down() {
     scenario("former-host", true);
+}
+
+/// SIGTERM to the process hosting the greeter: it drains (the greeter moves
+/// to the other member with its count), leaves, and exits 0; the other
+/// node's client keeps being answered, never told the actor is down.
+#[cfg(unix)]
+#[test]
+fn a_sigterm_drains_the_node_before_it_leaves() {
+    let mut a = NodeProcess::start("sigterm", "a", &[]);
+    let seed = join_addr(&a.wait_for("others join with --join "));
+    a.wait_for("spawned the greeter");
+    let mut b = NodeProcess::start("sigterm", "b", &["--join", &seed, "--client-ms", "100"]);
+    b.wait_for("others join with --join ");
+    b.ask_until("members", MEMBERS, |l| l == "members (2): a, b");
+    b.wait_until("b's client answered by a", |l| {
+        l.starts_with("client: greeting") && l.ends_with("answered by a")
+    });
+
+    a.terminate();
+    let drained = a.wait_for("signal: ");
+    assert!(
+        drained.starts_with("signal: drained 1 actor(s)"),
+        "{drained}"
+    );
+    a.wait_exit();
+    b.wait_for("member left: a");
+    b.wait_until("b's client answered by b", |l| {
+        l.starts_with("client: greeting") && l.ends_with("answered by b")
+    });
+    let answer = b.ask("where", &["where"]);
+    assert!(
+        answer.starts_with("where: the greeter runs on b"),
+        "{answer}"
+    );
+    // The client never saw the actor down across the move.
+    assert!(
+        !b.seen
+            .iter()
+            .any(|l| l.starts_with("client: ") && l.contains("failed")),
+        "{:?}",
+        b.seen
+    );
+    b.quit();
 }
 
 /// Three nodes of `cluster`; with `check_former_host`, b (which the actor

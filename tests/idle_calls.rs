@@ -230,11 +230,8 @@ async fn a_stop_or_a_move_asked_on_the_callers_task_is_carried_out() {
 #[tokio::test]
 async fn a_reply_deferred_on_the_callers_task_is_answered_later() {
     let node = node("solo").await;
-    let ledger = node
-        .spawn(Ledger::default())
-        .await
-        .expect("spawn")
-        .with_timeout(Duration::from_secs(30));
+    // No explicit timeout: a call with one is never run on the caller's task.
+    let ledger = node.spawn(Ledger::default()).await.expect("spawn");
     eventually_async("the actor is idle", || {
         CALLER.scope(1, async { ledger.whose_task().await == Ok(Some(1)) })
     })
@@ -249,12 +246,9 @@ async fn a_reply_deferred_on_the_callers_task_is_answered_later() {
     .await;
     assert_eq!(waiter.await.expect("join"), Ok(42));
 
-    // A deferred reply still waits within the caller's timeout.
+    // A deferred reply that never comes ends the wait at the caller's
+    // timeout.
     let quick = ledger.with_timeout(Duration::from_millis(50));
-    eventually_async("the actor is idle", || {
-        CALLER.scope(1, async { ledger.whose_task().await == Ok(Some(1)) })
-    })
-    .await;
     assert_eq!(
         quick.wait().await,
         Err(Error::Timeout {
@@ -345,4 +339,63 @@ async fn a_request_waits_for_its_senders_messages_still_on_their_way_after_a_mov
     for node in &nodes {
         node.shutdown().await;
     }
+}
+
+/// Takes `ms` of wall time on whatever thread runs it.
+#[mobile]
+#[derive(Default)]
+pub struct Slow {
+    handled: u64,
+}
+
+#[mobile]
+impl Slow {
+    pub fn take(&mut self, ms: u64) -> u64 {
+        std::thread::sleep(Duration::from_millis(ms));
+        self.handled += 1;
+        self.handled
+    }
+
+    pub fn handled(&self) -> u64 {
+        self.handled
+    }
+
+    pub fn whose_task(&self) -> Option<u32> {
+        CALLER.try_with(|caller| *caller).ok()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_with_a_timeout_returns_by_it_even_from_a_plain_handler() {
+    let node = node("a").await;
+    let slow = node.spawn(Slow::default()).await.expect("spawn");
+    // Idle: plain calls without a timeout now run on the caller's task.
+    eventually_async("the actor is idle", || {
+        CALLER.scope(1, async { slow.whose_task().await == Ok(Some(1)) })
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let answer = slow
+        .with_timeout(Duration::from_millis(100))
+        .take(1_500)
+        .await;
+    let waited = started.elapsed();
+    assert!(
+        matches!(answer, Err(Error::Timeout { after, .. }) if after == Duration::from_millis(100)),
+        "{answer:?}"
+    );
+    // Well before the handler's 1.5 s: the wait was cut at the timeout.
+    assert!(waited < Duration::from_millis(1_000), "waited {waited:?}");
+    // The timed-out request stayed queued and was handled after all.
+    eventually_async("the timed-out request handled", || async {
+        slow.handled().await == Ok(1)
+    })
+    .await;
+    // Without an explicit timeout the same handler runs on the caller's
+    // task again once the actor is idle, to its end.
+    eventually_async("the actor is idle again", || {
+        CALLER.scope(1, async { slow.whose_task().await == Ok(Some(1)) })
+    })
+    .await;
+    assert_eq!(slow.take(10).await, Ok(2));
 }

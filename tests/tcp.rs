@@ -394,13 +394,13 @@ async fn a_lost_node_is_reported_to_monitors_and_callers() {
     assert_eq!(remote.deposit(1).await, Ok(1));
     let monitor = remote.monitor();
     a.fault_block(b.id(), true);
-    assert_eq!(monitor.await, ExitReason::NodeDown(b.id().clone()));
+    assert_eq!(monitor.await, ExitReason::LinkLost(b.id().clone()));
     let err = remote.balance().await.expect_err("b is unreachable");
     assert!(
         matches!(
             err,
             Error::ActorDown {
-                reason: ExitReason::NodeDown(_),
+                reason: ExitReason::LinkLost(_),
                 ..
             }
         ),

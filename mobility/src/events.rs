@@ -104,6 +104,7 @@ pub trait EventHandler<E>: Mobile {
 /// An event handler type registered for events `E` (implemented by
 /// [`event_handler!`](crate::event_handler); only registered types can be
 /// added to a manager, so every node with the same build can rebuild them).
+#[doc(hidden)]
 pub trait RegisteredHandler<E: Event>: EventHandler<E> {
     /// Stable tag of the handler type.
     const TAG: &'static str;
@@ -111,6 +112,7 @@ pub trait RegisteredHandler<E: Event>: EventHandler<E> {
 
 /// One registered event handler type. Submitted by
 /// [`event_handler!`](crate::event_handler) through `inventory`.
+#[doc(hidden)]
 pub struct HandlerType {
     event: fn() -> TypeId,
     tag: &'static str,
@@ -255,6 +257,7 @@ impl<E: Event, H: RegisteredHandler<E>> ErasedHandler<E> for H {
 /// A handler as it travels: in a message that adds it, and in the
 /// manager's state when it migrates.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[doc(hidden)]
 pub struct HandlerWire {
     id: String,
     tag: String,

@@ -44,7 +44,9 @@ mod members;
 mod meters;
 pub(crate) mod network;
 mod observe;
+mod ready;
 pub(crate) mod registry;
+mod shutdown;
 mod tables;
 
 use builder::Config;
@@ -107,6 +109,10 @@ pub(crate) struct NodeShared {
     closed_epochs: Mutex<HashMap<ActorId, u64>>,
     /// Members declared failed (until a new incarnation joins).
     failed_members: Mutex<HashSet<NodeId>>,
+    /// Why the links to nodes lost lately went (`NodeDown` for a node known
+    /// to have shut down, `LinkLost` otherwise): what later senders to them
+    /// are told. Bounded: cleared past a few thousand entries.
+    lost_peers: Mutex<HashMap<NodeId, ExitReason>>,
     /// Whether `failed_members` has anyone.
     any_failed: AtomicBool,
     live_cells: AtomicUsize,
@@ -292,7 +298,9 @@ impl Node {
     /// this node, else the one the cluster's directory knows (on whichever
     /// member hosts it), else the one that lived here and moved away
     /// (reached through its forwarder). Another type under that name is an
-    /// error, not a panic.
+    /// error, not a panic. A name whose actor has ended is free:
+    /// [`Error::NameNotFound`], from every node alike (a handle kept from
+    /// before answers [`Error::ActorDown`] with the reason).
     pub async fn lookup<A: Actor>(&self, name: &str) -> Result<Handle<A>, Error> {
         self.check_running()?;
         let what = || format!("the actor named {name:?}");
@@ -306,6 +314,11 @@ impl Node {
         let found = self.shared.directory.as_ref().and_then(|d| {
             d.find_name(name)
                 .map(|found| (d.locate(found.actor), found))
+        });
+        // The directory may still list an actor that ended here moments ago.
+        let found = found.filter(|(_, f)| {
+            self.entry(&f.actor)
+                .is_none_or(|e| e.exit_reason().is_none())
         });
         if let Some((located, found)) = found {
             if found.type_tag != A::TYPE_TAG {
@@ -322,7 +335,9 @@ impl Node {
             }
             return Ok(Handle::from_mailbox(entry));
         }
-        match local {
+        // An actor that has ended holds no name: the same answer as from
+        // every other member, whose directory no longer lists it.
+        match local.filter(|e| e.exit_reason().is_none()) {
             Some(entry) => {
                 Self::downcast::<A>(entry, what).map(|entry| Handle::from_mailbox(entry))
             }
@@ -460,12 +475,11 @@ impl Node {
         match dest {
             Destination::Node(id) if self.has_peer(id) || id == self.id() => Ok(id.clone()),
             Destination::Node(id) => match self.address_of(id) {
-                Some(addr) => self
-                    .connect(&addr)
-                    .await
-                    .map_err(|e| MigrationFailure::Unreachable(e.to_string())),
+                Some(addr) => self.connect(&addr).await.map_err(|e| {
+                    MigrationFailure::Unreachable(format!("destination {id} at {addr}: {e}"))
+                }),
                 None => Err(MigrationFailure::Unreachable(format!(
-                    "node {id} is not linked to node {}",
+                    "destination {id} is unknown to node {}: neither a member of its cluster nor linked to it",
                     self.id()
                 ))),
             },
@@ -480,7 +494,7 @@ impl Node {
                 }
                 self.connect(addr)
                     .await
-                    .map_err(|e| MigrationFailure::Unreachable(e.to_string()))
+                    .map_err(|e| MigrationFailure::Unreachable(format!("destination {dest}: {e}")))
             }
         }
     }
@@ -538,20 +552,33 @@ impl Node {
         while let Some(frame) = receiver.recv().await {
             self.on_frame(&peer, &frame);
         }
-        self.peer_lost(&peer, "the in-process link closed");
+        // An in-process link closes only when the other node shuts down.
+        self.peer_lost(
+            &peer,
+            "the in-process link closed",
+            ExitReason::NodeDown(peer.clone()),
+        );
     }
 
     /// A linked node is gone for good (its link closed, or reconnecting to it
-    /// failed): what waits on actors last seen there is failed with
-    /// [`ExitReason::NodeDown`], and cells are told (a migration toward it
-    /// aborts at once).
-    pub(crate) fn peer_lost(&self, peer: &NodeId, why: &str) {
+    /// failed): what waits on actors last seen there is failed with `down`
+    /// ([`ExitReason::LinkLost`] unless the node is known to have shut
+    /// down), and cells are told (a migration toward it aborts at once).
+    pub(crate) fn peer_lost(&self, peer: &NodeId, why: &str, down: ExitReason) {
         if !self.shared.links.remove(peer) {
             return;
         }
         tracing::warn!(node = %self.id(), %peer, reason = why, "peer lost");
+        {
+            let mut lost = lock(&self.shared.lost_peers);
+            if lost.len() >= 4096 {
+                lost.clear();
+            }
+            lost.insert(peer.clone(), down);
+        }
         let entries = self.all_entries();
-        self.fail_waiting_on(peer, &ExitReason::NodeDown(peer.clone()));
+        let down = self.down_reason(peer);
+        self.fail_waiting_on(peer, &down);
         for entry in entries {
             entry.control(NetControl::PeerLost(peer.clone()));
         }
@@ -617,76 +644,7 @@ impl Node {
             .collect()
     }
 
-    /// Stops every actor of this node (their `on_stop` hooks run and their
-    /// monitors fire with [`ExitReason::NodeDown`]) and drops its links.
-    /// An actor still inside a handler after a grace period of 2 s is
-    /// aborted: its callers are told it is down.
-    pub async fn shutdown(&self) {
-        self.stop(|| NetControl::Shutdown).await;
-    }
-
-    /// Whether this node's cluster declared it failed (it was stalled or
-    /// cut off for longer than the failure timeout). A fenced node has
-    /// stopped: its actors were reported down (`Unreachable`) and never
-    /// answer again, here or anywhere. It cannot rejoin: start a new node
-    /// (a new incarnation), as a restarted process does.
-    pub fn is_fenced(&self) -> bool {
-        self.shared.fenced.load(Ordering::Acquire)
-    }
-
-    /// This node learned it was declared failed: everything it holds is
-    /// down, and it stops (without a graceful leave: it is no member).
-    pub(crate) async fn fence(&self) {
-        if self.shared.fenced.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        tracing::error!(node = %self.id(), "declared failed by the cluster: this node is fenced and stops");
-        self.stop(|| NetControl::Fenced).await;
-    }
-
-    async fn stop(&self, control: fn() -> NetControl) {
-        if self.shared.stopped.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let entries: Vec<Arc<dyn ErasedEntry>> =
-            read(&self.shared.entries).values().cloned().collect();
-        for entry in &entries {
-            entry.control(control());
-        }
-        let all_done = async {
-            loop {
-                let done = self.shared.cells_done.notified();
-                if self.shared.live_cells.load(Ordering::Acquire) == 0 {
-                    break;
-                }
-                done.await;
-            }
-        };
-        if tokio::time::timeout(Duration::from_secs(2), all_done)
-            .await
-            .is_err()
-        {
-            let busy: Vec<(ActorId, tokio::task::AbortHandle)> =
-                lock(&self.shared.cell_tasks).drain().collect();
-            for (actor, task) in busy {
-                tracing::warn!(node = %self.id(), %actor, "actor still busy at shutdown: aborted");
-                task.abort();
-            }
-        }
-        if let Some(directory) = &self.shared.directory {
-            directory.shutdown().await;
-        }
-        if let Some(network) = &self.shared.network {
-            network.shutdown();
-        }
-        self.shared.links.clear();
-        write(&self.shared.entries).clear();
-        lock(&self.shared.pending).clear();
-        lock(&self.shared.monitors).clear();
-        tracing::debug!(node = %self.id(), "node shut down");
-    }
-
-    fn check_running(&self) -> Result<(), Error> {
+    pub(crate) fn check_running(&self) -> Result<(), Error> {
         if self.shared.stopped.load(Ordering::Acquire) {
             Err(Error::NodeStopped(self.id().clone()))
         } else {

@@ -38,10 +38,13 @@ pub struct Member {
     pub id: NodeId,
     /// Its UDP gossip address.
     pub gossip_addr: SocketAddr,
-    /// Its published key-value state (the reserved `status` key excepted).
+    /// Its published key-value state (the reserved `status` and `seen`
+    /// keys excepted).
     pub values: BTreeMap<String, String>,
     /// Whether it announced a graceful leave.
     pub leaving: bool,
+    /// The live peers it sees, as it last published them (sorted).
+    pub sees: Vec<NodeId>,
 }
 
 /// One live peer in a snapshot of chitchat's live nodes.
@@ -202,6 +205,7 @@ mod tests {
                 gossip_addr: SocketAddr::from(([127, 0, 0, 1], 7000)),
                 values: BTreeMap::new(),
                 leaving,
+                sees: Vec::new(),
             },
         }
     }

@@ -21,6 +21,15 @@ use crate::{NetError, NodeId};
 pub(super) const STATUS_KEY: &str = "status";
 /// The status of a member that announced a graceful leave.
 pub(super) const LEAVING: &str = "leaving";
+/// The reserved key under which a member lists the live peers it sees
+/// (their ids, sorted, space-separated): how a joining node learns that
+/// every member sees it (about 10 bytes per member in each member's state).
+pub(super) const SEEN_KEY: &str = "seen";
+
+/// Whether `key` is written by the membership itself, never by users.
+fn reserved(key: &str) -> bool {
+    key == STATUS_KEY || key == SEEN_KEY
+}
 /// Events buffered for a slow subscriber before it sees `Lagged`.
 const EVENT_CAPACITY: usize = 1024;
 /// `leave` waits at most this many gossip intervals for its status to go
@@ -34,9 +43,10 @@ const LEAVE_WAIT_INTERVALS: u32 = 10;
 /// Cheap to clone (the clones share one instance). Dropping the last clone
 /// stops gossiping, like [`shutdown`](Membership::shutdown).
 ///
-/// The key `status` is reserved (it carries the graceful-leave announcement,
-/// shown as [`Member::leaving`]): [`set`](Membership::set) and
-/// [`delete`](Membership::delete) refuse it.
+/// The keys `status` and `seen` are reserved (they carry the graceful-leave
+/// announcement, shown as [`Member::leaving`], and the peers a member sees,
+/// shown as [`Member::sees`]): [`set`](Membership::set) and
+/// [`delete`](Membership::delete) refuse them.
 #[derive(Clone)]
 pub struct Membership {
     inner: Arc<Inner>,
@@ -72,6 +82,8 @@ struct Shared {
     recently_failed: std::sync::Mutex<Vec<(NodeId, std::time::Instant)>>,
     /// `None`: no split brain resolution (every side keeps running).
     quorum_window: Option<Duration>,
+    /// The value of `seen` last published.
+    seen: std::sync::Mutex<String>,
 }
 
 /// The key under which a member publishes that it declared `id` failed;
@@ -243,7 +255,7 @@ impl Membership {
         let initial: Vec<(String, String)> = initial
             .into_iter()
             .filter(|(key, _)| {
-                let reserved = key == STATUS_KEY;
+                let reserved = reserved(key);
                 if reserved {
                     tracing::warn!(key, "reserved membership key ignored");
                 }
@@ -290,6 +302,7 @@ impl Membership {
             quorum_window: config
                 .keep_majority
                 .then(|| config.effective_failure_timeout() * 3),
+            seen: std::sync::Mutex::new(String::new()),
         });
         let (stop, stop_rx) = watch::channel(false);
         tokio::spawn(watch_live_nodes(
@@ -332,12 +345,12 @@ impl Membership {
         self.inner.gossip_addr
     }
 
-    /// Sets a key of this node's published state (the reserved key `status`
-    /// is refused with a warning). Visible in this node's
+    /// Sets a key of this node's published state (the reserved keys
+    /// `status` and `seen` are refused with a warning). Visible in this node's
     /// [`members`](Membership::members) on return; peers see it within a
     /// few gossip intervals.
     pub async fn set(&self, key: &str, value: &str) {
-        if key == STATUS_KEY {
+        if reserved(key) {
             tracing::warn!(key, "reserved membership key: not set");
             return;
         }
@@ -352,10 +365,10 @@ impl Membership {
             .insert(key.to_owned(), value.to_owned());
     }
 
-    /// Deletes a key of this node's published state (the reserved key
-    /// `status` is refused with a warning).
+    /// Deletes a key of this node's published state (the reserved keys
+    /// `status` and `seen` are refused with a warning).
     pub async fn delete(&self, key: &str) {
-        if key == STATUS_KEY {
+        if reserved(key) {
             tracing::warn!(key, "reserved membership key: not deleted");
             return;
         }
@@ -428,12 +441,24 @@ impl Membership {
                 .all(|m| m.values.contains_key(&key))
     }
 
+    /// Whether this node has joined: it sees at least one live peer, and
+    /// every live peer that is not leaving has published that it sees this
+    /// node (so each of them routes to it, finds its actors and counts it
+    /// as a member).
+    pub fn joined(&self) -> bool {
+        let view = self.inner.shared.read();
+        let me = self.inner.id.as_str();
+        let mut peers = view.peers.values().filter(|m| !m.leaving).peekable();
+        peers.peek().is_some() && peers.all(|m| m.sees.iter().any(|id| id.as_str() == me))
+    }
+
     fn myself(&self, view: &View) -> Member {
         Member {
             id: self.inner.id.clone(),
             gossip_addr: self.inner.gossip_addr,
             values: view.self_values.clone(),
             leaving: view.leaving,
+            sees: view.peers.keys().cloned().collect(),
         }
     }
 
@@ -586,9 +611,15 @@ fn observe(snapshot: &BTreeMap<ChitchatId, NodeState>, me: &NodeId) -> Vec<Obser
             }
             let mut values = BTreeMap::new();
             let mut leaving = false;
+            let mut sees = Vec::new();
             for (key, value) in state.key_values() {
                 if key == STATUS_KEY {
                     leaving = value == LEAVING;
+                } else if key == SEEN_KEY {
+                    sees = value
+                        .split(' ')
+                        .filter_map(|id| NodeId::new(id).ok())
+                        .collect();
                 } else {
                     values.insert(key.to_owned(), value.to_owned());
                 }
@@ -600,6 +631,7 @@ fn observe(snapshot: &BTreeMap<ChitchatId, NodeState>, me: &NodeId) -> Vec<Obser
                     gossip_addr: chitchat_id.gossip_advertise_addr,
                     values,
                     leaving,
+                    sees,
                 },
             })
         })
@@ -619,6 +651,7 @@ async fn watch_live_nodes(
         let observed = observe(&live.borrow_and_update(), &me);
         let failed = shared.apply(observed);
         publish_downs(&shared, &chitchat, failed).await;
+        publish_seen(&shared, &chitchat).await;
         tokio::select! {
             biased;
             _ = stop.changed() => return,
@@ -644,6 +677,24 @@ async fn publish_downs(shared: &Shared, chitchat: &Mutex<Chitchat>, failed: Vec<
         chitchat.self_node_state().set(&key, &value);
         shared.write().self_values.insert(key, value);
     }
+}
+
+/// Publishes the live peers this node sees, if they changed since the
+/// last time (see [`SEEN_KEY`]).
+async fn publish_seen(shared: &Shared, chitchat: &Mutex<Chitchat>) {
+    let seen = {
+        let view = shared.read();
+        let ids: Vec<&str> = view.peers.keys().map(NodeId::as_str).collect();
+        ids.join(" ")
+    };
+    {
+        let mut published = shared.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if *published == seen {
+            return;
+        }
+        published.clone_from(&seen);
+    }
+    chitchat.lock().await.self_node_state().set(SEEN_KEY, &seen);
 }
 
 /// Stamps the stall guard's clock; when a validation after a stall ends,

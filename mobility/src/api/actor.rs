@@ -37,6 +37,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Migratable for T {}
     label = "a `#[mobile(skip)]` field is rebuilt with `Default` when the actor arrives",
     note = "wrap it in `Option<...>` (rebuilt as `None`, then set it in `#[mobile(on_arrive)]`), or implement `Default` for it"
 )]
+#[doc(hidden)]
 pub trait Skippable: Default + Send + 'static {}
 
 #[diagnostic::do_not_recommend]
@@ -62,6 +63,7 @@ pub trait Mobile: Migratable {
 
 /// The key of a value's enum variant (for [`Mobile::state_key`]); stable
 /// within one process, which is all a state key needs.
+#[doc(hidden)]
 pub fn variant_key<T>(value: &T) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -174,6 +176,7 @@ pub trait Actor: Mobile + Sized {
 }
 
 /// Mixes two fingerprints (used to combine the state's and the messages').
+#[doc(hidden)]
 pub const fn mix_fingerprints(a: u64, b: u64) -> u64 {
     // FNV-1a over the 16 bytes of both: order-sensitive and const.
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
@@ -196,6 +199,7 @@ pub const fn mix_fingerprints(a: u64, b: u64) -> u64 {
 
 /// FNV-1a of a string, usable in constants (the macro fingerprints shapes
 /// with it).
+#[doc(hidden)]
 pub const fn fingerprint_str(text: &str) -> u64 {
     let bytes = text.as_bytes();
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;

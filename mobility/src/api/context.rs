@@ -253,6 +253,7 @@ impl<A: Actor> fmt::Debug for Context<A> {
 }
 
 /// The sink behind [`Context::send_after`] and [`Context::send_interval`].
+#[doc(hidden)]
 pub struct TimerSink<'a, A: Actor> {
     timers: &'a mut Timers,
     after: Duration,

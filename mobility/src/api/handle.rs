@@ -22,6 +22,7 @@ use crate::proto::migration::MigrationReport;
 
 /// The generated request/reply methods of an actor type, wrapped around a
 /// [`HandleCore`]. `Handle<A>` derefs to it.
+#[doc(hidden)]
 pub trait Calls<A: Actor>: Send + Sync + 'static {
     /// Wraps a core.
     fn from_core(core: HandleCore<A>) -> Self;
@@ -32,6 +33,7 @@ pub trait Calls<A: Actor>: Send + Sync + 'static {
 /// Something that accepts messages of actor `A`: the generated
 /// fire-and-forget methods (`handle.tell().add(1)`, `ctx.send_after(d).tick()`)
 /// build a message and `put` it here.
+#[doc(hidden)]
 pub trait MessageSink<A: Actor> {
     /// What putting a message returns.
     type Output;
@@ -41,6 +43,7 @@ pub trait MessageSink<A: Actor> {
 
 /// The untyped heart of a handle: the node's mailbox slot for the actor and
 /// an optional per-call timeout. Used by generated code.
+#[doc(hidden)]
 pub struct HandleCore<A: Actor> {
     pub(crate) entry: Arc<dyn Mailbox<A>>,
     pub(crate) timeout: Option<Duration>,
@@ -65,14 +68,23 @@ impl<A: Actor> HandleCore<A> {
     /// Sends `msg` and waits for the handler's return value.
     ///
     /// While the actor is idle on this node and the handler is a plain `fn`,
-    /// the handler runs now, on the caller's task, and to its end whatever
-    /// the timeout (see
-    /// [`NodeBuilder::calls_on_caller_task`](crate::NodeBuilder::calls_on_caller_task)).
+    /// the handler runs now, on the caller's task (see
+    /// [`NodeBuilder::calls_on_caller_task`](crate::NodeBuilder::calls_on_caller_task)),
+    /// except for a call made with an explicit timeout
+    /// ([`Handle::with_timeout`]): that one always goes through the
+    /// mailbox, so that the caller's wait ends by the timeout whatever the
+    /// handler does (a handler running on the caller's task could not be
+    /// cut off).
     pub fn request<R: Migratable>(
         &self,
         msg: A::Msg,
     ) -> impl Future<Output = Result<R, Error>> + Send + '_ {
-        let sent = match self.entry.call_now(msg) {
+        let lent = if self.timeout.is_some() {
+            Err(msg)
+        } else {
+            self.entry.call_now(msg)
+        };
+        let sent = match lent {
             Ok(rx) => Sent::Handled(rx),
             Err(msg) => match self.send_with_reply(LocalBody::User(msg), true) {
                 Ok(rx) => Sent::Queued(rx),
@@ -193,7 +205,11 @@ impl<A: Actor> Handle<A> {
     }
 
     /// The same handle with another request timeout (instead of the node's
-    /// default) for the calls made through it.
+    /// default) for the calls made through it. A call through it returns
+    /// by the timeout whatever handler it reaches: it is never run on the
+    /// caller's task (see [`HandleCore::request`]). A call that timed out
+    /// ([`Error::Timeout`]) stays queued: the actor may still handle it
+    /// after the caller stopped waiting, and its reply is then dropped.
     pub fn with_timeout(&self, timeout: Duration) -> Handle<A> {
         let mut core = self.core().clone();
         core.timeout = Some(timeout);

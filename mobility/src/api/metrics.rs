@@ -18,7 +18,7 @@
 //! | `mobility_mailbox_depth` | gauge | node, actor_type | messages waiting for the type's actors on the node, summed (sampled) |
 //! | `mobility_actors` | gauge | node, actor_type | actors of the type active on the node (sampled) |
 //! | `mobility_actors_spawned_total` | counter | node, actor_type | actors spawned on the node |
-//! | `mobility_actors_stopped_total` | counter | node, actor_type, reason | actors that ended on the node; `reason`: `stopped`, `panicked`, `node_down` (shut down), `unreachable` (fenced) |
+//! | `mobility_actors_stopped_total` | counter | node, actor_type, reason | actors that ended on the node; `reason`: `stopped`, `panicked`, `node_down` (shut down), `unreachable` (fenced), `link_lost` |
 //! | `mobility_migrations_out_total` | counter | node, actor_type, outcome | migrations from the node; `outcome`: `success` or `failure` (the actor stayed) |
 //! | `mobility_migrations_in_total` | counter | node, actor_type, outcome | arrivals on the node; `outcome`: `success` or `failure` (the node refused the actor) |
 //! | `mobility_migration_freeze_seconds` | histogram | node, actor_type | freeze time of each migration from the node (`MigrationReport::freeze`) |
@@ -91,6 +91,7 @@ pub(crate) fn exit_label(reason: &ExitReason) -> &'static str {
         ExitReason::Panicked(_) => "panicked",
         ExitReason::NodeDown(_) => "node_down",
         ExitReason::Unreachable(_) => "unreachable",
+        ExitReason::LinkLost(_) => "link_lost",
         ExitReason::NoSuchActor => "no_such_actor",
     }
 }
@@ -206,7 +207,8 @@ mod tests {
             exit_label(&ExitReason::Stopped),
             exit_label(&ExitReason::Panicked("x".into())),
             exit_label(&ExitReason::NodeDown(node.clone())),
-            exit_label(&ExitReason::Unreachable(node)),
+            exit_label(&ExitReason::Unreachable(node.clone())),
+            exit_label(&ExitReason::LinkLost(node)),
             exit_label(&ExitReason::NoSuchActor),
         ];
         let distinct: std::collections::HashSet<_> = labels.iter().collect();

@@ -44,6 +44,7 @@ enum Target {
 /// Where the reply of one message goes. Generated dispatch code calls
 /// [`ReplyTo::send`] with the handler's return value; if a handler never
 /// finishes (it panicked), the caller is told the actor is down.
+#[doc(hidden)]
 pub struct ReplyTo {
     actor: ActorId,
     target: Target,

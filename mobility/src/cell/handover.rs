@@ -139,7 +139,10 @@ impl<A: Actor> Cell<A> {
             return self.migration_failed(reply, dest.into(), invalid, failure);
         }
         if !self.node.has_peer(&dest) {
-            let failure = MigrationFailure::Unreachable(dest.to_string());
+            let failure = MigrationFailure::Unreachable(format!(
+                "destination {dest} is not linked to node {}",
+                self.node.id()
+            ));
             return self.migration_failed(reply, dest.into(), invalid, failure);
         }
         let Mode::Hosting(mut hosted) = std::mem::replace(&mut self.mode, Mode::Stopped) else {

@@ -13,6 +13,8 @@ pub(super) struct Config {
     pub(super) metrics_interval: Duration,
     /// Whether to record metrics; `None`: if a recorder is installed.
     pub(super) record_metrics: Option<bool>,
+    pub(super) shutdown_grace: Duration,
+    pub(super) drain_grace: Duration,
 }
 
 /// Settings of the node's cluster membership.
@@ -22,6 +24,7 @@ pub(super) struct Gossip {
     pub(super) interval: Duration,
     pub(super) failure_timeout: Duration,
     pub(super) keep_majority: bool,
+    pub(super) join_timeout: Duration,
 }
 
 /// Builds a [`Node`]: `Node::builder().id("node-a").start().await?`.
@@ -49,6 +52,8 @@ impl NodeBuilder {
                 calls_on_caller_task: true,
                 metrics_interval: Duration::from_secs(1),
                 record_metrics: None,
+                shutdown_grace: Duration::from_secs(2),
+                drain_grace: Duration::from_secs(30),
             },
             cluster: None,
             listen: None,
@@ -59,6 +64,7 @@ impl NodeBuilder {
                 interval: Duration::from_millis(100),
                 failure_timeout: Duration::from_secs(2),
                 keep_majority: true,
+                join_timeout: Duration::from_secs(10),
             },
         }
     }
@@ -91,6 +97,22 @@ impl NodeBuilder {
         self
     }
 
+    /// How long [`Node::shutdown`] waits for actors still inside a handler
+    /// before it aborts them (their callers are told they are down).
+    /// Default: 2 s.
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.config.shutdown_grace = grace;
+        self
+    }
+
+    /// How long the drain of [`Node::shutdown_on_signal`] may take before
+    /// the node shuts down anyway (the actors not yet moved stop with it).
+    /// Default: 30 s.
+    pub fn drain_grace(mut self, grace: Duration) -> Self {
+        self.config.drain_grace = grace;
+        self
+    }
+
     /// The cluster this node belongs to and the secret its members share.
     /// Every TCP link begins with a mutual proof of this secret bound to
     /// both node identities.
@@ -117,8 +139,23 @@ impl NodeBuilder {
     /// (`"host:port"`, the address it gave [`NodeBuilder::listen`]). Call it
     /// once per seed; one live seed is enough. Without seeds the node forms
     /// a cluster of its own that others can join.
+    ///
+    /// With seeds, [`start`](NodeBuilder::start) returns once the node has
+    /// joined: it sees the cluster's members and every one of them sees it,
+    /// so any member can route to it and count it from then on (names it
+    /// holds still take a few gossip rounds to show: see
+    /// [`Node::lookup_within`]). It fails if that has not happened within
+    /// the [`join_timeout`](NodeBuilder::join_timeout).
     pub fn join(mut self, addr: impl Into<String>) -> Self {
         self.gossip.seeds.push(addr.into());
+        self
+    }
+
+    /// How long [`start`](NodeBuilder::start) waits to have joined the
+    /// cluster through its seeds before it gives up (and stops the node).
+    /// Default: 10 s.
+    pub fn join_timeout(mut self, timeout: Duration) -> Self {
+        self.gossip.join_timeout = timeout;
         self
     }
 
@@ -163,15 +200,17 @@ impl NodeBuilder {
     /// Whether a request to an actor idle on this node runs its handler on
     /// the caller's task, when the handler is a plain `fn` (not `async`).
     /// Default: true. It saves the two task switches of a round trip
-    /// through the mailbox (a local call then costs about a quarter of a
-    /// bare tokio channel round trip) and keeps every promise: one message
-    /// at a time, each sender's order, migrations at a message boundary.
+    /// through the mailbox (see the README's benchmarks) and keeps every
+    /// promise: one message at a time, each sender's order, migrations at a
+    /// message boundary.
     ///
     /// What differs is where the handler runs: at the call, on the caller's
     /// task and thread (it sees the caller's task-locals; a caller that
-    /// holds a lock the handler takes would wait on itself), and to its end
-    /// even if the caller's timeout passes. Turn it off to run every
-    /// handler on its actor's task; an `async` handler always does.
+    /// holds a lock the handler takes would wait on itself), and to its
+    /// end: the node's default request timeout does not cut it short. A
+    /// call with an explicit timeout ([`Handle::with_timeout`]) is never
+    /// run this way, so its wait ends by the timeout. Turn it off to run
+    /// every handler on its actor's task; an `async` handler always does.
     pub fn calls_on_caller_task(mut self, enabled: bool) -> Self {
         self.config.calls_on_caller_task = enabled;
         self
@@ -217,10 +256,12 @@ impl NodeBuilder {
             .map_err(|e| Error::Config(e.to_string()))?,
         };
         if self.config.request_timeout.is_zero()
+            || self.config.drain_grace.is_zero()
             || self.config.migration_timeout.is_zero()
             || self.config.forwarder_idle.is_zero()
             || self.gossip.interval.is_zero()
             || self.gossip.failure_timeout <= self.gossip.interval
+            || self.gossip.join_timeout.is_zero()
         {
             return Err(Error::Config(
                 "timeouts must be longer than zero, and the failure timeout longer than the gossip interval".into(),
@@ -233,6 +274,8 @@ impl NodeBuilder {
         }
         let registry = Registry::global()?;
         let cluster_name = self.cluster.clone();
+        let seeds = self.gossip.seeds.clone();
+        let join_timeout = self.gossip.join_timeout;
         let network = match (self.listen, self.cluster) {
             (None, _) => None,
             (Some(_), None) => {
@@ -300,6 +343,7 @@ impl NodeBuilder {
                 stall,
                 closed_epochs: Mutex::new(HashMap::new()),
                 failed_members: Mutex::new(HashSet::new()),
+                lost_peers: Mutex::new(HashMap::new()),
                 any_failed: AtomicBool::new(false),
                 live_cells: AtomicUsize::new(0),
                 cell_tasks: Mutex::new(HashMap::new()),
@@ -314,6 +358,12 @@ impl NodeBuilder {
             tokio::spawn(members::follow(Arc::downgrade(&node.shared), members));
         }
         node.start_metrics_sampler();
+        if !seeds.is_empty() {
+            if let Err(e) = node.wait_joined(&seeds, join_timeout).await {
+                node.shutdown().await;
+                return Err(e);
+            }
+        }
         Ok(node)
     }
 }

@@ -161,6 +161,11 @@ impl Directory {
         self.membership.stall_guard()
     }
 
+    /// Whether this node sees its cluster and every member sees it.
+    pub(crate) fn joined(&self) -> bool {
+        self.membership.joined()
+    }
+
     pub(crate) fn gossip_interval(&self) -> Duration {
         self.gossip_interval
     }

@@ -19,7 +19,7 @@ use crate::proto::wire::PeerMsg;
 const DRAIN_CONCURRENCY: usize = 4;
 
 /// What [`Node::drain`] did.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct DrainReport {
     /// One report per actor moved, in the order they landed.
@@ -45,9 +45,52 @@ impl Node {
         self.check_running()?;
         let Some(directory) = &self.shared.directory else {
             return Err(Error::Config(
-                "only a member of a cluster can drain: give the builder .cluster(..) and .listen(..)".into(),
+                "only a member of a cluster can drain to its cluster: give the builder .cluster(..) and .listen(..), or drain_to(a destination)".into(),
             ));
         };
+        let mut load: Vec<(NodeId, usize)> = directory
+            .load()
+            .into_iter()
+            .filter(|(node, _)| node != self.id())
+            .collect();
+        if load.is_empty() {
+            return Err(Error::DrainIncomplete {
+                node: self.id().clone(),
+                moved: 0,
+                failed: self
+                    .hosted()
+                    .into_iter()
+                    .map(|a| (a, "no other member of the cluster to take it".to_owned()))
+                    .collect(),
+            });
+        }
+        self.drain_with(move || {
+            placement(&mut load)
+                .into_iter()
+                .map(Destination::Node)
+                .collect()
+        })
+        .await
+    }
+
+    /// Leaves like [`drain`](Node::drain), but moves every actor of this
+    /// node to one destination: a linked node, a member, or a node of
+    /// another cluster (`tcp://host:port`). For a node outside any cluster
+    /// too. Then it tells the nodes it is linked to where the actors went,
+    /// leaves its cluster if it has one, and shuts down. If an actor cannot
+    /// move, the node stays up with it ([`Error::DrainIncomplete`]).
+    pub async fn drain_to(&self, to: impl Into<Destination>) -> Result<DrainReport, Error> {
+        self.check_running()?;
+        let to = to.into();
+        self.drain_with(move || vec![to.clone()]).await
+    }
+
+    /// Moves every hosted actor to the first destination of `order` (asked
+    /// once per actor) that takes it, a few at a time; then leaves.
+    async fn drain_with(
+        &self,
+        mut order: impl FnMut() -> Vec<Destination>,
+    ) -> Result<DrainReport, Error> {
         let started = Instant::now();
         self.shared.leaving.store(true, Ordering::Release);
         let actors: Vec<Arc<dyn ErasedEntry>> = self
@@ -55,40 +98,23 @@ impl Node {
             .into_iter()
             .filter(|e| e.is_hosting())
             .collect();
-        let mut load: Vec<(NodeId, usize)> = directory
-            .load()
-            .into_iter()
-            .filter(|(node, _)| node != self.id())
-            .collect();
         let mut moved = Vec::new();
         let mut failed: Vec<(ActorId, String)> = Vec::new();
-        if load.is_empty() {
-            failed = actors
-                .iter()
-                .map(|a| {
-                    (
-                        a.actor(),
-                        "no other member of the cluster to take it".to_owned(),
-                    )
-                })
-                .collect();
-        } else {
-            let permits = Arc::new(Semaphore::new(DRAIN_CONCURRENCY));
-            let mut moves = JoinSet::new();
-            for entry in actors {
-                let order = placement(&mut load);
-                let permits = Arc::clone(&permits);
-                moves.spawn(async move {
-                    let _permit = permits.acquire_owned().await;
-                    place(entry, order).await
-                });
-            }
-            while let Some(outcome) = moves.join_next().await {
-                match outcome {
-                    Ok(Ok(report)) => moved.push(report),
-                    Ok(Err((actor, why))) => failed.push((actor, why)),
-                    Err(e) => tracing::error!(node = %self.id(), error = %e, "a drain task failed"),
-                }
+        let permits = Arc::new(Semaphore::new(DRAIN_CONCURRENCY));
+        let mut moves = JoinSet::new();
+        for entry in actors {
+            let order = order();
+            let permits = Arc::clone(&permits);
+            moves.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                place(entry, order).await
+            });
+        }
+        while let Some(outcome) = moves.join_next().await {
+            match outcome {
+                Ok(Ok(report)) => moved.push(report),
+                Ok(Err((actor, why))) => failed.push((actor, why)),
+                Err(e) => tracing::error!(node = %self.id(), error = %e, "a drain task failed"),
             }
         }
         if !failed.is_empty() {
@@ -100,9 +126,15 @@ impl Node {
             });
         }
         self.hand_over_forwarders();
-        directory.leave().await;
-        self.wait_forwarding_quiet(directory.gossip_interval() * 3)
-            .await;
+        if let Some(directory) = &self.shared.directory {
+            directory.leave().await;
+        }
+        let quiet = self
+            .shared
+            .directory
+            .as_ref()
+            .map_or(Duration::from_millis(300), |d| d.gossip_interval() * 3);
+        self.wait_forwarding_quiet(quiet).await;
         self.shutdown().await;
         Ok(DrainReport {
             moved,
@@ -182,18 +214,15 @@ fn placement(load: &mut [(NodeId, usize)]) -> Vec<NodeId> {
     load.iter().map(|(node, _)| node.clone()).collect()
 }
 
-/// Moves one actor to the first member of `order` that takes it.
+/// Moves one actor to the first destination of `order` that takes it.
 async fn place(
     entry: Arc<dyn ErasedEntry>,
-    order: Vec<NodeId>,
+    order: Vec<Destination>,
 ) -> Result<MigrationReport, (ActorId, String)> {
     let actor = entry.actor();
     let mut why = Vec::new();
     for node in order {
-        match Arc::clone(&entry)
-            .migrate(Destination::Node(node.clone()))
-            .await
-        {
+        match Arc::clone(&entry).migrate(node.clone()).await {
             Ok(report) => return Ok(report),
             // Gone meanwhile (stopped): nothing left to place.
             Err(Error::ActorDown { .. }) if !entry.is_hosting() => {

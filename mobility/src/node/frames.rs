@@ -114,7 +114,9 @@ impl Node {
                     from: to.clone(),
                     frame: Frame::PrepareAck {
                         epoch,
-                        result: Err(MigrationFailure::Unreachable(to.to_string())),
+                        result: Err(MigrationFailure::Unreachable(format!(
+                            "destination {to} could not be reached"
+                        ))),
                     },
                 },
             ),
@@ -290,7 +292,14 @@ impl Node {
     pub(super) fn forward_unknown(&self, actor: ActorId, type_tag: String, envelope: WireEnvelope) {
         let located = self.locate(actor).filter(|(node, _)| node != self.id());
         let Some((node, epoch)) = located else {
-            return self.reject(&envelope, actor, ExitReason::NoSuchActor);
+            // A node shut down has forgotten its actors: they went down
+            // with it, which is what the sender is told.
+            let reason = if self.shared.stopped.load(Ordering::Acquire) {
+                ExitReason::NodeDown(self.id().clone())
+            } else {
+                ExitReason::NoSuchActor
+            };
+            return self.reject(&envelope, actor, reason);
         };
         let route = Route { node, epoch };
         let mut envelope = envelope;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use mobility_net::tcp::{EventHandler, Identity, Secret, TcpConfig, Transport, TransportEvent};
 
 use crate::node::{Node, WeakNode};
-use crate::proto::error::Error;
+use crate::proto::error::{Error, ExitReason};
 use crate::proto::id::NodeId;
 
 /// TCP settings of a node, as given to its builder.
@@ -89,7 +89,10 @@ fn deliver(node: &Node, event: TransportEvent) {
             node.add_link(&peer, link);
         }
         TransportEvent::Frame { peer, frame } => node.on_frame(&peer, &frame),
-        TransportEvent::PeerLost { peer, reason } => node.peer_lost(&peer, &reason),
+        TransportEvent::PeerLost { peer, reason } => {
+            let down = ExitReason::LinkLost(peer.clone());
+            node.peer_lost(&peer, &reason, down)
+        }
     }
 }
 

@@ -174,13 +174,15 @@ impl Node {
     }
 
     /// Why an actor on `node` cannot be reached: its node was declared
-    /// failed by the cluster, or (as far as this node knows) it is down.
+    /// failed by the cluster, or this node has no link to it (any more).
     pub(crate) fn down_reason(&self, node: &NodeId) -> ExitReason {
         if lock(&self.shared.failed_members).contains(node) {
-            ExitReason::Unreachable(node.clone())
-        } else {
-            ExitReason::NodeDown(node.clone())
+            return ExitReason::Unreachable(node.clone());
         }
+        lock(&self.shared.lost_peers)
+            .get(node)
+            .cloned()
+            .unwrap_or_else(|| ExitReason::LinkLost(node.clone()))
     }
 
     /// Whether member `node` was declared failed (and no new incarnation

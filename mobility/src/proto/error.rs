@@ -17,14 +17,24 @@ pub enum ExitReason {
     /// A handler or hook panicked; the text is the panic message.
     #[error("panicked: {0}")]
     Panicked(String),
-    /// The node that hosted it shut down.
+    /// The node that hosted it shut down (gracefully: its actors ran their
+    /// `on_stop` hooks).
     #[error("its node {0} shut down")]
     NodeDown(NodeId),
     /// The node that hosted it is unreachable and was declared failed by
     /// its cluster (it crashed, stalled or was cut off: it is fenced, so
     /// the actor never answers again).
-    #[error("its node {0} is unreachable (declared failed)")]
+    #[error(
+        "its node {0} was declared failed by its cluster (it crashed, stalled or was cut off)"
+    )]
     Unreachable(NodeId),
+    /// The link to the node that hosted it was lost for good (it stayed
+    /// unreachable past the reconnect window, or restarted): the node
+    /// crashed, stopped or was cut off, which this node cannot tell apart.
+    /// What was sent over the link and not acknowledged may or may not
+    /// have been handled.
+    #[error("the link to its node {0} was lost (it crashed, stopped or was cut off)")]
+    LinkLost(NodeId),
     /// No actor with this id is known where the message arrived.
     #[error("no such actor")]
     NoSuchActor,
@@ -42,8 +52,10 @@ pub enum Error {
         /// Why it ended.
         reason: ExitReason,
     },
-    /// No reply came within the request's timeout. The request may still be
-    /// handled.
+    /// No reply came within the request's timeout. The request is not
+    /// withdrawn: it may already have been handled, or be handled later
+    /// (its reply is then dropped). Make handlers that may time out
+    /// idempotent, or ask the actor what it did.
     #[error("actor {actor} did not reply within {after:?}")]
     Timeout {
         /// The actor.

@@ -54,8 +54,9 @@ pub enum MigrationFailure {
     /// The destination is this node's own address or id.
     #[error("the actor is already on node {0}")]
     AlreadyThere(NodeId),
-    /// The destination is not reachable from the actor's node.
-    #[error("destination {0} is not reachable")]
+    /// The destination is not reachable from the actor's node; the text
+    /// says which destination and why.
+    #[error("{0}")]
     Unreachable(String),
     /// The destination does not have the actor type compiled in.
     #[error("destination does not know actor type {tag:?} (it knows: {known:?})")]
