@@ -37,8 +37,6 @@
 //! Counters that the node keeps itself (forwarded messages, link bytes,
 //! refusals) are published at the same moments.
 
-use std::time::Instant;
-
 use ::metrics::{Counter, Histogram, Label};
 
 use crate::proto::error::ExitReason;
@@ -102,9 +100,8 @@ pub(crate) fn exit_label(reason: &ExitReason) -> &'static str {
 pub(crate) struct TypeMeters {
     pub(crate) handled: Counter,
     pub(crate) handler_seconds: Histogram,
-    /// Whether handlers are timed (only with a recorder: two clock reads a
-    /// message otherwise spent for nothing).
-    timed: bool,
+    /// Whether the node records (else the handles are no-ops).
+    pub(crate) recording: bool,
     /// The labels, for the metrics of this type recorded less often.
     pub(crate) labels: [Label; 2],
 }
@@ -120,7 +117,7 @@ impl TypeMeters {
         TypeMeters {
             handled: ::metrics::counter!(MESSAGES_HANDLED, labels.iter()),
             handler_seconds: ::metrics::histogram!(HANDLER_SECONDS, labels.iter()),
-            timed: true,
+            recording: true,
             labels,
         }
     }
@@ -130,24 +127,11 @@ impl TypeMeters {
         TypeMeters {
             handled: Counter::noop(),
             handler_seconds: Histogram::noop(),
-            timed: false,
+            recording: false,
             labels: [
                 Label::new("node", node.to_owned()),
                 Label::from_static_parts("actor_type", type_tag),
             ],
-        }
-    }
-
-    /// A handler is about to run: when it began, if handlers are timed.
-    pub(crate) fn handler_starts(&self) -> Option<Instant> {
-        self.timed.then(Instant::now)
-    }
-
-    /// A handler ran (begun at `started`, if timed).
-    pub(crate) fn handler_ran(&self, started: Option<Instant>) {
-        self.handled.increment(1);
-        if let Some(started) = started {
-            self.handler_seconds.record(started.elapsed());
         }
     }
 }
@@ -185,13 +169,13 @@ mod tests {
         // No recorder in this test binary: the facade's no-op answers.
         assert!(!recorder_installed());
         let noop = TypeMeters::noop("n", "t");
-        assert!(noop.handler_starts().is_none(), "no clock read");
+        assert!(!noop.recording, "no clock read, no count");
 
         let recorder = Registering::default();
         ::metrics::with_local_recorder(&recorder, || {
             assert!(recorder_installed());
             let meters = TypeMeters::register("n", "t");
-            assert!(meters.handler_starts().is_some());
+            assert!(meters.recording);
         });
         assert_eq!(
             recorder.0.load(Ordering::Relaxed),

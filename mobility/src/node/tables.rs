@@ -73,7 +73,7 @@ impl Node {
             direct: Mutex::new(direct),
             stall: self.shared.stall.clone(),
             idle: IdleSlot::default(),
-            activity: Activity::new(self.shared.meters.of_type(A::TYPE_TAG)),
+            activity: Activity::new(&self.shared.meters.of_type(A::TYPE_TAG)),
         });
         write(&self.shared.entries).insert(id, entry.clone());
         let cell = Cell::new(
@@ -128,7 +128,7 @@ impl Node {
                 direct_on: AtomicBool::new(false),
                 stall: self.shared.stall.clone(),
                 idle: IdleSlot::default(),
-                activity: Activity::new(self.shared.meters.of_type(A::TYPE_TAG)),
+                activity: Activity::new(&self.shared.meters.of_type(A::TYPE_TAG)),
             }));
         }
         // Check again under the write lock so two decoders make one slot.
