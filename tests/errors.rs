@@ -149,3 +149,51 @@ async fn a_node_outside_any_cluster_drains_to_one_destination() {
     );
     assert_eq!(greeter.greet().await, Ok(1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_shuts_down_leaves_and_its_actors_are_reported_shut_down() {
+    let a = member("a").start().await.expect("a");
+    let seed = a.listen_addr().expect("listens").to_string();
+    let b = member("b").join(&seed).start().await.expect("b");
+    let greeter = b
+        .spawn_named("greeter", Greeter::default())
+        .await
+        .expect("spawn");
+    let remote = a
+        .lookup_within::<Greeter>("greeter", Duration::from_secs(20))
+        .await
+        .expect("a finds it");
+    assert_eq!(remote.greet().await, Ok(1));
+    let monitor = remote.monitor();
+    // Registered on b before b goes: a call through the same route after it.
+    assert_eq!(remote.greet().await, Ok(2));
+    let mut events = a.member_events();
+    b.shutdown().await;
+    drop(greeter);
+
+    let shut_down = ExitReason::NodeDown(b.id().clone());
+    let event = tokio::time::timeout(common::PATIENCE, async {
+        loop {
+            match events.recv().await {
+                Ok(MemberEvent::Joined(_)) => continue,
+                Ok(event) => return event,
+                Err(e) => panic!("events: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("b's leave reported");
+    assert_eq!(event, MemberEvent::Left(b.id().clone()), "left, not failed");
+    assert_eq!(
+        tokio::time::timeout(common::PATIENCE, monitor).await,
+        Ok(shut_down.clone())
+    );
+    assert_eq!(
+        remote.greet().await,
+        Err(Error::ActorDown {
+            actor: remote.id(),
+            reason: shut_down
+        })
+    );
+    a.shutdown().await;
+}

@@ -1,6 +1,7 @@
 //! The options of `#[mobile(...)]`, wherever it appears.
 
 use crate::ctxt::Ctxt;
+use syn::parse::Parse;
 use syn::{Attribute, LitStr};
 
 /// A lifecycle hook.
@@ -34,6 +35,9 @@ pub(crate) struct ItemOpts {
     pub(crate) hook: Option<(Hook, proc_macro2::Span)>,
     /// `#[mobile(state)]`: the field that holds a state machine's state.
     pub(crate) state: Option<proc_macro2::Span>,
+    /// `#[mobile(rename = "...")]` on a handler: the name of its methods on
+    /// the handle (and of its message), instead of the method's own.
+    pub(crate) rename: Option<syn::Ident>,
 }
 
 /// What a place accepts.
@@ -78,6 +82,23 @@ pub(crate) fn parse_item_opts(cx: &mut Ctxt, attrs: &[Attribute], place: Place) 
                     "a handler argument cannot be skipped: every argument travels in the message; \
                      remove the argument or `#[mobile(skip)]` the whole method",
                 )),
+                ("rename", Place::Method) => {
+                    let lit: LitStr = meta.value()?.parse()?;
+                    let ident = syn::parse_str::<syn::Ident>(&lit.value())
+                        .ok()
+                        .filter(|i| !i.to_string().starts_with("r#"))
+                        .ok_or_else(|| {
+                            syn::Error::new(
+                                lit.span(),
+                                "`rename` takes the name of a method, like \"account_id\"",
+                            )
+                        })?;
+                    if opts.rename.is_some() {
+                        return Err(meta.error("duplicate `rename` option"));
+                    }
+                    opts.rename = Some(syn::Ident::new(&ident.to_string(), lit.span()));
+                    Ok(())
+                }
                 ("state", Place::Field) => {
                     if opts.state.is_some() {
                         return Err(meta.error("duplicate `state` option"));
@@ -119,8 +140,8 @@ fn unknown_option_message(place: Place) -> &'static str {
              `#[mobile(state)]`"
         }
         Place::Method => {
-            "unknown `#[mobile]` option on a method: expected `skip`, `on_start`, `on_depart`, \
-             `on_arrive`, `on_stop` or `on_enter`"
+            "unknown `#[mobile]` option on a method: expected `skip`, `rename = \"...\"`, \
+             `on_start`, `on_depart`, `on_arrive`, `on_stop` or `on_enter`"
         }
         Place::Argument => "`#[mobile]` takes no option on a handler argument",
         Place::Variant => {
@@ -134,6 +155,35 @@ fn unknown_option_message(place: Place) -> &'static str {
 pub(crate) struct ImplOpts {
     /// `tag = "..."`: the type tag on the wire.
     pub(crate) tag: Option<LitStr>,
+    /// `instances(Cache<u64>, Cache<String> = "tag")`: the registered
+    /// instantiations of a generic actor, with the span of the option.
+    pub(crate) instances: Option<(proc_macro2::Span, Vec<InstanceOpt>)>,
+}
+
+/// One entry of `instances(...)`: a concrete type and its optional tag.
+pub(crate) struct InstanceOpt {
+    pub(crate) ty: syn::Type,
+    pub(crate) tag: Option<LitStr>,
+}
+
+impl syn::parse::Parse for InstanceOpt {
+    fn parse(input: syn::parse::ParseStream<'_>) -> syn::Result<Self> {
+        let ty = input.parse()?;
+        let tag = if input.peek(syn::Token![=]) {
+            input.parse::<syn::Token![=]>()?;
+            Some(parse_tag(input.parse()?)?)
+        } else {
+            None
+        };
+        Ok(InstanceOpt { ty, tag })
+    }
+}
+
+fn parse_tag(lit: LitStr) -> syn::Result<LitStr> {
+    if lit.value().is_empty() {
+        return Err(syn::Error::new(lit.span(), "the type tag cannot be empty"));
+    }
+    Ok(lit)
 }
 
 /// Parses the arguments of the attribute on an impl block.
@@ -141,18 +191,26 @@ pub(crate) fn parse_impl_opts(cx: &mut Ctxt, args: proc_macro2::TokenStream) -> 
     let mut opts = ImplOpts::default();
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident("tag") {
-            let lit: LitStr = meta.value()?.parse()?;
-            if lit.value().is_empty() {
-                return Err(syn::Error::new(lit.span(), "the type tag cannot be empty"));
-            }
+            let lit = parse_tag(meta.value()?.parse()?)?;
             if opts.tag.is_some() {
                 return Err(meta.error("duplicate `tag` option"));
             }
             opts.tag = Some(lit);
             Ok(())
+        } else if meta.path.is_ident("instances") {
+            let content;
+            syn::parenthesized!(content in meta.input);
+            let list = content.parse_terminated(InstanceOpt::parse, syn::Token![,])?;
+            if opts.instances.is_some() {
+                return Err(meta.error("duplicate `instances` option: list them all in one"));
+            }
+            let span = syn::spanned::Spanned::span(&meta.path);
+            opts.instances = Some((span, list.into_iter().collect()));
+            Ok(())
         } else {
             Err(meta.error(
-                "unknown `#[mobile]` option on an impl block: the only one is `tag = \"...\"`",
+                "unknown `#[mobile]` option on an impl block: expected `tag = \"...\"`, or \
+                 `instances(...)` for a generic actor",
             ))
         }
     });
@@ -167,7 +225,8 @@ pub(crate) fn parse_type_opts(cx: &mut Ctxt, args: proc_macro2::TokenStream) {
     if !args.is_empty() {
         cx.error_spanned(
             args,
-            "`#[mobile]` on a struct or enum takes no option (`tag = \"...\"` goes on the impl block)",
+            "`#[mobile]` on a struct or enum takes no option (`tag = \"...\"` and \
+             `instances(...)` go on the actor's impl block)",
         );
     }
 }

@@ -1,10 +1,14 @@
 //! Syntactic rejections: types that can never migrate, recognized in the
 //! token tree and reported with `syn::Error` at their span with a tailored
-//! message. Everything else is left to the spanned `assert_migratable`
-//! assertions (see `probe.rs`), whose trait carries the diagnostic.
+//! message. Everything else is left to the spanned assertions built by
+//! [`assertion`] (see also `probe.rs`), one per place, whose trait carries a
+//! diagnostic fitting that place.
 
 use crate::ctxt::Ctxt;
-use syn::{GenericArgument, PathArguments, ReturnType, Type};
+use proc_macro2::{TokenStream, TokenTree};
+use quote::{quote_spanned, ToTokens};
+use syn::spanned::Spanned;
+use syn::{GenericArgument, Ident, PathArguments, ReturnType, Type};
 
 /// Where a type appears: it decides the fix we suggest.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -15,15 +19,29 @@ pub(crate) enum Role {
 }
 
 impl Role {
-    fn fix(self) -> &'static str {
+    /// What cannot be done with such a type here.
+    fn cannot(self) -> &'static str {
         match self {
-            Role::Field => "or mark the field `#[mobile(skip)]` to rebuild it on arrival",
-            Role::Argument => {
-                "a handler argument travels in a message: take an owned, serializable value"
-            }
-            Role::Reply => {
-                "a reply travels back to the caller: return an owned, serializable value"
-            }
+            Role::Field => "cannot migrate",
+            Role::Argument => "cannot travel in a message",
+            Role::Reply => "cannot travel back to the caller",
+        }
+    }
+
+    /// The verb of the fix: what the user does with the replacement.
+    fn give(self) -> &'static str {
+        match self {
+            Role::Field => "store",
+            Role::Argument => "pass",
+            Role::Reply => "return",
+        }
+    }
+
+    /// The other fix, only for a field: leave it behind.
+    fn or_skip(self) -> &'static str {
+        match self {
+            Role::Field => ", or mark the field `#[mobile(skip)]` to rebuild it on arrival",
+            Role::Argument | Role::Reply => "",
         }
     }
 }
@@ -65,9 +83,11 @@ fn walk(cx: &mut Ctxt, ty: &Type, role: Role, found: &mut Found) {
         Type::Ptr(_) => {
             found.breaks_auto_traits = true;
             let msg = format!(
-                "a raw pointer cannot migrate: its address means nothing on another node; \
-                 store an owned value (`Box<T>`, `Vec<T>`), {}",
-                role.fix()
+                "a raw pointer {}: its address means nothing on another node; {} an owned value \
+                 (`Box<T>`, `Vec<T>`){}",
+                role.cannot(),
+                role.give(),
+                role.or_skip()
             );
             reject(cx, found, ty, msg);
         }
@@ -102,9 +122,11 @@ fn walk(cx: &mut Ctxt, ty: &Type, role: Role, found: &mut Found) {
         }
         Type::BareFn(_) => {
             let msg = format!(
-                "a function pointer cannot migrate: code never travels between nodes; use an enum \
-                 naming the behaviour, {}",
-                role.fix()
+                "a function pointer {}: code never travels between nodes; {} an enum naming the \
+                 behaviour{}",
+                role.cannot(),
+                role.give(),
+                role.or_skip()
             );
             reject(cx, found, ty, msg);
         }
@@ -163,35 +185,39 @@ fn walk(cx: &mut Ctxt, ty: &Type, role: Role, found: &mut Found) {
 /// `super::` never matches. Returns the message and whether the type breaks
 /// `Send`/`Sync`.
 fn known(name: &str, generic: bool, role: Role) -> Option<(String, bool)> {
-    let fix = role.fix();
+    let (cannot, give, or_skip) = (role.cannot(), role.give(), role.or_skip());
     let field = role == Role::Field;
     let msg = match (name, generic) {
         ("Rc", true) => {
+            let copied = if field {
+                "its value is copied, not shared, after a move"
+            } else {
+                "the receiver gets a copy of the value, not a shared one"
+            };
             return Some((
-                format!(
-                    "`Rc` is not `Send` and cannot migrate: use `Arc` (its value is copied, not \
-                     shared, after a move), {fix}"
-                ),
+                format!("`Rc` is not `Send` and {cannot}: use `Arc` ({copied}){or_skip}"),
                 true,
-            ))
+            ));
         }
         ("Weak", true) => {
             return Some((
                 format!(
-                    "a `Weak` pointer does not own its value and cannot migrate: store the value \
-                     (or an `Arc`) itself, {fix}"
+                    "a `Weak` pointer does not own its value and {cannot}: {give} the value \
+                     (or an `Arc`) itself{or_skip}"
                 ),
                 true,
             ))
         }
         ("RefCell" | "Cell", true) => {
-            return Some((
+            let msg = if field {
                 format!(
                     "`{name}` is not `Sync` and cannot be part of a mobile actor: handlers get \
-                     `&mut self`, so store the value directly without `{name}`, {fix}"
-                ),
-                true,
-            ))
+                     `&mut self`, so store the value directly without `{name}`{or_skip}"
+                )
+            } else {
+                format!("`{name}` is not `Sync` and {cannot}: {give} the value itself, without `{name}`")
+            };
+            return Some((msg, true));
         }
         ("File", false) => {
             if field {
@@ -199,9 +225,7 @@ fn known(name: &str, generic: bool, role: Role) -> Option<(String, bool)> {
                  (e.g. `Option<File>`) and reopen it in `#[mobile(on_arrive)]`"
                     .to_owned()
             } else {
-                format!(
-                    "a `File` is an OS resource and cannot migrate: send its path instead; {fix}"
-                )
+                format!("a `File` is an OS resource and {cannot}: {give} its path instead")
             }
         }
         ("TcpStream" | "TcpListener" | "UdpSocket" | "UnixStream" | "UnixListener", false) => {
@@ -212,7 +236,10 @@ fn known(name: &str, generic: bool, role: Role) -> Option<(String, bool)> {
                      `#[mobile(on_arrive)]`"
                 )
             } else {
-                format!("a socket (`{name}`) is an OS resource and cannot migrate: send its address instead; {fix}")
+                format!(
+                    "a socket (`{name}`) is an OS resource and {cannot}: {give} its address \
+                     instead"
+                )
             }
         }
         (
@@ -224,13 +251,19 @@ fn known(name: &str, generic: bool, role: Role) -> Option<(String, bool)> {
             | "WeakSender"
             | "WeakUnboundedSender",
             true,
-        ) => format!(
-            "channel ends (`{name}`) cannot migrate: keep a `Handle` to an actor instead, {fix}"
-        ),
-        ("JoinHandle", true) => format!(
-            "a `JoinHandle` is bound to a task on this node and cannot migrate: make the task an \
-             actor and keep its `Handle`, {fix}"
-        ),
+        ) => {
+            let keep = if field { "keep" } else { give };
+            format!(
+                "channel ends (`{name}`) {cannot}: {keep} a `Handle` to an actor instead{or_skip}"
+            )
+        }
+        ("JoinHandle", true) => {
+            let keep = if field { "keep" } else { give };
+            format!(
+                "a `JoinHandle` is bound to a task on this node and {cannot}: make the task an \
+                 actor and {keep} its `Handle`{or_skip}"
+            )
+        }
         _ => return None,
     };
     Some((msg, false))
@@ -240,4 +273,93 @@ fn known(name: &str, generic: bool, role: Role) -> Option<(String, bool)> {
 pub(crate) fn lifetime_message() -> &'static str {
     "a mobile type cannot borrow: lifetime parameters are not allowed, as a migrating value \
      must own its data (use owned types such as `String` or `Vec<T>`)"
+}
+
+/// The spanned compile-time assertion that `ty`, found at `role`, migrates.
+/// The two sides of a `Result<T, E>` reply are asserted apart, so an error
+/// type that cannot travel is named as such. (Type parameters are asserted
+/// on their own, see [`checks_fn`].)
+pub(crate) fn assertion(ty: &Type, role: Role) -> TokenStream {
+    if role == Role::Reply {
+        if let Some([ok, err]) = result_args(ty) {
+            let mut out = assertion(ok, Role::Reply);
+            out.extend(quote_spanned!(err.span()=>
+                ::mobility::__private::assert_reply_error::<#err>();
+            ));
+            return out;
+        }
+    }
+    let check = match role {
+        Role::Field => "assert_field",
+        Role::Argument => "assert_argument",
+        Role::Reply => "assert_reply",
+    };
+    let check = Ident::new(check, proc_macro2::Span::call_site());
+    quote_spanned!(ty.span()=> ::mobility::__private::#check::<#ty>();)
+}
+
+/// `Result<T, E>` (any path ending in `Result` with two type arguments).
+fn result_args(ty: &Type) -> Option<[&Type; 2]> {
+    let Type::Path(p) = ty else { return None };
+    let last = p.path.segments.last().filter(|s| s.ident == "Result")?;
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    match args.args.iter().collect::<Vec<_>>().as_slice() {
+        [GenericArgument::Type(ok), GenericArgument::Type(err)] => Some([ok, err]),
+        _ => None,
+    }
+}
+
+/// Does a type's token tree name one of `params`?
+pub(crate) fn mentions(tokens: TokenStream, params: &[Ident]) -> bool {
+    tokens.into_iter().any(|t| match t {
+        TokenTree::Ident(i) => params.contains(&i),
+        TokenTree::Group(g) => mentions(g.stream(), params),
+        _ => false,
+    })
+}
+
+/// The functions holding an item's assertions, generic like the item.
+///
+/// Each type parameter used by the `types` that travel must be
+/// `Migratable`: asserted alone, at its first use, so that a missing bound
+/// is one error whose fix rustc suggests on the parameter itself. The
+/// assertions of the types then assume that bound, so they only fail for
+/// what is wrong around the parameters (a `Mutex<T>`), with the message of
+/// their place.
+pub(crate) fn checks_fn(
+    generics: &syn::Generics,
+    types: &[&Type],
+    asserts: &TokenStream,
+) -> TokenStream {
+    let (decl, _, where_clause) = generics.split_for_impl();
+    let params: Vec<&Ident> = generics.type_params().map(|p| &p.ident).collect();
+    let mut param_asserts = TokenStream::new();
+    for param in &params {
+        let first_use = types
+            .iter()
+            .find(|ty| mentions(ty.to_token_stream(), std::slice::from_ref(*param)));
+        if let Some(ty) = first_use {
+            param_asserts.extend(quote_spanned!(ty.span()=>
+                ::mobility::__private::assert_param::<#param>();
+            ));
+        }
+    }
+    let mut bounded = generics.clone();
+    let predicates = &mut bounded.make_where_clause().predicates;
+    for param in &params {
+        predicates.push(syn::parse_quote!(#param: ::mobility::Migratable));
+    }
+    let bounded_where = &bounded.where_clause;
+    quote::quote! {
+        #[allow(dead_code, clippy::extra_unused_type_parameters)]
+        fn __mobility_check_params #decl () #where_clause {
+            #param_asserts
+        }
+        #[allow(dead_code, clippy::extra_unused_type_parameters)]
+        fn __mobility_checks #decl () #bounded_where {
+            #asserts
+        }
+    }
 }

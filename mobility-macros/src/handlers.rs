@@ -3,6 +3,8 @@
 use crate::attrs::{self, Hook, ImplOpts, Place};
 use crate::checks::{self, Role};
 use crate::ctxt::Ctxt;
+use crate::instances::{self, Instance};
+use crate::reserved;
 use crate::util;
 use proc_macro2::Span;
 use quote::format_ident;
@@ -21,7 +23,11 @@ pub(crate) struct Arg {
 
 /// A public method that becomes a message.
 pub(crate) struct Handler {
+    /// The user's method.
     pub(crate) name: Ident,
+    /// The name of the generated methods on the handle: `name`, or the one
+    /// given by `#[mobile(rename = "...")]`.
+    pub(crate) method: Ident,
     pub(crate) variant: Ident,
     pub(crate) docs: Vec<syn::Attribute>,
     pub(crate) args: Vec<Arg>,
@@ -54,6 +60,12 @@ pub(crate) struct HookFn {
 pub(crate) struct ActorIr {
     pub(crate) self_ty: Type,
     pub(crate) ident: Ident,
+    /// The impl block's generics: those of a generic actor, empty otherwise.
+    pub(crate) generics: Generics,
+    /// The names of its type parameters.
+    pub(crate) params: Vec<Ident>,
+    /// The registered instantiations of a generic actor.
+    pub(crate) instances: Vec<Instance>,
     pub(crate) handlers: Vec<Handler>,
     pub(crate) hooks: Vec<HookFn>,
     pub(crate) opts: ImplOpts,
@@ -71,29 +83,12 @@ pub(crate) fn parse(cx: &mut Ctxt, item: &mut ItemImpl, opts: ImplOpts) -> Optio
         );
         ok = false;
     }
-    if !item.generics.params.is_empty() {
-        cx.error_spanned(
-            &item.generics,
-            "generic actors are not supported; the destination node must know the concrete type: \
-             write the impl for a concrete type (generic structs are fine as data inside an actor's state)",
-        );
+    for lt in item.generics.lifetimes() {
+        cx.error_spanned(lt, checks::lifetime_message());
         ok = false;
     }
     let ident = match &*item.self_ty {
-        Type::Path(p) if p.qself.is_none() => {
-            let last = p.path.segments.last();
-            if let Some(seg) = last.filter(|s| !matches!(s.arguments, PathArguments::None)) {
-                if ok {
-                    cx.error_spanned(
-                        &seg.arguments,
-                        "generic actors are not supported; the destination node must know the \
-                         concrete type: make the actor a non-generic type",
-                    );
-                }
-                ok = false;
-            }
-            last.map(|s| s.ident.clone())
-        }
+        Type::Path(p) if p.qself.is_none() => p.path.segments.last().map(|s| s.ident.clone()),
         other => {
             cx.error_spanned(
                 other,
@@ -103,6 +98,15 @@ pub(crate) fn parse(cx: &mut Ctxt, item: &mut ItemImpl, opts: ImplOpts) -> Optio
         }
     };
     let self_ty = (*item.self_ty).clone();
+    let params: Vec<Ident> = item
+        .generics
+        .type_params()
+        .map(|p| p.ident.clone())
+        .collect();
+    let instances = ident
+        .as_ref()
+        .map(|ident| instances::check(cx, &opts, &item.generics, ident, &self_ty))
+        .unwrap_or_default();
     let mut handlers = Vec::new();
     let mut hooks: Vec<HookFn> = Vec::new();
     for impl_item in &mut item.items {
@@ -116,6 +120,17 @@ pub(crate) fn parse(cx: &mut Ctxt, item: &mut ItemImpl, opts: ImplOpts) -> Optio
                 attrs::parse_item_opts(cx, &t.attrs, Place::Argument);
                 attrs::strip(&mut t.attrs);
             }
+        }
+        let is_handler = opts.hook.is_none()
+            && opts.skip.is_none()
+            && matches!(method.vis, Visibility::Public(_))
+            && method.sig.receiver().is_some();
+        if let Some(rename) = opts.rename.as_ref().filter(|_| !is_handler) {
+            cx.error_spanned(
+                rename,
+                "`rename` names the methods a handle gets for a handler (a `pub fn` taking \
+                 `&self` or `&mut self`, not skipped, not a hook); this method is not one",
+            );
         }
         if let Some((hook, span)) = opts.hook {
             if hooks.iter().any(|h| h.hook == hook) {
@@ -137,7 +152,7 @@ pub(crate) fn parse(cx: &mut Ctxt, item: &mut ItemImpl, opts: ImplOpts) -> Optio
         if method.sig.receiver().is_none() {
             continue;
         }
-        if let Some(h) = parse_handler(cx, method, &self_ty) {
+        if let Some(h) = parse_handler(cx, method, &self_ty, opts.rename) {
             if handlers.iter().any(|o: &Handler| o.variant == h.variant) {
                 cx.error_spanned(
                     &method.sig.ident,
@@ -151,14 +166,44 @@ pub(crate) fn parse(cx: &mut Ctxt, item: &mut ItemImpl, opts: ImplOpts) -> Optio
             handlers.push(h);
         }
     }
+    if !item.generics.params.is_empty() {
+        for impl_item in &mut item.items {
+            if let ImplItem::Fn(method) = impl_item {
+                bound_context_methods(method);
+            }
+        }
+    }
     let ident = ident?;
     ok.then_some(ActorIr {
         self_ty,
         ident,
+        generics: item.generics.clone(),
+        params,
+        instances,
         handlers,
         hooks,
         opts,
     })
+}
+
+/// A method of a generic actor that takes its `Context<Self>` gets the
+/// bound `Self: ActorInstance`: only registered instantiations are actors,
+/// and `Context<A>` exists for actors only.
+fn bound_context_methods(method: &mut ImplItemFn) {
+    let takes_context = method
+        .sig
+        .inputs
+        .iter()
+        .any(|a| matches!(a, FnArg::Typed(t) if is_context(&t.ty)));
+    if takes_context {
+        let span = method.sig.ident.span();
+        method
+            .sig
+            .generics
+            .make_where_clause()
+            .predicates
+            .push(syn::parse_quote_spanned!(span=> Self: ::mobility::ActorInstance));
+    }
 }
 
 /// Is this `&mut Context<..>` (any path ending in `Context`)?
@@ -205,10 +250,35 @@ fn check_receiver(cx: &mut Ctxt, method: &ImplItemFn, what: &str) -> bool {
     }
 }
 
-fn parse_handler(cx: &mut Ctxt, method: &ImplItemFn, self_ty: &Type) -> Option<Handler> {
+fn parse_handler(
+    cx: &mut Ctxt,
+    method: &ImplItemFn,
+    self_ty: &Type,
+    rename: Option<Ident>,
+) -> Option<Handler> {
     let sig = &method.sig;
     if !check_receiver(cx, method, "a handler (a `pub fn` of a `#[mobile]` impl)") {
         return None;
+    }
+    let renamed = rename.is_some();
+    let generated = rename.unwrap_or_else(|| sig.ident.clone());
+    if let Some(method) = reserved::hidden_by(&generated.to_string()) {
+        let name = &generated;
+        let fix = if renamed {
+            "choose another name in `#[mobile(rename = \"...\")]`"
+        } else {
+            "rename the method, or give the handle's methods another name with \
+             `#[mobile(rename = \"...\")]`, or mark it `#[mobile(skip)]` if it is not meant to \
+             be a handler"
+        };
+        cx.error_spanned(
+            name,
+            format!(
+                "a handler cannot be named `{name}`: it collides with `{method}`, which every \
+                 `Handle` has, so `handle.{name}(..)` would call `{method}` and never this \
+                 handler; {fix}"
+            ),
+        );
     }
     let mut rejected = false;
     if !sig.generics.params.is_empty() {
@@ -271,11 +341,12 @@ fn parse_handler(cx: &mut Ctxt, method: &ImplItemFn, self_ty: &Type) -> Option<H
     };
     let variant = format_ident!(
         "{}",
-        util::upper_camel(&sig.ident.to_string()),
-        span = sig.ident.span()
+        util::upper_camel(&generated.to_string()),
+        span = generated.span()
     );
     Some(Handler {
         name: sig.ident.clone(),
+        method: generated,
         variant,
         docs: util::docs(&method.attrs),
         args,

@@ -7,7 +7,9 @@ mod attrs;
 mod checks;
 mod ctxt;
 mod handlers;
+mod instances;
 mod probe;
+mod reserved;
 mod state;
 mod util;
 
@@ -21,13 +23,26 @@ use quote::ToTokens;
 /// field; `#[mobile(skip)]` on a field leaves it out (rebuilt with
 /// `Default`).
 ///
-/// On the inherent impl block of a non-generic type: every `pub fn` or
-/// `pub async fn` taking `&self` or `&mut self` becomes a handler (optional
-/// last parameter `ctx: &mut Context<Self>`); `#[mobile(skip)]` excludes one;
+/// On the inherent impl block of an actor: every `pub fn` or `pub async fn`
+/// taking `&self` or `&mut self` becomes a handler (optional last parameter
+/// `ctx: &mut Context<Self>`); `#[mobile(skip)]` excludes one;
 /// `#[mobile(on_start)]`, `#[mobile(on_depart)]`, `#[mobile(on_arrive)]` and
 /// `#[mobile(on_stop)]` mark lifecycle hooks; `#[mobile(tag = "...")]` on the
-/// impl sets the type tag. Generates `{Type}Msg`, `{Type}Calls`,
-/// `{Type}Tell<S>`, `impl Actor` and the registration of the type.
+/// impl sets the type tag. Generates `{Type}Msg`, `{Type}Calls` (the
+/// request/reply methods a `Handle<Type>` derefs to, each documented with
+/// the handler's doc comment), `{Type}Tell<S>` (the fire-and-forget ones),
+/// `impl Actor` and the registration of the type. A handler cannot be named
+/// like a method of `Handle` (`id`, `stop`, `tell`, `clone`, ...), which
+/// would hide it; `#[mobile(rename = "account_id")]` on it keeps the
+/// method's name and gives the handle's methods (and the message) another.
+///
+/// A generic actor (`impl<T: Migratable> Cache<T>`) is registered once per
+/// concrete type, each with its own type tag:
+/// `#[mobile(instances(Cache<u64>, Cache<String> = "cache-string"))]` on the
+/// impl block (the tag defaults to the module path and the type as
+/// written). Only the listed instantiations implement `Actor`; using another
+/// one is a compile error. Its type parameters need the bound `Migratable`
+/// (and `Sync` if an `async` handler takes `&self`).
 ///
 /// Paths starting with `crate::`, `self::` or `super::` are never taken for
 /// the well-known non-migratable types (`Rc`, `File`, `Sender`, ...), so a

@@ -4,7 +4,7 @@
 //! reply and request code compiles whether or not a type is migratable: for a
 //! type that is, the method resolves to the real implementation; for one that
 //! is not, to a fallback that is never run, because the spanned
-//! `assert_migratable::<Ty>()` assertion has already failed. The result: one
+//! `assert_field::<Ty>()` (or argument, reply) assertion has already failed. The result: one
 //! mistake gives one error, at the offending field, argument or reply type,
 //! instead of one from our assertion plus several from serde's derive.
 
@@ -97,18 +97,21 @@ pub(crate) fn field_probes() -> TokenStream {
     }
 }
 
-/// Probes for sending a reply and requesting one, for the actor `actor`.
-pub(crate) fn reply_probes(actor: &syn::Ident) -> TokenStream {
+/// Probes for sending a reply and requesting one.
+pub(crate) fn reply_probes() -> TokenStream {
     quote! {
+        #[doc(hidden)]
         #[allow(dead_code)]
         struct __MobilityReply<__T>(::core::marker::PhantomData<fn() -> __T>);
+        #[doc(hidden)]
         #[allow(dead_code)]
         trait __MobilityReplyReal<__T> {
             fn __mobility_send(&self, reply: ::mobility::ReplyTo, value: __T);
             fn __mobility_send_later(&self, reply: ::mobility::ReplyTo, value: ::mobility::Reply<__T>);
-            fn __mobility_request<'__a>(&self, core: &'__a ::mobility::__private::HandleCore<#actor>, msg: <#actor as ::mobility::Actor>::Msg)
+            fn __mobility_request<'__a, __A: ::mobility::Actor>(&self, core: &'__a ::mobility::__private::HandleCore<__A>, msg: __A::Msg)
                 -> impl ::core::future::Future<Output = ::core::result::Result<__T, ::mobility::Error>> + ::core::marker::Send;
         }
+        #[doc(hidden)]
         impl<__T: ::mobility::Migratable> __MobilityReplyReal<__T> for &__MobilityReply<__T> {
             fn __mobility_send(&self, reply: ::mobility::ReplyTo, value: __T) {
                 reply.send(value)
@@ -116,19 +119,21 @@ pub(crate) fn reply_probes(actor: &syn::Ident) -> TokenStream {
             fn __mobility_send_later(&self, reply: ::mobility::ReplyTo, value: ::mobility::Reply<__T>) {
                 reply.send_reply(value)
             }
-            fn __mobility_request<'__a>(&self, core: &'__a ::mobility::__private::HandleCore<#actor>, msg: <#actor as ::mobility::Actor>::Msg)
+            fn __mobility_request<'__a, __A: ::mobility::Actor>(&self, core: &'__a ::mobility::__private::HandleCore<__A>, msg: __A::Msg)
                 -> impl ::core::future::Future<Output = ::core::result::Result<__T, ::mobility::Error>> + ::core::marker::Send
             {
                 core.request::<__T>(msg)
             }
         }
+        #[doc(hidden)]
         #[allow(dead_code)]
         trait __MobilityReplyFallback<__T> {
             fn __mobility_send(&self, reply: ::mobility::ReplyTo, value: __T);
             fn __mobility_send_later(&self, reply: ::mobility::ReplyTo, value: ::mobility::Reply<__T>);
-            fn __mobility_request<'__a>(&self, core: &'__a ::mobility::__private::HandleCore<#actor>, msg: <#actor as ::mobility::Actor>::Msg)
+            fn __mobility_request<'__a, __A: ::mobility::Actor>(&self, core: &'__a ::mobility::__private::HandleCore<__A>, msg: __A::Msg)
                 -> impl ::core::future::Future<Output = ::core::result::Result<__T, ::mobility::Error>> + ::core::marker::Send;
         }
+        #[doc(hidden)]
         impl<__T> __MobilityReplyFallback<__T> for __MobilityReply<__T> {
             fn __mobility_send(&self, _: ::mobility::ReplyTo, _: __T) {
                 ::core::unreachable!("a non-migratable reply is a compile error")
@@ -136,7 +141,7 @@ pub(crate) fn reply_probes(actor: &syn::Ident) -> TokenStream {
             fn __mobility_send_later(&self, _: ::mobility::ReplyTo, _: ::mobility::Reply<__T>) {
                 ::core::unreachable!("a non-migratable reply is a compile error")
             }
-            fn __mobility_request<'__a>(&self, _: &'__a ::mobility::__private::HandleCore<#actor>, _: <#actor as ::mobility::Actor>::Msg)
+            fn __mobility_request<'__a, __A: ::mobility::Actor>(&self, _: &'__a ::mobility::__private::HandleCore<__A>, _: __A::Msg)
                 -> impl ::core::future::Future<Output = ::core::result::Result<__T, ::mobility::Error>> + ::core::marker::Send
             {
                 ::core::future::pending()

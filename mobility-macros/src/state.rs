@@ -287,19 +287,23 @@ fn support(input: &DeriveInput, ir: &StateIr, self_ty: &Type, failed: bool) -> T
                         (&&__MobilityDe::<#ty>(::core::marker::PhantomData)).__mobility_de(deserializer)
                     }
                 });
-                asserts.extend(
-                    quote_spanned!(span=> ::mobility::__private::assert_migratable::<#ty>();),
-                );
+                asserts.extend(checks::assertion(ty, Role::Field));
             }
             Travel::Bytes => {
-                asserts.extend(
-                    quote_spanned!(span=> ::mobility::__private::assert_migratable::<#ty>();),
-                );
+                asserts.extend(checks::assertion(ty, Role::Field));
             }
             Travel::Rejected => {}
         }
     }
     let probes = probe::field_probes();
+    let travelling: Vec<&Type> = ir
+        .parts
+        .iter()
+        .flat_map(|(_, _, f)| f)
+        .filter(|f| matches!(f.travel, Travel::Serde | Travel::Bytes))
+        .map(|f| &f.ty)
+        .collect();
+    let checks_fn = checks::checks_fn(&input.generics, &travelling, &asserts);
     let fingerprint = shape_text(input, ir);
     // A state machine: an enum (its variant is the state) or a struct with a
     // `#[mobile(state)]` field (that field's variant is).
@@ -337,10 +341,7 @@ fn support(input: &DeriveInput, ir: &StateIr, self_ty: &Type, failed: bool) -> T
             #probes
             #helper_impl
 
-            #[allow(dead_code, clippy::extra_unused_type_parameters)]
-            fn __mobility_checks #impl_generics () #where_clause {
-                #asserts
-            }
+            #checks_fn
 
             impl #impl_generics ::mobility::Mobile for #self_ty #mobile_where {
                 const FINGERPRINT: u64 = ::mobility::__private::fingerprint_str(#fingerprint);

@@ -163,6 +163,8 @@
 //!
 //! - [`fsm`]: state machines (what `gen_statem` offers), as ordinary actors;
 //! - [`events`]: event managers (what `gen_event` offers);
+//! - [`supervisor`]: supervision trees (what `supervisor` offers), for
+//!   children that may move and nodes that may fail;
 //! - [`Node`]: everything a node does, [`Handle`]: everything a handle does.
 #![warn(missing_docs)]
 
@@ -179,7 +181,9 @@ extern crate self as mobility;
 //   api      Actor, Handle, Context, Reply: what users and the macro see
 //   proto    ids, errors, wire types and the pure core (`mobility-proto`)
 //
-// and `fuzzing` on top of them all: hidden entry points for `fuzz/`.
+// with `events` (event managers) and `supervisor` (supervision trees) on
+// top, built from the public API of the node, and `fuzzing` on top of them
+// all: hidden entry points for `fuzz/`.
 //
 // `tests/layers.rs` checks that imports point down only.
 mod api;
@@ -190,9 +194,13 @@ pub mod fuzzing;
 mod mailbox;
 mod node;
 mod proto;
+pub mod supervisor;
 mod sync;
 
 pub use api::{fsm, metrics};
+// What the macro's compile-time checks assert (see `api::checks`).
+#[doc(hidden)]
+pub use api::checks;
 // The items of these modules are at the crate root; the modules stay for
 // paths that name them.
 #[doc(hidden)]
@@ -206,7 +214,7 @@ pub use proto::migration;
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
 
-pub use api::actor::{Actor, Migratable, Mobile};
+pub use api::actor::{Actor, ActorInstance, Migratable, Mobile};
 pub use api::context::{Context, TimerId};
 pub use api::handle::{Handle, Monitor};
 #[doc(hidden)]
@@ -244,9 +252,21 @@ pub mod __private {
     pub use serde;
     pub use serde_bytes;
 
-    /// Compile-time check that `T` can migrate; the macro calls it once per
-    /// field, argument and reply type, spanned at that type.
-    pub const fn assert_migratable<T: crate::Migratable>() {}
+    // Compile-time checks that a type can migrate; the macro calls one per
+    // field, argument and reply type, spanned at that type, and the trait
+    // of each gives the message that fits the place (see `api::checks`).
+
+    /// A field of a `#[mobile]` type.
+    pub const fn assert_field<T: crate::checks::MigratableField>() {}
+    /// A handler's argument.
+    pub const fn assert_argument<T: crate::checks::MigratableArgument>() {}
+    /// A handler's reply (the `T` of `Reply<T>`, the `T` of a `Result<T, E>` reply).
+    pub const fn assert_reply<T: crate::checks::MigratableReply>() {}
+    /// The `E` of a handler replying `Result<T, E>`.
+    pub const fn assert_reply_error<T: crate::checks::MigratableReplyError>() {}
+    /// A type parameter used by a field, argument or reply (asserted alone,
+    /// so that rustc suggests the bound on the parameter).
+    pub const fn assert_param<T: crate::Migratable>() {}
 
     /// Compile-time check that a `#[mobile(skip)]` field can be rebuilt.
     pub const fn assert_skippable<T: crate::actor::Skippable>() {}

@@ -47,6 +47,7 @@ mod observe;
 mod ready;
 pub(crate) mod registry;
 mod shutdown;
+mod shutdown_hooks;
 mod tables;
 
 use builder::Config;
@@ -119,6 +120,8 @@ pub(crate) struct NodeShared {
     /// The cell tasks, to abort those still busy when shutdown's grace ends.
     cell_tasks: Mutex<HashMap<ActorId, tokio::task::AbortHandle>>,
     cells_done: tokio::sync::Notify,
+    /// Run as a graceful shutdown begins (see `shutdown_hooks.rs`).
+    shutdown_hooks: shutdown_hooks::ShutdownHooks,
 }
 
 /// A node, if it still exists (held by what the node itself owns).
@@ -560,25 +563,38 @@ impl Node {
         );
     }
 
+    /// What later senders to `peer` are told its actors became.
+    pub(crate) fn remember_lost(&self, peer: &NodeId, down: ExitReason) {
+        let mut lost = lock(&self.shared.lost_peers);
+        if lost.len() >= 4096 {
+            lost.clear();
+        }
+        lost.insert(peer.clone(), down);
+    }
+
     /// A linked node is gone for good (its link closed, or reconnecting to it
     /// failed): what waits on actors last seen there is failed with `down`
     /// ([`ExitReason::LinkLost`] unless the node is known to have shut
-    /// down), and cells are told (a migration toward it aborts at once).
+    /// down; not for a live member of this cluster, whose fate the
+    /// membership decides), and cells are told (a migration toward it
+    /// aborts at once).
     pub(crate) fn peer_lost(&self, peer: &NodeId, why: &str, down: ExitReason) {
         if !self.shared.links.remove(peer) {
             return;
         }
         tracing::warn!(node = %self.id(), %peer, reason = why, "peer lost");
-        {
-            let mut lost = lock(&self.shared.lost_peers);
-            if lost.len() >= 4096 {
-                lost.clear();
-            }
-            lost.insert(peer.clone(), down);
-        }
+        self.remember_lost(peer, down);
         let entries = self.all_entries();
-        let down = self.down_reason(peer);
-        self.fail_waiting_on(peer, &down);
+        // Inside a cluster only the membership declares a node dead: a
+        // live member whose link broke may still host its actors (and
+        // answer others). What waited on it waits on, until the member is
+        // declared failed (then settled: `members.rs`) or its timeout.
+        if self.is_cluster_node(peer) && !self.is_failed_member(peer) {
+            tracing::info!(node = %self.id(), %peer, "link to a live member lost: its actors are reported down only if the cluster declares it failed");
+        } else {
+            let down = self.down_reason(peer);
+            self.fail_waiting_on(peer, &down);
+        }
         for entry in entries {
             entry.control(NetControl::PeerLost(peer.clone()));
         }

@@ -1,7 +1,7 @@
 //! The runtime's layers import one way only (see `src/lib.rs`):
 //!
 //! ```text
-//! events -> node -> cell -> mailbox -> api -> proto
+//! supervisor -> events -> node -> cell -> mailbox -> api -> proto
 //! ```
 //!
 //! A lower layer reaches a higher one only through the traits it declares
@@ -18,7 +18,15 @@ use std::path::{Path, PathBuf};
 /// the fuzz targets of `fuzz/`) sits on top: it may reach any layer, and
 /// none imports it.
 const LAYERS: &[&str] = &[
-    "sync", "proto", "api", "mailbox", "cell", "node", "events", "fuzzing",
+    "sync",
+    "proto",
+    "api",
+    "mailbox",
+    "cell",
+    "node",
+    "events",
+    "supervisor",
+    "fuzzing",
 ];
 
 fn rank(module: &str) -> Option<usize> {

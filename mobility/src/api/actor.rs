@@ -16,12 +16,15 @@ use crate::api::reply::ReplyTo;
 /// Every field of a `#[mobile]` type and every handler argument and reply must
 /// be `Migratable`. It is implemented for every type that qualifies; the
 /// attribute checks it at compile time, at the span of the offending field.
+///
+/// `#[mobile]` reports a type that is not migratable with a message fitting
+/// the place where it appears (a field, an argument, a reply).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot migrate with a mobile actor",
     label = "this type is not migratable",
     note = "a migrating value must be serializable (serde Serialize + Deserialize), `Send` and own its data",
-    note = "mark the field `#[mobile(skip)]` to rebuild it on arrival, or make the type serializable (for your own types: put `#[mobile]` on them)",
-    note = "for a generic parameter `T`, add the bound `T: mobility::Migratable`"
+    note = "for your own types: put `#[mobile]` on them (or derive serde's `Serialize` and `Deserialize`)",
+    note = "for a type parameter `T` of a mobile type or a generic actor: declare it `T: mobility::Migratable`"
 )]
 pub trait Migratable: Serialize + DeserializeOwned + Send + 'static {}
 
@@ -42,6 +45,25 @@ pub trait Skippable: Default + Send + 'static {}
 
 #[diagnostic::do_not_recommend]
 impl<T: Default + Send + 'static> Skippable for T {}
+
+/// A concrete instantiation of a generic actor, registered with
+/// `#[mobile(instances(Cache<u64>, Cache<String> = "tag"))]` on the actor's
+/// impl block. A destination rebuilds an actor from its type tag, so each
+/// instantiation has its own tag; only registered ones are actors.
+/// Implemented by `#[mobile]`, never by hand.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a registered instance of its generic actor",
+    label = "`{Self}` is not registered, so it is not an actor",
+    note = "a destination rebuilds an actor from its type tag, so each instantiation of a generic actor is registered with its own tag",
+    note = "add it to the list on the actor's impl block: `#[mobile(instances({Self}))]`, or `#[mobile(instances({Self} = \"a-tag\"))]` to choose its tag"
+)]
+pub trait ActorInstance {
+    /// The type tag of this instantiation.
+    const TYPE_TAG: &'static str;
+    /// Fingerprint of the instantiation's type arguments, mixed into
+    /// [`Actor::SCHEMA`] so two instantiations never share a schema.
+    const FINGERPRINT: u64;
+}
 
 /// A type whose values can migrate: the state of an actor, or data inside it.
 ///
@@ -73,6 +95,11 @@ pub fn variant_key<T>(value: &T) -> u64 {
 
 /// A mobile actor: state plus handlers. Implemented by `#[mobile]` on the
 /// type's impl block.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a mobile actor",
+    label = "not an actor",
+    note = "a type is an actor when `#[mobile]` is on its inherent impl block; a generic actor only for the instantiations listed in `#[mobile(instances(...))]` on that block"
+)]
 pub trait Actor: Mobile + Sized {
     /// The message enum: one variant per public handler.
     type Msg: Migratable;

@@ -4,6 +4,7 @@
 //! through [`Host`], both implemented in the layers above.
 
 pub mod actor;
+pub mod checks;
 pub(crate) mod codec;
 pub mod context;
 pub(crate) mod deadline;

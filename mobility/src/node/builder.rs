@@ -348,6 +348,7 @@ impl NodeBuilder {
                 live_cells: AtomicUsize::new(0),
                 cell_tasks: Mutex::new(HashMap::new()),
                 cells_done: tokio::sync::Notify::new(),
+                shutdown_hooks: Default::default(),
             }),
         };
         if let Some(events) = events {

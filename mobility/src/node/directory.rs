@@ -215,8 +215,12 @@ impl Directory {
     }
 
     /// Where a live member listens for TCP links.
+    /// Where a live member that is not leaving listens: one that announced
+    /// its leave is not dialed (its link is parked, see `members.rs`).
     pub(crate) fn address_of(&self, node: &NodeId) -> Option<String> {
-        self.membership.value(node, ADDR_KEY)
+        let addr = self.membership.value(node, ADDR_KEY)?;
+        let leaving = self.membership.member(node).is_some_and(|m| m.leaving);
+        (!leaving).then_some(addr)
     }
 
     /// The live node hosting `actor`, with the epoch it hosts it at.

@@ -48,10 +48,14 @@ impl Node {
             MemberEvent::Joined(peer) => {
                 tracing::info!(node = %self.id(), %peer, "member joined");
                 self.set_member_failed(peer, false);
+                lock(&self.shared.lost_peers).remove(peer);
                 self.shared.links.unpark(peer);
             }
             MemberEvent::Left(peer) => {
                 tracing::info!(node = %self.id(), %peer, "member left");
+                // It shut down (after a drain or not): what is still sent
+                // toward it is answered so.
+                self.remember_lost(peer, ExitReason::NodeDown(peer.clone()));
                 // Its link is not used again: what went through it goes
                 // where the directory says, or is answered as undeliverable.
                 self.shared.links.park(peer);

@@ -11,8 +11,12 @@ impl Node {
     /// [`shutdown_grace`](crate::NodeBuilder::shutdown_grace) (2 s by
     /// default) is aborted: its callers are told it is down. To keep the
     /// actors, [`drain`](Node::drain) (or [`drain_to`](Node::drain_to))
-    /// instead.
+    /// instead. Supervisors of this node stop their children first,
+    /// wherever those are.
     pub async fn shutdown(&self) {
+        if !self.shared.stopped.load(Ordering::Acquire) {
+            self.run_shutdown_hooks().await;
+        }
         self.stop(|| NetControl::Shutdown).await;
     }
 
@@ -65,7 +69,13 @@ impl Node {
             }
         }
         if let Some(directory) = &self.shared.directory {
-            directory.shutdown().await;
+            if self.is_fenced() {
+                directory.shutdown().await;
+            } else {
+                // A graceful stop: the members report it left (its actors
+                // shut down with it), not failed.
+                directory.leave().await;
+            }
         }
         if let Some(network) = &self.shared.network {
             network.shutdown();
