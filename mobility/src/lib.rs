@@ -149,6 +149,16 @@
 //! destination. [`Node::shutdown_on_signal`] waits for Ctrl-C or SIGTERM
 //! and drains: what a service does when it is stopped.
 //!
+//! # Observing
+//!
+//! [`Node::actors`] lists what a node hosts ([`ActorInfo`]: type, name,
+//! mailbox depth, messages handled, and a handle back); [`Node::observe`]
+//! tells what happens as it happens ([`NodeEvent`]: spawned, arrived,
+//! departed with the migration report, stopped with the reason,
+//! membership); [`Node::directory_snapshot`] says which member hosts which
+//! named actor. Metrics go through the `metrics` facade to any recorder
+//! installed before the node starts; [`metrics`] names them all.
+//!
 //! # More
 //!
 //! - [`fsm`]: state machines (what `gen_statem` offers), as ordinary actors;
@@ -190,7 +200,7 @@ mod proto;
 pub mod supervisor;
 mod sync;
 
-pub use api::fsm;
+pub use api::{fsm, metrics};
 // What the macro's compile-time checks assert (see `api::checks`).
 #[doc(hidden)]
 pub use api::checks;

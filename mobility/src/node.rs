@@ -41,6 +41,7 @@ mod frames;
 mod host;
 pub(crate) mod links;
 mod members;
+mod meters;
 pub(crate) mod network;
 mod observe;
 mod ready;
@@ -79,6 +80,7 @@ pub(crate) struct NodeShared {
     member_events: tokio::sync::broadcast::Sender<MemberEvent>,
     /// What happens on this node, for its observers (`observe.rs`).
     events: tokio::sync::broadcast::Sender<crate::proto::observe::NodeEvent>,
+    meters: meters::NodeMeters,
     /// Set by `drain`: no actor may arrive any more.
     leaving: AtomicBool,
     /// Faults injected by tests.
@@ -648,7 +650,8 @@ impl Node {
             .is_some_and(|e| e.is_hosting())
     }
 
-    /// The actors active on this node right now.
+    /// The ids of the actors active on this node right now ([`Node::actors`]
+    /// tells more of each, and gives handles).
     pub fn hosted(&self) -> Vec<ActorId> {
         read(&self.shared.entries)
             .iter()

@@ -11,6 +11,7 @@ pub(crate) mod deadline;
 pub mod fsm;
 pub mod handle;
 pub(crate) mod host;
+pub mod metrics;
 pub(crate) mod reply;
 pub(crate) mod timers;
 pub(crate) use host::{Host, Mailbox};

@@ -115,6 +115,7 @@ impl<A: Actor> Cell<A> {
                 };
                 hosted.ctx.postpone_requested = false;
                 // A plain handler runs without making the dispatch future.
+                let started = self.entry.activity.handler_starts();
                 let ran = match hosted.run_plain(msg, reply) {
                     Ok(Err((msg, reply))) => {
                         AssertUnwindSafe(hosted.state.dispatch(msg, &mut hosted.ctx, reply))
@@ -124,7 +125,7 @@ impl<A: Actor> Cell<A> {
                     Ok(Ok(())) => Ok(()),
                     Err(panic) => Err(panic),
                 };
-                self.entry.activity.count_handled();
+                self.entry.activity.handler_ran(started);
                 if let Err(panic) = ran {
                     let reason = ExitReason::Panicked(panic_message(&*panic));
                     tracing::error!(%actor, %reason, "handler panicked; the actor is down");
@@ -270,16 +271,17 @@ impl<A: Actor> Cell<A> {
                 reason: reason.clone(),
             });
         }
-        if let Some(reply) = stop_reply {
-            reply.send(());
-        }
-        tracing::debug!(%actor, node = %self.node.id(), %reason, "actor ended");
+        // Observers hear of the end before whoever asked for it.
         self.node.emit(NodeEvent::Stopped {
             actor,
             type_tag: A::TYPE_TAG,
             name: hosted.name.take(),
-            reason,
+            reason: reason.clone(),
         });
+        if let Some(reply) = stop_reply {
+            reply.send(());
+        }
+        tracing::debug!(%actor, node = %self.node.id(), %reason, "actor ended");
         self.mode = Mode::Stopped;
     }
 }

@@ -489,6 +489,7 @@ impl<A: Actor> Cell<A> {
             }
             Admission::Refused => {
                 tracing::info!(%actor, %from, epoch, "refused a stale or conflicting prepare");
+                self.arrival_refused(&from, &MigrationFailure::Busy);
                 return answer(&self.node, Err(MigrationFailure::Busy));
             }
         }
@@ -510,6 +511,7 @@ impl<A: Actor> Cell<A> {
             }
             Err(failure) => {
                 tracing::info!(%actor, %from, %failure, "refused an arriving actor");
+                self.arrival_refused(&from, &failure);
                 self.handover
                     .restored(&from, epoch, Err(failure), self.now(), arbitrated);
             }

@@ -5,7 +5,7 @@ use super::Cell;
 use crate::api::actor::Actor;
 use crate::api::reply::ReplyTo;
 use crate::proto::error::Error;
-use crate::proto::id::Destination;
+use crate::proto::id::{Destination, NodeId};
 use crate::proto::migration::{MigrationFailure, MigrationPhase, MigrationReport};
 use crate::proto::observe::NodeEvent;
 
@@ -32,5 +32,16 @@ impl<A: Actor> Cell<A> {
             error: error.clone(),
         });
         reply.send(Err::<MigrationReport, _>(error));
+    }
+
+    /// This node refused the actor `from` tried to move here: tells the
+    /// observers (the machine answers the source).
+    pub(super) fn arrival_refused(&self, from: &NodeId, failure: &MigrationFailure) {
+        self.node.emit(NodeEvent::ArrivalRefused {
+            actor: self.id(),
+            type_tag: A::TYPE_TAG.to_owned(),
+            from: from.clone(),
+            failure: failure.clone(),
+        });
     }
 }

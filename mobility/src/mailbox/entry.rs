@@ -99,6 +99,7 @@ impl<A: Actor> Entry<A> {
             return Err(msg);
         };
         let (tx, rx) = oneshot::channel();
+        let started = self.activity.handler_starts();
         match lent
             .value()
             .handle_now(msg, ReplyTo::local(self.id, Some(tx)))
@@ -106,7 +107,7 @@ impl<A: Actor> Entry<A> {
             Ok(call_cell) => {
                 // While `lent` is held this caller owns the actor (see
                 // `activity.rs`).
-                self.activity.count_handled();
+                self.activity.handler_ran(started);
                 if call_cell {
                     lent.call_cell();
                 }

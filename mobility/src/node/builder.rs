@@ -10,6 +10,9 @@ pub(super) struct Config {
     pub(super) migration_timeout: Duration,
     pub(super) forwarder_idle: Duration,
     pub(super) calls_on_caller_task: bool,
+    pub(super) metrics_interval: Duration,
+    /// Whether to record metrics; `None`: if a recorder is installed.
+    pub(super) record_metrics: Option<bool>,
     pub(super) shutdown_grace: Duration,
     pub(super) drain_grace: Duration,
 }
@@ -47,6 +50,8 @@ impl NodeBuilder {
                 migration_timeout: Duration::from_secs(10),
                 forwarder_idle: Duration::from_secs(30),
                 calls_on_caller_task: true,
+                metrics_interval: Duration::from_secs(1),
+                record_metrics: None,
                 shutdown_grace: Duration::from_secs(2),
                 drain_grace: Duration::from_secs(30),
             },
@@ -211,6 +216,26 @@ impl NodeBuilder {
         self
     }
 
+    /// How often the node publishes its sampled metrics (gauges such as
+    /// mailbox depth and cluster members, and the counters it keeps itself)
+    /// to the `metrics` recorder, if one is installed when the node starts
+    /// (see [`mobility::metrics`](crate::metrics)). Default: 1 s.
+    pub fn metrics_interval(mut self, every: Duration) -> Self {
+        self.config.metrics_interval = every.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Whether the node records metrics (see
+    /// [`mobility::metrics`](crate::metrics)). Default: if a `metrics`
+    /// recorder is installed when the node starts. The check cannot see a
+    /// recorder of a zero-sized type (one that keeps its state in statics):
+    /// say `true` for such a recorder; `false` records nothing whatever is
+    /// installed.
+    pub fn record_metrics(mut self, enabled: bool) -> Self {
+        self.config.record_metrics = Some(enabled);
+        self
+    }
+
     /// Limits and timeouts of TCP links (frame size, handshake time,
     /// connection count, idle time, reconnection).
     pub fn tcp_config(mut self, config: TcpConfig) -> Self {
@@ -299,6 +324,7 @@ impl NodeBuilder {
                 forwarded: AtomicU64::new(0),
                 member_events: tokio::sync::broadcast::channel(256).0,
                 events: tokio::sync::broadcast::channel(observe::EVENT_BUFFER).0,
+                meters: meters::NodeMeters::new(&id, self.config.record_metrics),
                 leaving: AtomicBool::new(false),
                 faults: faults::Faults::default(),
                 runtime: tokio::runtime::Handle::current(),
@@ -332,6 +358,7 @@ impl NodeBuilder {
             let members = directory.subscribe();
             tokio::spawn(members::follow(Arc::downgrade(&node.shared), members));
         }
+        node.start_metrics_sampler();
         if !seeds.is_empty() {
             if let Err(e) = node.wait_joined(&seeds, join_timeout).await {
                 node.shutdown().await;

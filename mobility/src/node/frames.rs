@@ -32,6 +32,7 @@ impl Node {
         from: &NodeId,
         hops: u8,
     ) -> Result<(), Error> {
+        self.shared.meters.sent(frame.len());
         let unknown = || Error::UnknownNode {
             node: to.clone(),
             from: self.id().clone(),
@@ -127,8 +128,21 @@ impl Node {
     }
 
     /// Tells the source of an arriving actor that it is refused.
-    fn refuse_arrival(&self, from: &NodeId, actor: ActorId, epoch: u64, failure: MigrationFailure) {
+    fn refuse_arrival(
+        &self,
+        from: &NodeId,
+        actor: ActorId,
+        type_tag: &str,
+        epoch: u64,
+        failure: MigrationFailure,
+    ) {
         tracing::info!(node = %self.id(), %actor, %failure, "refused an arriving actor");
+        self.emit(crate::proto::observe::NodeEvent::ArrivalRefused {
+            actor,
+            type_tag: type_tag.to_owned(),
+            from: from.clone(),
+            failure: failure.clone(),
+        });
         let ack = PeerMsg::PrepareAck {
             actor,
             epoch,
@@ -141,6 +155,7 @@ impl Node {
 
     /// Handles one frame from linked node `from`.
     pub(crate) fn on_frame(&self, from: &NodeId, frame: &Bytes) {
+        self.shared.meters.received(frame.len());
         for _ in 0..self.fault_incoming(from, frame) {
             self.handle_frame(from, frame);
         }
@@ -412,6 +427,7 @@ impl Node {
                 schema,
                 epoch,
             } => {
+                let tag = type_tag.clone();
                 let result = match self.registry().get(&type_tag) {
                     _ if self.shared.leaving.load(Ordering::Acquire) => {
                         Err(MigrationFailure::Leaving)
@@ -440,7 +456,7 @@ impl Node {
                                 snapshot: &tail,
                             };
                             if let Err(failure) = ty.prepare(&node, args) {
-                                node.refuse_arrival(&from, actor, epoch, failure);
+                                node.refuse_arrival(&from, actor, &tag, epoch, failure);
                             }
                         });
                         return;
@@ -457,7 +473,7 @@ impl Node {
                 };
                 // On success the cell answers once the actor is restored.
                 if let Err(failure) = result {
-                    self.refuse_arrival(from, actor, epoch, failure);
+                    self.refuse_arrival(from, actor, &tag, epoch, failure);
                 }
             }
             PeerMsg::PrepareAck {

@@ -156,6 +156,7 @@ impl Node {
 
     /// Tells the observers (if any) what happened.
     pub(crate) fn emit(&self, event: NodeEvent) {
+        self.shared.meters.record(&event, self.registry());
         // No subscriber: an error, and nothing to do.
         let _ = self.shared.events.send(event);
     }

@@ -48,6 +48,10 @@ impl ActorType {
         }
     }
 
+    pub(crate) fn tag(&self) -> &'static str {
+        self.tag
+    }
+
     pub(crate) fn schema(&self) -> u64 {
         self.schema
     }

@@ -2,6 +2,7 @@
 //! monitors, members declared failed, closed migration attempts.
 
 use super::*;
+use crate::mailbox::activity::Activity;
 use crate::mailbox::host::Router;
 
 impl Node {
@@ -72,7 +73,7 @@ impl Node {
             direct: Mutex::new(direct),
             stall: self.shared.stall.clone(),
             idle: IdleSlot::default(),
-            activity: Default::default(),
+            activity: Activity::new(&self.shared.meters.of_type(A::TYPE_TAG)),
         });
         write(&self.shared.entries).insert(id, entry.clone());
         let cell = Cell::new(
@@ -127,7 +128,7 @@ impl Node {
                 direct_on: AtomicBool::new(false),
                 stall: self.shared.stall.clone(),
                 idle: IdleSlot::default(),
-                activity: Default::default(),
+                activity: Activity::new(&self.shared.meters.of_type(A::TYPE_TAG)),
             }));
         }
         // Check again under the write lock so two decoders make one slot.

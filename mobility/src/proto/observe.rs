@@ -4,7 +4,7 @@
 
 use crate::proto::error::{Error, ExitReason};
 use crate::proto::id::{ActorId, Destination, NodeId};
-use crate::proto::migration::MigrationReport;
+use crate::proto::migration::{MigrationFailure, MigrationReport};
 use mobility_net::membership::MemberEvent;
 
 /// Something that happened on one node, in the order the node saw it.
@@ -58,6 +58,19 @@ pub enum NodeEvent {
         /// ([`Error::Migration`] with the phase and the failure).
         error: Error,
     },
+    /// This node refused an actor another node tried to move here (unknown
+    /// type or schema, name taken, `on_arrive` failed, node leaving...):
+    /// the actor stays at its source.
+    ArrivalRefused {
+        /// The actor.
+        actor: ActorId,
+        /// Its type tag, as the source announced it (maybe unknown here).
+        type_tag: String,
+        /// The node it was to come from.
+        from: NodeId,
+        /// Why it was refused (what the source's `migrate` fails with).
+        failure: MigrationFailure,
+    },
     /// An actor ended here: stopped, panicked, or taken down with its node.
     Stopped {
         /// The actor.
@@ -83,6 +96,7 @@ impl NodeEvent {
             NodeEvent::Spawned { actor, .. }
             | NodeEvent::Arrived { actor, .. }
             | NodeEvent::MigrationFailed { actor, .. }
+            | NodeEvent::ArrivalRefused { actor, .. }
             | NodeEvent::Stopped { actor, .. } => Some(*actor),
             NodeEvent::Departed { report } => Some(report.actor),
             NodeEvent::Member(_) => None,
