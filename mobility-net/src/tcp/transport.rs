@@ -1,6 +1,6 @@
 //! The transport: the connector, the table of peers and the test hooks.
 //! The listener is in `accept.rs`; each peer's session lives in its own
-//! task (`peer.rs`).
+//! task (`peer/`).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
