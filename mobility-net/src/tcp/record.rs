@@ -266,17 +266,22 @@ impl Decoder for Opener {
             }
             let message = &src[LEN_PREFIX..LEN_PREFIX + len];
             let at = self.plain.len();
-            self.plain.resize(at + len - TAG_LEN, 0);
-            if let Err(e) = self
+            // Room for the tag too: the cipher then opens the message in
+            // place there, with no buffer of its own.
+            self.plain.resize(at + len, 0);
+            match self
                 .keys
                 .read_message(self.nonce, message, &mut self.plain[at..])
             {
-                self.plain.truncate(at);
-                return Err(OpenError::Bad(format!(
-                    "Noise message {} does not decrypt ({e}: altered, forged, \
-                     replayed, reordered or after a dropped one)",
-                    self.nonce
-                )));
+                Ok(opened) => self.plain.truncate(at + opened),
+                Err(e) => {
+                    self.plain.truncate(at);
+                    return Err(OpenError::Bad(format!(
+                        "Noise message {} does not decrypt ({e}: altered, forged, \
+                         replayed, reordered or after a dropped one)",
+                        self.nonce
+                    )));
+                }
             }
             self.nonce += 1;
             src.advance(LEN_PREFIX + len);

@@ -552,6 +552,15 @@ impl PeerTask {
     /// carrying the ack of what arrived), sends or schedules a standalone
     /// ack for the rest, and writes what the socket takes.
     fn pump(&mut self) {
+        // Messages the runtime queued meanwhile (the replies to the frames
+        // just read, sent from this very task) go out in this write, not
+        // one turn of the loop later.
+        for _ in 0..BATCH {
+            match self.outgoing.as_mut().map(mpsc::UnboundedReceiver::try_recv) {
+                Some(Ok(msg)) => self.queue(msg),
+                _ => break,
+            }
+        }
         let Some(conn) = &mut self.conn else { return };
         let mut failed = None;
         if let (true, Some(session)) = (self.live, &mut self.session) {
