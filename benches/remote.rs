@@ -54,8 +54,8 @@ mod common;
 mod raw_noise;
 
 use common::{small, tcp, Blob, Counter, PlainBlob, Small};
-use raw_noise::NoiseEnd;
 use mobility::prelude::*;
+use raw_noise::NoiseEnd;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};

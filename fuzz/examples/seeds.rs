@@ -160,12 +160,19 @@ async fn handshake_seeds() {
         &[&[255u8][..], &net::seal_verdict().expect("seals")].concat(),
     );
     for (name, reason) in [
-        ("refusal", RefusalReason::Busy("too many links open (3)".into())),
+        (
+            "refusal",
+            RefusalReason::Busy("too many links open (3)".into()),
+        ),
         ("refusal-cluster", RefusalReason::ClusterNotTrusted),
         ("refusal-identity", RefusalReason::IdentityRefused),
         ("refusal-handshake", RefusalReason::HandshakeFailed),
     ] {
-        seed("hello", name, &[&[255u8][..], &net_refusal(reason)].concat());
+        seed(
+            "hello",
+            name,
+            &[&[255u8][..], &net_refusal(reason)].concat(),
+        );
     }
     // The handshake replayed to a fresh listener, and the answer to a
     // fresh dialer, each with the recorded `Hello`s as the prologue.

@@ -322,7 +322,8 @@ async fn dial(
     admit(&theirs, policy)?;
     let terms = terms(local, policy, &theirs)?;
     let key = &local.keys.key;
-    let mut state = noise::dialer(&terms.psk, key, own_bytes, &their_bytes).map_err(|e| text(&e))?;
+    let mut state =
+        noise::dialer(&terms.psk, key, own_bytes, &their_bytes).map_err(|e| text(&e))?;
     let first = noise::write(&mut state, &[]).map_err(|e| text(&e))?;
     send(socket, &[first.as_slice()]).await?;
     let answer = receive(socket).await?;

@@ -536,7 +536,10 @@ mod tests {
             RefusalReason::HandshakeFailed,
         ] {
             let bytes = crate::encode(&Refusal::new(reason.clone())).expect("encodes");
-            assert_eq!(read_hello(&bytes, &own), Err(HandshakeError::Refused(reason)));
+            assert_eq!(
+                read_hello(&bytes, &own),
+                Err(HandshakeError::Refused(reason))
+            );
         }
         let long = RefusalReason::Busy("é".repeat(1000));
         let long = crate::encode(&Refusal::new(long)).expect("encodes");

@@ -274,13 +274,14 @@ impl Inner {
                 }
             }
         })?;
-        let established = handshaken
-            .established(permit)
-            .await
-            .map_err(|reason| NetError::Handshake {
-                addr: addr.to_owned(),
-                reason,
-            })?;
+        let established =
+            handshaken
+                .established(permit)
+                .await
+                .map_err(|reason| NetError::Handshake {
+                    addr: addr.to_owned(),
+                    reason,
+                })?;
         let peer = established.hello.node.clone();
         if let Some(expected) = expected.filter(|e| **e != peer) {
             tracing::warn!(%addr, %peer, %expected, "address now belongs to another node");

@@ -393,7 +393,6 @@ impl PeerTask {
         self.send_resume();
     }
 
-
     /// Drops the current socket; the session (if any) waits for another.
     fn drop_conn(&mut self, reason: &str) {
         if self.conn.take().is_some() {
@@ -532,7 +531,6 @@ impl PeerTask {
         }
     }
 
-
     fn queue(&mut self, msg: Bytes) {
         if let Some(session) = &mut self.session {
             session.send(msg);
@@ -556,7 +554,11 @@ impl PeerTask {
         // just read, sent from this very task) go out in this write, not
         // one turn of the loop later.
         for _ in 0..BATCH {
-            match self.outgoing.as_mut().map(mpsc::UnboundedReceiver::try_recv) {
+            match self
+                .outgoing
+                .as_mut()
+                .map(mpsc::UnboundedReceiver::try_recv)
+            {
                 Some(Ok(msg)) => self.queue(msg),
                 _ => break,
             }
