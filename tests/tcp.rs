@@ -246,10 +246,18 @@ async fn unreachable_and_unauthenticated_destinations_fail_cleanly() {
         .start()
         .await
         .expect("stranger");
+    // It trusts no cluster of a's name, says so at a's hello, and the
+    // move fails at once with that reason (not after a timeout).
+    let started = std::time::Instant::now();
     let err = a
         .migrate(&account, tcp(&stranger))
         .await
         .expect_err("not authenticated");
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "refused after {:?}",
+        started.elapsed()
+    );
     assert!(
         matches!(
             &err,
@@ -260,6 +268,7 @@ async fn unreachable_and_unauthenticated_destinations_fail_cleanly() {
         ),
         "{err}"
     );
+    assert!(err.to_string().contains("cluster not trusted"), "{err}");
     assert!(stranger.hosted().is_empty(), "nothing got in");
     assert!(a.hosts(account.id()));
     assert_eq!(account.balance().await, Ok(4));

@@ -30,7 +30,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use mobility::prelude::*;
 use mobility_fuzz::{join, Probe, APP_VERSION, CLUSTER, NOW_MS, SECRET};
 use mobility_net::fuzzing as net;
-use mobility_net::tcp::{ClusterAuthority, NodeKey};
+use mobility_net::tcp::{ClusterAuthority, NodeKey, RefusalReason};
 use mobility_net::{Identity, Secret, TcpConfig, Transport, TransportEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -154,7 +154,26 @@ async fn handshake_seeds() {
     let mut input = vec![255];
     input.extend_from_slice(&dialer[0]);
     seed("hello", "dialer-hello-unframed", &input);
-    seed("hello", "refusal", &[&[255u8][..], &net_refusal()].concat());
+    seed(
+        "hello",
+        "verdict-taken",
+        &[&[255u8][..], &net::seal_verdict().expect("seals")].concat(),
+    );
+    for (name, reason) in [
+        (
+            "refusal",
+            RefusalReason::Busy("too many links open (3)".into()),
+        ),
+        ("refusal-cluster", RefusalReason::ClusterNotTrusted),
+        ("refusal-identity", RefusalReason::IdentityRefused),
+        ("refusal-handshake", RefusalReason::HandshakeFailed),
+    ] {
+        seed(
+            "hello",
+            name,
+            &[&[255u8][..], &net_refusal(reason)].concat(),
+        );
+    }
     // The handshake replayed to a fresh listener, and the answer to a
     // fresh dialer, each with the recorded `Hello`s as the prologue.
     seed(
@@ -266,9 +285,9 @@ fn cert_seeds() {
     );
 }
 
-/// A `Refusal` frame as a listener sends it.
-fn net_refusal() -> Vec<u8> {
-    let refusal = mobility_net::tcp::handshake::Refusal::new("too many links open (3)");
+/// A `Refusal` frame as a listener sends it, for `reason`.
+fn net_refusal(reason: RefusalReason) -> Vec<u8> {
+    let refusal = mobility_net::tcp::handshake::Refusal::new(reason);
     let payload = mobility_net::encode(&refusal).expect("encodes");
     [&(payload.len() as u32).to_be_bytes()[..], &payload].concat()
 }

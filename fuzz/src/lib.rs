@@ -116,8 +116,10 @@ fn own() -> &'static Identity {
 
 /// Handshake, before authentication: the byte stream a dialer sends (or a
 /// listener answers), cut into frames as the handshake's reader does, each
-/// frame read as a `Hello` (or a `Refusal`). A `Hello` that is taken
-/// encodes to bytes that are taken as the same `Hello`.
+/// frame read as a `Hello` (or a `Refusal`); and as the listener's
+/// verdict a dialer waits for after its last handshake message. A `Hello`
+/// that is taken encodes to bytes that are taken as the same `Hello`; a
+/// verdict is taken only if the listener sealed it.
 pub fn hello(data: &[u8]) {
     let (cut, stream) = match data.split_first() {
         Some((&cut, stream)) => (usize::from(cut), stream),
@@ -131,6 +133,20 @@ pub fn hello(data: &[u8]) {
             assert!(frame.len() <= handshake::HANDSHAKE_MAX_FRAME);
             check_hello(&frame);
         }
+    }
+    // The same bytes as what a dialer reads for the listener's verdict:
+    // only the listener's own empty message takes the socket.
+    let genuine = net::seal_verdict().expect("seals");
+    if let Ok(Some(net::Verdict::Taken)) = net::handshake_verdict(stream, cut) {
+        assert!(
+            stream.starts_with(&genuine),
+            "a verdict not sealed by the listener was taken"
+        );
+    }
+    if let Ok(Some(net::Verdict::Refused(Some(handshake::RefusalReason::Busy(limit))))) =
+        net::handshake_verdict(stream, cut)
+    {
+        assert!(limit.len() <= 256, "a refusal's limit is bounded");
     }
 }
 

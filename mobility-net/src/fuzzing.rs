@@ -4,7 +4,8 @@
 //! node runs; when those internals change, only this file follows.
 //!
 //! Before authentication: the handshake's framing and `Hello`
-//! ([`handshake_frames`], and `tcp::handshake::read_hello`), the Noise
+//! ([`handshake_frames`], and `tcp::handshake::read_hello`), the
+//! listener's verdict ([`handshake_verdict`]), the Noise
 //! handshake messages (`tcp::noise`) and the certificates inside them
 //! (`tcp::Certificate::decode`), the encrypted records ([`open_records`])
 //! and gossip datagrams ([`gossip_receive`]). After it: session frames
@@ -22,10 +23,11 @@ pub use chitchat::{ChitchatMessage, Deserializable, Serializable};
 
 use crate::membership::auth_udp::replay::{self, SenderState, Window};
 use crate::membership::auth_udp::seal::{self, GossipKey, Header, Kind, MAX_DATAGRAM, NONCE_LEN};
+use crate::tcp::establish::{HandshakeCodec, Piece};
 use crate::tcp::frame::{self, Wire};
-use crate::tcp::handshake::HANDSHAKE_MAX_FRAME;
+use crate::tcp::handshake::{read_refusal, RefusalReason};
 use crate::tcp::noise;
-use crate::tcp::record::{Keys, OpenError, Opener, Sealer};
+use crate::tcp::record::{is_empty_message, Keys, OpenError, Opener, Sealer};
 use crate::tcp::session::Session;
 use crate::tcp::NodeKey;
 use crate::Secret;
@@ -34,16 +36,58 @@ use crate::Secret;
 /// big-endian length, at most `HANDSHAKE_MAX_FRAME`), feeding it `cut`
 /// bytes at a time (at least 1); an error ends the stream.
 pub fn handshake_frames(stream: &[u8], cut: usize) -> Result<Vec<BytesMut>, String> {
-    let mut codec = frame::codec(HANDSHAKE_MAX_FRAME);
+    let mut codec = HandshakeCodec::default();
     let mut src = BytesMut::new();
     let mut frames = Vec::new();
     for piece in stream.chunks(cut.max(1)) {
         src.extend_from_slice(piece);
-        while let Some(frame) = codec.decode(&mut src).map_err(|e| e.to_string())? {
-            frames.push(frame);
+        while let Some(piece) = codec.decode(&mut src).map_err(|e| e.to_string())? {
+            match piece {
+                Piece::Frame(frame) => frames.push(frame),
+                Piece::Message(_) => return Err("a Noise message during the handshake".into()),
+            }
         }
     }
     Ok(frames)
+}
+
+/// What a dialer waiting for the listener's verdict reads first.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The listener's empty Noise message (sealed with the keys of
+    /// [`seal_verdict`]): it takes the socket.
+    Taken,
+    /// A Noise message that is not that one.
+    Forged,
+    /// A frame: the refusal it is, if it is one.
+    Refused(Option<RefusalReason>),
+}
+
+/// Reads `stream`, fed `cut` bytes at a time (at least 1), as a dialer
+/// waiting for the listener's verdict does; `None` if it ends first.
+pub fn handshake_verdict(stream: &[u8], cut: usize) -> Result<Option<Verdict>, String> {
+    let mut codec = HandshakeCodec { verdict: true };
+    let mut src = BytesMut::new();
+    for piece in stream.chunks(cut.max(1)) {
+        src.extend_from_slice(piece);
+        match codec.decode(&mut src).map_err(|e| e.to_string())? {
+            Some(Piece::Message(message)) if is_empty_message(&keys().0, 0, &message) => {
+                return Ok(Some(Verdict::Taken))
+            }
+            Some(Piece::Message(_)) => return Ok(Some(Verdict::Forged)),
+            Some(Piece::Frame(frame)) => return Ok(Some(Verdict::Refused(read_refusal(&frame)))),
+            None => {}
+        }
+    }
+    Ok(None)
+}
+
+/// The listener's verdict that it takes the socket, as it sends it (with
+/// the listener's keys of the in-memory handshake).
+pub fn seal_verdict() -> Result<Vec<u8>, String> {
+    let mut sealer = Sealer::new(Arc::clone(&keys().1));
+    sealer.seal_empty()?;
+    Ok(sealer.sealed().to_vec())
 }
 
 /// The keys of one socket, the dialer's (which seals) and the

@@ -413,7 +413,9 @@ async fn a_refused_dialer_is_told_which_limit_of_the_other_node_it_hit() {
         mobility_net::decode(&refusal).expect("a refusal");
     assert_eq!(
         refusal.refused,
-        "too many unauthenticated connections from 127.0.0.3 (2)"
+        mobility_net::tcp::RefusalReason::Busy(
+            "too many unauthenticated connections from 127.0.0.3 (2)".into()
+        )
     );
     assert_closed(&mut s, Duration::from_millis(500)).await;
 }

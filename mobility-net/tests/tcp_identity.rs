@@ -15,11 +15,17 @@ use bytes::Bytes;
 use common::*;
 use mobility_net::tcp::handshake::Hello;
 use mobility_net::tcp::{
-    mint, noise, AuthorityKey, Certificate, ClusterAuthority, Credentials, NodeKey,
+    mint, noise, AuthorityKey, Certificate, ClusterAuthority, Credentials, NodeKey, RefusalReason,
 };
 use mobility_net::{NetError, Secret, TcpConfig, Transport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+use tokio::time::Instant;
+
+/// A refusal the listener names reaches the dialer well within this (the
+/// handshake timeout of these tests is 2 s; a dialer that only saw the
+/// socket closed after the handshake waited twice that).
+const FAST: Duration = Duration::from_millis(500);
 
 /// Waits until a warning line holding every one of `words` is logged.
 async fn logged(words: &[&str]) {
@@ -372,7 +378,13 @@ async fn clusters_trusted_by_their_authority_link_up_and_others_do_not() {
     o.trust_cluster_authority("home", home.key());
     let err = connect(&o, a.local_addr()).await.expect_err("refused");
     assert!(
-        err.to_string().contains("closed during the handshake"),
+        matches!(
+            err,
+            NetError::Refused {
+                reason: RefusalReason::ClusterNotTrusted,
+                ..
+            }
+        ),
         "{err}"
     );
     let err = connect(&a, o.local_addr()).await.expect_err("refused");
@@ -428,14 +440,20 @@ async fn a_trusted_cluster_cannot_take_over_the_id_of_a_known_node() {
     // away's authority can certify any id, even one of home's nodes.
     let before = a.refusals();
     let claimed = away.mint("home2-c");
-    raw_member(
+    let refused = raw_dial(
         &a,
         &hello("home2-c", "away"),
         &noise::PUBLIC_PSK,
         &claimed.key,
         claimed.certificate.as_bytes(),
     )
-    .await;
+    .await
+    .map(drop);
+    // Refused at its hello, before any key is used: told so, and no more.
+    assert!(
+        matches!(&refused, Err(e) if e.contains("identity refused (that node refuses this node id)")),
+        "{refused:?}"
+    );
     until("the refusal is counted", || {
         a.refusals().bad_identity == before.bad_identity + 1
     })
@@ -463,10 +481,19 @@ async fn a_member_with_a_valid_certificate_but_the_wrong_secret_is_refused() {
     let before = a.refusals();
     // A certificate of the right authority, but not the cluster's secret.
     let (w, _ew) = start("prod6-w", "prod", "not the secret", prod.config("prod6-w")).await;
+    // The listener says the handshake failed, at once, and no more: the
+    // same answer as to a refused certificate (see the next test).
+    let started = Instant::now();
     let err = connect(&w, a.local_addr()).await.expect_err("refused");
     assert!(
+        started.elapsed() < FAST,
+        "refused after {:?}",
+        started.elapsed()
+    );
+    assert!(matches!(err, NetError::Handshake { .. }), "{err}");
+    assert!(
         err.to_string()
-            .contains("refuses this node's certificate or secret"),
+            .contains("refused the connection: authentication failed (a wrong secret"),
         "{err}"
     );
     until("the refusal is counted", || {
@@ -475,4 +502,42 @@ async fn a_member_with_a_valid_certificate_but_the_wrong_secret_is_refused() {
     .await;
     logged(&["node=prod6-a", "bad handshake", "authentication failed"]).await;
     assert_no_event_about(&mut ea, w.node());
+}
+
+/// What a raw dialer reads from the listener after its last handshake
+/// message: a refusal's reason, or `None` for anything else.
+async fn answer_to_last_message(
+    t: &Transport,
+    claimed: &str,
+    psk: &[u8; 32],
+    key: &NodeKey,
+    certificate: &[u8],
+) -> Option<RefusalReason> {
+    let (mut s, _, _, _) = raw_dial(t, &hello(claimed, "prod"), psk, key, certificate)
+        .await
+        .ok()?;
+    let frame = read_frame(&mut s).await?;
+    mobility_net::tcp::handshake::read_refusal(&frame)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_secret_and_a_refused_certificate_get_the_same_answer() {
+    capture_logs();
+    let prod = Cluster::new("prod", "s-prod-7");
+    let (a, _ea) = prod.start("prod7-a", prod.config("prod7-a")).await;
+    let x = prod.mint("prod7-x");
+    let wrong_psk = noise::psk(&Secret::from("not the secret"));
+    let genuine = x.certificate.as_bytes().to_vec();
+    let wrong_secret = answer_to_last_message(&a, "prod7-x", &wrong_psk, &x.key, &genuine).await;
+    let tampered = flip(&genuine, genuine.len() - 1);
+    let bad_certificate =
+        answer_to_last_message(&a, "prod7-x", &prod.psk(), &x.key, &tampered).await;
+    // So a stranger cannot test guesses of the secret by the answer.
+    assert_eq!(wrong_secret, Some(RefusalReason::HandshakeFailed));
+    assert_eq!(bad_certificate, wrong_secret);
+    until("both refusals are counted", || {
+        let r = a.refusals();
+        r.bad_handshake == 1 && r.bad_identity == 1
+    })
+    .await;
 }

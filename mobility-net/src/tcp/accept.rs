@@ -13,7 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::budget::{Admitted, Source};
 use super::establish::{handshake, refusal_frame, Failure};
-use super::handshake::Role;
+use super::handshake::{RefusalReason, Role};
 use super::refusals::{Reason, SUMMARY_EVERY};
 use super::transport::Inner;
 
@@ -101,16 +101,20 @@ fn admit(inner: &Arc<Inner>, stream: TcpStream, addr: SocketAddr) {
             Ok(handshaken) => match inner.link_permit() {
                 Ok(permit) => {
                     drop(slot);
-                    inner.route(handshaken.established(permit));
+                    match handshaken.established(permit).await {
+                        Ok(established) => inner.route(established),
+                        Err(e) => tracing::debug!(%addr, "socket lost before its verdict: {e}"),
+                    }
                 }
                 Err(e) => {
-                    // Closed: the dialer, past its handshake, reads the
-                    // socket closed and redials. (Its `Hello` was answered
+                    // The dialer, waiting for the verdict, is told it is
+                    // busy and tries again. (Its `Hello` was answered
                     // because the links had room then: `Policy::busy`.)
-                    let peer = &handshaken.hello.node;
+                    let detail = format!("{}: {e}", handshaken.hello.node);
+                    handshaken.refuse(RefusalReason::Busy(e.to_string())).await;
                     inner
                         .refusals
-                        .record(Reason::LinksFull, Some(source), &format!("{peer}: {e}"));
+                        .record(Reason::LinksFull, Some(source), &detail);
                 }
             },
             Err(failure @ Failure::Timeout(_)) => {
@@ -131,7 +135,8 @@ fn admit(inner: &Arc<Inner>, stream: TcpStream, addr: SocketAddr) {
                     .refusals
                     .record(Reason::BadIdentity, Some(source), &detail);
             }
-            Err(failure @ Failure::Failed(_)) => {
+            // Only a dialer is told a refusal.
+            Err(failure @ (Failure::Failed(_) | Failure::Refused(_))) => {
                 let detail = format!("from {addr}: {failure}");
                 inner
                     .refusals
@@ -147,5 +152,5 @@ fn admit(inner: &Arc<Inner>, stream: TcpStream, addr: SocketAddr) {
 fn refuse(stream: &TcpStream, limit: &str) {
     let mut scratch = [0u8; 4096];
     let _ = stream.try_read(&mut scratch);
-    let _ = stream.try_write(&refusal_frame(limit));
+    let _ = stream.try_write(&refusal_frame(RefusalReason::Busy(limit.to_owned())));
 }

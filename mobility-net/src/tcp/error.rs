@@ -1,5 +1,7 @@
 //! What can go wrong when binding, dialing or authenticating.
 
+use super::handshake::RefusalReason;
+
 /// An operation of the TCP transport failed.
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
@@ -56,6 +58,17 @@ pub enum NetError {
         addr: String,
         /// The limit that node named.
         limit: String,
+    },
+    /// The node at `addr` refused this node before any key was used, for
+    /// the reason it named: it does not trust this node's cluster, or
+    /// refuses its node id. (Refused after the Noise handshake, for a
+    /// wrong secret or certificate, is [`NetError::Handshake`].)
+    #[error("{addr} refused the connection: {reason}")]
+    Refused {
+        /// The address dialed.
+        addr: String,
+        /// Why, as that node said.
+        reason: RefusalReason,
     },
     /// The peer was authenticated but its session could not be set up.
     #[error("session with {peer} failed: {reason}")]

@@ -7,7 +7,6 @@
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use tokio_util::codec::LengthDelimitedCodec;
 
 use crate::CodecError;
 
@@ -60,17 +59,6 @@ pub(crate) enum Wire {
     Ping,
     /// Yes.
     Pong,
-}
-
-/// The codec of every socket: u32 big-endian length prefix, frames of at
-/// most `max` bytes (an oversized prefix is an error before the body is
-/// read).
-pub(crate) fn codec(max: usize) -> LengthDelimitedCodec {
-    LengthDelimitedCodec::builder()
-        .length_field_length(4)
-        .big_endian()
-        .max_frame_length(max)
-        .new_codec()
 }
 
 /// The session frames other than `Data`, as they are encoded (CBOR).

@@ -1,5 +1,5 @@
 //! The handshake's cleartext messages, pure, no I/O: the [`Hello`] each
-//! side sends first (or the listener's [`Refusal`]), their checks, and the
+//! side sends first, the listener's [`Refusal`], their checks, and the
 //! history of the wire protocol's versions.
 //!
 //! The dialer sends its `Hello`; the listener answers with its own; then
@@ -91,6 +91,20 @@
 //!   read. The pre-shared key is still derived from the secret of the
 //!   peer's cluster (or of the trusted other cluster), or is public
 //!   between clusters trusted by their authorities' keys alone.
+//! - **8**: a listener's verdict. A listener that refuses a connection
+//!   says why in a [`Refusal`] frame (a u32 length and CBOR, as a `Hello`)
+//!   before it closes the socket, naming one [`RefusalReason`] of a fixed
+//!   few: one of its limits, a cluster it does not trust, a node id it
+//!   refuses, or a failed handshake (after the dialer's last Noise
+//!   message: one reason for a wrong secret and a refused certificate
+//!   alike, so nobody can test a secret by the answer). A listener that
+//!   takes the connection first sends an empty Noise transport message
+//!   (nonce 0), and the dialer waits for one or the other before its
+//!   handshake is done: an authentic empty message means taken (frames
+//!   follow from nonce 1), a frame whose length's first two bytes are
+//!   zero (a transport message is never shorter than its tag) is a
+//!   refusal. A refusal proves nothing, so it is only reported; it can
+//!   say no more than a closed socket would.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -102,7 +116,7 @@ use crate::NodeId;
 pub const MAGIC: [u8; 4] = *b"MOBY";
 
 /// The wire protocol version this build speaks (history in the module docs).
-pub const PROTOCOL_VERSION: u16 = 7;
+pub const PROTOCOL_VERSION: u16 = 8;
 
 /// Largest frame accepted before the peer is authenticated.
 pub const HANDSHAKE_MAX_FRAME: usize = 4096;
@@ -144,32 +158,82 @@ pub struct Hello {
     pub max_message: u64,
 }
 
-/// What a listener may send instead of its `Hello` when it refuses a
-/// connection for its own limits, before reading anything from it (best
-/// effort: the dialer may see the socket closed instead). It proves
-/// nothing, so the dialer only reports it.
+/// What a listener sends when it refuses a connection, before closing it:
+/// instead of its `Hello` (its limits, an untrusted cluster, a refused node
+/// id) or instead of its verdict after the Noise handshake (best effort:
+/// the dialer may see the socket closed instead). It proves nothing, so
+/// the dialer only reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refusal {
     /// Always [`MAGIC`].
     pub magic: [u8; 4],
     /// The sender's [`PROTOCOL_VERSION`].
     pub version: u16,
-    /// Which of the listener's limits was hit.
-    pub refused: String,
+    /// Why.
+    pub refused: RefusalReason,
 }
 
-/// Longest refusal reason reported.
+/// Why a listener refused a connection, as it tells the dialer: one of a
+/// fixed few, none of which says anything a stranger could not learn
+/// from whether the socket is answered or closed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum RefusalReason {
+    /// One of the listener's own limits (named): it may take the
+    /// connection later.
+    #[error("busy (its own limit: {0})")]
+    Busy(String),
+    /// The listener trusts no cluster of the name the dialer's `Hello`
+    /// gave.
+    #[error("cluster not trusted (that node trusts no cluster of this node's name)")]
+    ClusterNotTrusted,
+    /// The listener refuses the node id the dialer's `Hello` claims (known
+    /// there as a node of another cluster, or blocked), before any key.
+    #[error("identity refused (that node refuses this node id)")]
+    IdentityRefused,
+    /// The dialer's last Noise message did not verify, or its certificate
+    /// was refused: one reason for both, so that the answer never tells a
+    /// right secret from a wrong one.
+    #[error(
+        "authentication failed (a wrong secret, a certificate that node does not accept, \
+         or a tampered handshake)"
+    )]
+    HandshakeFailed,
+}
+
+/// Longest limit named in a `Busy` refusal.
 const MAX_REFUSAL_LEN: usize = 256;
 
 impl Refusal {
-    /// A refusal naming `reason`.
-    pub fn new(reason: impl Into<String>) -> Self {
+    /// A refusal for `reason`.
+    pub fn new(reason: RefusalReason) -> Self {
         Refusal {
             magic: MAGIC,
             version: PROTOCOL_VERSION,
-            refused: reason.into(),
+            refused: reason,
         }
     }
+}
+
+/// Reads the listener's [`Refusal`] frame, if `bytes` is one (the limit
+/// a `Busy` one names cut to a bounded length).
+pub fn read_refusal(bytes: &[u8]) -> Option<RefusalReason> {
+    let refusal = crate::decode::<Refusal>(bytes).ok()?;
+    if refusal.magic != MAGIC || refusal.version != PROTOCOL_VERSION {
+        return None;
+    }
+    Some(match refusal.refused {
+        RefusalReason::Busy(mut limit) => {
+            if limit.len() > MAX_REFUSAL_LEN {
+                let mut end = MAX_REFUSAL_LEN;
+                while !limit.is_char_boundary(end) {
+                    end -= 1;
+                }
+                limit.truncate(end);
+            }
+            RefusalReason::Busy(limit)
+        }
+        other => other,
+    })
 }
 
 /// Which end of the socket a side is.
@@ -184,10 +248,10 @@ pub enum Role {
 /// Why a handshake was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HandshakeError {
-    /// The listener refused the connection for one of its own limits
-    /// (it said so in a [`Refusal`]).
-    #[error("that node refused the connection (its own limit: {0})")]
-    Refused(String),
+    /// The listener refused the connection (it said why in a
+    /// [`Refusal`]).
+    #[error("that node refused the connection: {0}")]
+    Refused(RefusalReason),
     /// The bytes are not a `Hello` of this protocol.
     #[error("not a mobility handshake (bad magic or undecodable hello: {0})")]
     NotMobility(String),
@@ -283,15 +347,7 @@ pub fn read_hello(bytes: &[u8], own: &Identity) -> Result<Hello, HandshakeError>
             theirs: head.version,
         });
     }
-    if let Ok(refusal) = crate::decode::<Refusal>(bytes) {
-        let mut reason = refusal.refused;
-        if reason.len() > MAX_REFUSAL_LEN {
-            let mut end = MAX_REFUSAL_LEN;
-            while !reason.is_char_boundary(end) {
-                end -= 1;
-            }
-            reason.truncate(end);
-        }
+    if let Some(reason) = read_refusal(bytes) {
         return Err(HandshakeError::Refused(reason));
     }
     let hello: Hello =
@@ -472,20 +528,31 @@ mod tests {
     #[test]
     fn a_refusal_is_read_as_one() {
         let own = identity("b", "c", "s");
-        let bytes = crate::encode(&Refusal::new("too many links open (3)")).expect("encodes");
-        let refused = read_hello(&bytes, &own);
-        assert_eq!(
-            refused,
-            Err(HandshakeError::Refused("too many links open (3)".into()))
-        );
-        let long = crate::encode(&Refusal::new("é".repeat(1000))).expect("encodes");
+        let busy = RefusalReason::Busy("too many links open (3)".into());
+        for reason in [
+            busy,
+            RefusalReason::ClusterNotTrusted,
+            RefusalReason::IdentityRefused,
+            RefusalReason::HandshakeFailed,
+        ] {
+            let bytes = crate::encode(&Refusal::new(reason.clone())).expect("encodes");
+            assert_eq!(
+                read_hello(&bytes, &own),
+                Err(HandshakeError::Refused(reason))
+            );
+        }
+        let long = RefusalReason::Busy("é".repeat(1000));
+        let long = crate::encode(&Refusal::new(long)).expect("encodes");
         match read_hello(&long, &own) {
-            Err(HandshakeError::Refused(reason)) => assert!(reason.len() <= MAX_REFUSAL_LEN),
+            Err(HandshakeError::Refused(RefusalReason::Busy(limit))) => {
+                assert!(limit.len() <= MAX_REFUSAL_LEN);
+            }
             other => panic!("{other:?}"),
         }
         // A hello is never taken for a refusal.
         let (d, _) = hellos();
         let bytes = crate::encode(&d).expect("encodes");
+        assert_eq!(read_refusal(&bytes), None);
         assert_eq!(read_hello(&bytes, &own), Ok(d));
     }
 

@@ -40,7 +40,7 @@ mod config;
 mod connection;
 mod credentials;
 mod error;
-mod establish;
+pub(crate) mod establish;
 pub(crate) mod frame;
 pub mod handshake;
 pub mod noise;
@@ -60,5 +60,6 @@ pub use credentials::{
     ENV_NODE_CERT, ENV_NODE_KEY, ENV_TRUSTED_CLUSTERS,
 };
 pub use error::NetError;
+pub use handshake::RefusalReason;
 pub use refusals::Refusals;
 pub use transport::{EventHandler, Transport, TransportEvent};

@@ -87,17 +87,30 @@ impl Sealer {
         let pieces = bytes.len().div_ceil(MAX_PIECE);
         self.make_room(bytes.len() + pieces * (LEN_PREFIX + TAG_LEN));
         for piece in bytes.chunks(MAX_PIECE) {
-            let at = self.end + LEN_PREFIX;
-            let room = &mut self.out[at..at + piece.len() + TAG_LEN];
-            let len = self
-                .keys
-                .write_message(self.nonce, piece, room)
-                .map_err(|e| format!("encryption failed: {e}"))?;
-            self.nonce += 1;
-            // At most `MAX_MESSAGE` bytes.
-            self.out[self.end..at].copy_from_slice(&(len as u16).to_be_bytes());
-            self.end = at + len;
+            self.seal_piece(piece)?;
         }
+        Ok(())
+    }
+
+    /// Seals an empty message: the listener's word that it takes the
+    /// socket, before any frame (`establish.rs`).
+    pub(crate) fn seal_empty(&mut self) -> Result<(), String> {
+        self.make_room(LEN_PREFIX + TAG_LEN);
+        self.seal_piece(&[])
+    }
+
+    /// Seals one message after `end` (room was made for it).
+    fn seal_piece(&mut self, piece: &[u8]) -> Result<(), String> {
+        let at = self.end + LEN_PREFIX;
+        let room = &mut self.out[at..at + piece.len() + TAG_LEN];
+        let len = self
+            .keys
+            .write_message(self.nonce, piece, room)
+            .map_err(|e| format!("encryption failed: {e}"))?;
+        self.nonce += 1;
+        // At most `MAX_MESSAGE` bytes.
+        self.out[self.end..at].copy_from_slice(&(len as u16).to_be_bytes());
+        self.end = at + len;
         Ok(())
     }
 
@@ -184,6 +197,13 @@ impl Opener {
         }
     }
 
+    /// The same, reading from the message numbered `nonce` on (those
+    /// before were read by the handshake).
+    pub(crate) fn starting_at(mut self, nonce: u64) -> Self {
+        self.nonce = nonce;
+        self
+    }
+
     /// Sets the largest frame accepted.
     pub(crate) fn set_max_frame(&mut self, max_frame: usize) {
         self.max_frame = max_frame;
@@ -214,6 +234,13 @@ impl Opener {
     }
 }
 
+/// Opens `message` (a Noise message without its length), expected to be
+/// the empty one numbered `nonce`: whether it is.
+pub(crate) fn is_empty_message(keys: &Keys, nonce: u64, message: &[u8]) -> bool {
+    let mut room = [0u8; TAG_LEN];
+    message.len() == TAG_LEN && matches!(keys.read_message(nonce, message, &mut room), Ok(0))
+}
+
 impl Decoder for Opener {
     type Item = BytesMut;
     type Error = OpenError;
@@ -239,17 +266,22 @@ impl Decoder for Opener {
             }
             let message = &src[LEN_PREFIX..LEN_PREFIX + len];
             let at = self.plain.len();
-            self.plain.resize(at + len - TAG_LEN, 0);
-            if let Err(e) = self
+            // Room for the tag too: the cipher then opens the message in
+            // place there, with no buffer of its own.
+            self.plain.resize(at + len, 0);
+            match self
                 .keys
                 .read_message(self.nonce, message, &mut self.plain[at..])
             {
-                self.plain.truncate(at);
-                return Err(OpenError::Bad(format!(
-                    "Noise message {} does not decrypt ({e}: altered, forged, \
-                     replayed, reordered or after a dropped one)",
-                    self.nonce
-                )));
+                Ok(opened) => self.plain.truncate(at + opened),
+                Err(e) => {
+                    self.plain.truncate(at);
+                    return Err(OpenError::Bad(format!(
+                        "Noise message {} does not decrypt ({e}: altered, forged, \
+                         replayed, reordered or after a dropped one)",
+                        self.nonce
+                    )));
+                }
             }
             self.nonce += 1;
             src.advance(LEN_PREFIX + len);
@@ -341,6 +373,28 @@ mod tests {
         let mut opener = Opener::new(l, 1000);
         let mut src = BytesMut::from(sealer.sealed());
         assert!(matches!(opener.decode(&mut src), Err(OpenError::Bad(_))));
+    }
+
+    #[test]
+    fn an_empty_message_opens_only_as_itself() {
+        let (d, l) = keys();
+        let mut sealer = Sealer::new(Arc::clone(&d));
+        sealer.seal_empty().expect("seals");
+        sealer.seal(&framed(b"after")).expect("seals");
+        let wire = sealer.sealed().to_vec();
+        assert_eq!(&wire[..LEN_PREFIX], &(TAG_LEN as u16).to_be_bytes());
+        let empty = &wire[LEN_PREFIX..LEN_PREFIX + TAG_LEN];
+        assert!(is_empty_message(&l, 0, empty));
+        assert!(!is_empty_message(&l, 1, empty), "another nonce");
+        assert!(!is_empty_message(&d, 0, empty), "the other direction's key");
+        let mut flipped = empty.to_vec();
+        flipped[3] ^= 1;
+        assert!(!is_empty_message(&l, 0, &flipped));
+        // The frames after it open from nonce 1.
+        let mut opener = Opener::new(l, 1 << 20).starting_at(1);
+        let mut src = BytesMut::from(&wire[LEN_PREFIX + TAG_LEN..]);
+        let frame = opener.decode(&mut src).expect("opens").expect("a frame");
+        assert_eq!(&frame[..], b"after");
     }
 
     #[test]

@@ -21,7 +21,7 @@ use bytes::{Bytes, BytesMut};
 use super::frame::Wire;
 
 /// Identifies a session. Only one side of a pair of nodes creates sessions
-/// (see `peer.rs`): its id starts with the creator's generation, a
+/// (see `peer/resume.rs`): its id starts with the creator's generation, a
 /// counter that only grows while the creator runs, so of two sessions of
 /// the same creator the later has the larger generation; the rest comes
 /// from the handshake of the socket it was created on.

@@ -1,6 +1,6 @@
 //! The transport: the connector, the table of peers and the test hooks.
 //! The listener is in `accept.rs`; each peer's session lives in its own
-//! task (`peer.rs`).
+//! task (`peer/`).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -21,7 +21,7 @@ use super::config::{Identity, Secret, TcpConfig};
 use super::credentials::{settle, Trust};
 use super::error::NetError;
 use super::establish::{handshake, Established, Failure, Local, Policy};
-use super::handshake::{random_bytes, Role};
+use super::handshake::{random_bytes, RefusalReason, Role};
 use super::peer::{spawn_peer, PeerCtrl};
 use super::refusals::{RefusalLog, Refusals};
 use super::session::SessionId;
@@ -243,17 +243,27 @@ impl Inner {
             Ok(Err(e)) => return Err(connect_error(e.to_string())),
             Err(_) => return Err(connect_error(format!("no answer within {timeout:?}"))),
         };
-        let established = tokio::select! {
+        let handshaken = tokio::select! {
             r = handshake(stream, Role::Dialer, &self.local, &**self, || {}) => r,
             () = self.shutdown.cancelled() => return Err(NetError::Shutdown),
         }
-        .map(|handshaken| handshaken.established(permit))
         .map_err(|failure| match failure {
             Failure::Busy(limit) => {
                 tracing::debug!(%addr, %limit, "the node dialed is busy");
                 NetError::Busy {
                     addr: addr.to_owned(),
                     limit,
+                }
+            }
+            // Told by the listener, a refusal of its policy rather than a
+            // failed handshake.
+            Failure::Refused(
+                reason @ (RefusalReason::ClusterNotTrusted | RefusalReason::IdentityRefused),
+            ) => {
+                tracing::warn!(%addr, %reason, "the node dialed refused this node");
+                NetError::Refused {
+                    addr: addr.to_owned(),
+                    reason,
                 }
             }
             failure => {
@@ -264,6 +274,14 @@ impl Inner {
                 }
             }
         })?;
+        let established =
+            handshaken
+                .established(permit)
+                .await
+                .map_err(|reason| NetError::Handshake {
+                    addr: addr.to_owned(),
+                    reason,
+                })?;
         let peer = established.hello.node.clone();
         if let Some(expected) = expected.filter(|e| **e != peer) {
             tracing::warn!(%addr, %peer, %expected, "address now belongs to another node");
@@ -505,11 +523,9 @@ impl Transport {
             Ok(Err(_)) if self.inner.shutdown.is_cancelled() => Err(NetError::Shutdown),
             _ => Err(NetError::Session {
                 peer: peer.to_string(),
-                // The dialer sends the last handshake message: a listener
-                // that refuses it can only close the socket.
                 reason: format!(
-                    "no session up within {:?} (a peer that closes each socket right after \
-                     the handshake refuses this node's certificate or secret: its log says why)",
+                    "no session up within {:?} after the handshake (the peer took the \
+                     socket, then closed it or went silent: its log says why)",
                     timeout * 2
                 ),
             }),

@@ -305,7 +305,7 @@ pub async fn raw_handshake_keyed(
 /// showing `certificate` (any bytes). Returns the socket, the listener's
 /// `Hello`, the keys of what the raw side sends next and the listener's
 /// certificate once the last message is sent; or the step at which the
-/// listener closed the socket.
+/// listener closed the socket (or the refusal it sent instead of its `Hello`).
 pub async fn raw_dial(
     t: &Transport,
     hello: &Hello,
@@ -319,6 +319,9 @@ pub async fn raw_dial(
     let theirs = read_frame(&mut stream)
         .await
         .ok_or("closed instead of its hello")?;
+    if let Some(reason) = handshake::read_refusal(&theirs) {
+        return Err(format!("refused at its hello: {reason}"));
+    }
     let their_hello: Hello = mobility_net::decode(&theirs).expect("a hello");
     let mut state = noise::dialer(psk, key, &mine, &theirs).expect("builds");
     write_frame(&mut stream, &noise::write(&mut state, &[]).expect("writes")).await;
