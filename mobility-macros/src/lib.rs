@@ -12,6 +12,7 @@ mod probe;
 mod reserved;
 mod state;
 mod util;
+mod versions;
 
 use proc_macro::TokenStream;
 use quote::ToTokens;
