@@ -133,11 +133,24 @@ pub(crate) fn older_state(cx: &mut Ctxt, input: &DeriveInput, prev: &Previous) -
     );
     let version = proc_macro2::Literal::u32_unsuffixed(*version);
     let next = proc_macro2::Literal::u32_unsuffixed(next);
+    // The next version is `N + 1`, unless `N` is not older than the current
+    // version: then the assertion below fails, and the chain points at this
+    // version itself (always there) so that no second error follows.
     let version_impl = quote_spanned! {span=>
         impl ::mobility::Versioned<#version> for #actor {
             type State = #old;
             fn upgrade(state: #old) -> Self {
-                ::mobility::__private::upgrade_chain::<#actor, #next, #old>(state)
+                ::mobility::__private::upgrade_chain::<
+                    #actor,
+                    {
+                        if #version < <#actor as ::mobility::Actor>::VERSION {
+                            #next
+                        } else {
+                            #version
+                        }
+                    },
+                    _,
+                >(state)
             }
         }
     };
