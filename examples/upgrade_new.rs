@@ -75,9 +75,7 @@ impl driver::Demo for Counter {
             origin: "born in version 2".into(),
         }
     }
-    fn describe(
-        handle: &Handle<Self>,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, Error>> + Send>> {
+    fn describe(handle: &Handle<Self>) -> driver::Reply<String> {
         let handle = handle.clone();
         Box::pin(async move { handle.describe().await })
     }

@@ -35,6 +35,11 @@ impl Counter {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
 
+    /// A handler that version 2 no longer has.
+    pub fn retired(&self) -> String {
+        "only version 1 answers this".into()
+    }
+
     /// What it is and where.
     pub fn describe(&self, ctx: &mut Context<Self>) -> String {
         format!("version 1 on {}, count {}", ctx.node().id(), self.count)
@@ -46,9 +51,7 @@ impl driver::Demo for Counter {
     fn fresh() -> Self {
         Counter { count: 5 }
     }
-    fn describe(
-        handle: &Handle<Self>,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, Error>> + Send>> {
+    fn describe(handle: &Handle<Self>) -> driver::Reply<String> {
         let handle = handle.clone();
         Box::pin(async move { handle.describe().await })
     }
@@ -57,6 +60,10 @@ impl driver::Demo for Counter {
     }
     fn add_one(handle: &Handle<Self>) -> Result<(), Error> {
         handle.tell().add(1)
+    }
+    fn retired(handle: &Handle<Self>) -> Option<driver::Reply<String>> {
+        let handle = handle.clone();
+        Some(Box::pin(async move { handle.retired().await }))
     }
 }
 

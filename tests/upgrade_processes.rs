@@ -4,7 +4,8 @@
 //! version 1 migrates to the new build, is upgraded there before
 //! `on_arrive` (the new field computed from the old state), keeps answering
 //! the old build's handle, and the messages queued in its mailbox travel
-//! with it and are handled by the new version; version 2 going to the old
+//! with it and are handled by the new version, and a handler that version 2
+//! dropped is a clear error to its caller; version 2 going to the old
 //! build is refused with both versions named, and stays home, serving.
 
 mod common;
@@ -129,6 +130,17 @@ fn old_to_new_upgrades_and_new_to_old_is_refused() {
     let line = old.wait_for("describe");
     assert!(
         line.contains("version 2 on new, count 15, upgraded from version 1 at count 5"),
+        "{line}"
+    );
+
+    // A handler the old build has and version 2 dropped: a clear error to
+    // its caller, naming the handler and the version, and the actor lives on.
+    old.send("retired");
+    let line = old.wait_for("retired");
+    assert!(
+        line.contains("retired failed")
+            && line.contains("version 2")
+            && line.contains("no handler `retired`"),
         "{line}"
     );
 

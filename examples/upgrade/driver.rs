@@ -4,7 +4,8 @@
 //! with the counter spawned. Commands: `migrate tcp://HOST:PORT [N]` (with
 //! `N`: the actor is held busy, the move is asked, and `N` increments queue
 //! up behind it, to travel in its mailbox), `describe` (through the same
-//! handle, wherever the counter lives), `quit`.
+//! handle, wherever the counter lives), `retired` (a handler that only
+//! version 1 has), `quit`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,6 +14,9 @@ use mobility::prelude::*;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// What the driver needs of the counter of one build.
+/// A call in flight.
+pub type Reply<T> = Pin<Box<dyn Future<Output = Result<T, Error>> + Send>>;
+
 pub trait Demo: Actor + Sized {
     /// The version this build runs.
     const BUILD: u32;
@@ -26,6 +30,11 @@ pub trait Demo: Actor + Sized {
     fn pause(handle: &Handle<Self>) -> Result<(), Error>;
     /// Adds one (fire-and-forget).
     fn add_one(handle: &Handle<Self>) -> Result<(), Error>;
+    /// Calls the handler that version 2 removed (`None` in a build without it).
+    fn retired(handle: &Handle<Self>) -> Option<Reply<String>> {
+        let _ = handle;
+        None
+    }
 }
 
 pub async fn run<A: Demo>() -> Result<(), Box<dyn std::error::Error>> {
@@ -63,6 +72,13 @@ pub async fn run<A: Demo>() -> Result<(), Box<dyn std::error::Error>> {
         };
         match words.as_slice() {
             ["quit"] => break,
+            ["retired"] => match A::retired(counter) {
+                Some(call) => match call.await {
+                    Ok(text) => println!("retired: {text}"),
+                    Err(e) => println!("retired failed: {e}"),
+                },
+                None => println!("this build has no retired handler"),
+            },
             ["describe"] => match A::describe(counter).await {
                 Ok(text) => println!("describe: {text}"),
                 Err(e) => println!("describe failed: {e}"),
@@ -89,7 +105,7 @@ pub async fn run<A: Demo>() -> Result<(), Box<dyn std::error::Error>> {
                     Err(e) => println!("migration failed: {e}"),
                 }
             }
-            _ => println!("commands: migrate DEST [N] | describe | quit"),
+            _ => println!("commands: migrate DEST [N] | describe | retired | quit"),
         }
     }
     node.shutdown().await;
