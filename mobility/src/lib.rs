@@ -107,7 +107,8 @@
 //! migrates: the fields (not those marked `skip`), the queued messages,
 //! the pending timers with their remaining time, the replies still owed.
 //! What does not: code (the destination must have the type compiled in,
-//! with the same schema) and anything outside the actor.
+//! with the same schema, or an older version of the actor that it upgrades:
+//! see [`Versioned`]) and anything outside the actor.
 //!
 //! # Errors
 //!
