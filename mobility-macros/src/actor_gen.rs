@@ -475,6 +475,8 @@ fn actor_impl(ir: &ActorIr, names: &Names, gen: &Gen, live: &[&Handler]) -> Toke
         actor_where,
         ..
     } = gen;
+    let (version, versioned) =
+        crate::versions::current(ir.opts.version.as_ref(), self_ty, decl, actor_where);
     let schema = schema_text(live);
     let state_and_messages = quote! {
         ::mobility::__private::mix_fingerprints(
@@ -553,6 +555,7 @@ fn actor_impl(ir: &ActorIr, names: &Names, gen: &Gen, live: &[&Handler]) -> Toke
             type Tell<__S: ::mobility::__private::MessageSink<Self>> = #tell_ty;
             const TYPE_TAG: &'static str = #tag;
             const SCHEMA: u64 = #schema;
+            #version
 
             fn tell_with<__S: ::mobility::__private::MessageSink<Self>>(sink: __S) -> Self::Tell<__S> {
                 #tell { sink, #marker_field }
@@ -607,6 +610,8 @@ fn actor_impl(ir: &ActorIr, names: &Names, gen: &Gen, live: &[&Handler]) -> Toke
 
             #(#hooks)*
         }
+
+        #versioned
     }
 }
 

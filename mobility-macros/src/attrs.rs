@@ -158,6 +158,8 @@ pub(crate) struct ImplOpts {
     /// `instances(Cache<u64>, Cache<String> = "tag")`: the registered
     /// instantiations of a generic actor, with the span of the option.
     pub(crate) instances: Option<(proc_macro2::Span, Vec<InstanceOpt>)>,
+    /// `version = N`: the actor type's current version (1 when absent).
+    pub(crate) version: Option<(u32, syn::LitInt)>,
 }
 
 /// One entry of `instances(...)`: a concrete type and its optional tag.
@@ -207,10 +209,18 @@ pub(crate) fn parse_impl_opts(cx: &mut Ctxt, args: proc_macro2::TokenStream) -> 
             let span = syn::spanned::Spanned::span(&meta.path);
             opts.instances = Some((span, list.into_iter().collect()));
             Ok(())
+        } else if meta.path.is_ident("version") {
+            let lit: syn::LitInt = meta.value()?.parse()?;
+            let n = crate::versions::parse_version(&lit)?;
+            if opts.version.is_some() {
+                return Err(meta.error("duplicate `version` option"));
+            }
+            opts.version = Some((n, lit));
+            Ok(())
         } else {
             Err(meta.error(
-                "unknown `#[mobile]` option on an impl block: expected `tag = \"...\"`, or \
-                 `instances(...)` for a generic actor",
+                "unknown `#[mobile]` option on an impl block: expected `tag = \"...\"`, \
+                 `version = N`, or `instances(...)` for a generic actor",
             ))
         }
     });
@@ -218,15 +228,4 @@ pub(crate) fn parse_impl_opts(cx: &mut Ctxt, args: proc_macro2::TokenStream) -> 
         cx.push(e);
     }
     opts
-}
-
-/// The attribute on a struct or enum takes no option.
-pub(crate) fn parse_type_opts(cx: &mut Ctxt, args: proc_macro2::TokenStream) {
-    if !args.is_empty() {
-        cx.error_spanned(
-            args,
-            "`#[mobile]` on a struct or enum takes no option (`tag = \"...\"` and \
-             `instances(...)` go on the actor's impl block)",
-        );
-    }
 }

@@ -12,6 +12,7 @@ mod probe;
 mod reserved;
 mod state;
 mod util;
+mod versions;
 
 use proc_macro::TokenStream;
 use quote::ToTokens;
@@ -21,7 +22,8 @@ use quote::ToTokens;
 /// On a struct or enum: serde (de)serialization (byte vectors and arrays
 /// travel as byte strings), `Mobile`, and a compile-time check of every
 /// field; `#[mobile(skip)]` on a field leaves it out (rebuilt with
-/// `Default`).
+/// `Default`). `#[mobile(previous_of = Actor, version = N)]` declares it
+/// the state of an older version of an actor (see versions below).
 ///
 /// On the inherent impl block of an actor: every `pub fn` or `pub async fn`
 /// taking `&self` or `&mut self` becomes a handler (optional last parameter
@@ -35,6 +37,17 @@ use quote::ToTokens;
 /// like a method of `Handle` (`id`, `stop`, `tell`, `clone`, ...), which
 /// would hide it; `#[mobile(rename = "account_id")]` on it keeps the
 /// method's name and gives the handle's methods (and the message) another.
+///
+/// Versions (rolling upgrades): `#[mobile(version = 3)]` on the impl block
+/// gives the actor type's version (1 when absent). Each older version it
+/// still accepts is declared on the plain type that holds that version's
+/// state, `#[mobile(previous_of = Counter, version = 2)]` on a struct or
+/// enum (at least as visible as the actor), and upgraded to the state of the
+/// next version with `From` (`impl From<CounterV2> for Counter`): a chain
+/// that a destination runs, from the version that arrives up to its own,
+/// before `on_arrive`. A missing `From`, a version declared twice or missing
+/// in the chain, and an older version not below the current one are compile
+/// errors at the version.
 ///
 /// A generic actor (`impl<T: Migratable> Cache<T>`) is registered once per
 /// concrete type, each with its own type tag:

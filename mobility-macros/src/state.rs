@@ -46,7 +46,7 @@ struct StateIr {
 /// Expands `#[mobile]` on a struct or an enum.
 pub(crate) fn expand(args: TokenStream, mut input: DeriveInput) -> TokenStream {
     let mut cx = Ctxt::default();
-    attrs::parse_type_opts(&mut cx, args);
+    let previous = crate::versions::parse_type_opts(&mut cx, args);
     let self_ty = self_type(&input);
     let ir = parse(&mut cx, &mut input, &self_ty);
     let mut out = TokenStream::new();
@@ -56,6 +56,9 @@ pub(crate) fn expand(args: TokenStream, mut input: DeriveInput) -> TokenStream {
     }
     out.extend(input.to_token_stream());
     out.extend(support(&input, &ir, &self_ty, failed));
+    if let Some(previous) = &previous {
+        out.extend(crate::versions::older_state(&mut cx, &input, previous));
+    }
     out.extend(cx.into_tokens());
     out
 }

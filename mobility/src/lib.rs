@@ -107,7 +107,8 @@
 //! migrates: the fields (not those marked `skip`), the queued messages,
 //! the pending timers with their remaining time, the replies still owed.
 //! What does not: code (the destination must have the type compiled in,
-//! with the same schema) and anything outside the actor.
+//! with the same schema, or an older version of the actor that it upgrades:
+//! see [`Versioned`]) and anything outside the actor.
 //!
 //! # Errors
 //!
@@ -217,7 +218,7 @@ pub use proto::migration;
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
 
-pub use api::actor::{Actor, ActorInstance, Migratable, Mobile};
+pub use api::actor::{Actor, ActorInstance, Migratable, Mobile, Versioned};
 pub use api::context::{Context, TimerId};
 pub use api::handle::{Handle, Monitor};
 #[doc(hidden)]
@@ -250,7 +251,7 @@ pub mod prelude {
 pub mod __private {
     pub use crate::api::actor::{fingerprint_str, mix_fingerprints, variant_key};
     pub use crate::api::handle::{Calls, HandleCore, MessageSink};
-    pub use crate::node::registry::ActorType;
+    pub use crate::node::registry::{ActorType, OlderVersion};
     pub use inventory;
     pub use serde;
     pub use serde_bytes;
@@ -273,4 +274,16 @@ pub mod __private {
 
     /// Compile-time check that a `#[mobile(skip)]` field can be rebuilt.
     pub const fn assert_skippable<T: crate::actor::Skippable>() {}
+
+    /// One step of the upgrade chain of actor `A`: a state of the version
+    /// before `NEXT` becomes the state of version `NEXT`, which is then
+    /// upgraded on to the current version (called at the older version's
+    /// declaration, whose errors say what is missing).
+    pub fn upgrade_chain<A, const NEXT: u32, Old>(old: Old) -> A
+    where
+        A: crate::Versioned<NEXT>,
+        Old: crate::checks::UpgradeStep<<A as crate::Versioned<NEXT>>::State>,
+    {
+        A::upgrade(old.upgrade_step())
+    }
 }

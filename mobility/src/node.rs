@@ -49,6 +49,9 @@ pub(crate) mod registry;
 mod shutdown;
 mod shutdown_hooks;
 mod tables;
+#[cfg(test)]
+#[allow(dead_code)] // handlers the tests never call
+mod upgrade_tests;
 
 use builder::Config;
 pub use builder::NodeBuilder;

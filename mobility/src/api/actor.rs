@@ -116,6 +116,10 @@ pub trait Actor: Mobile + Sized {
     /// Fingerprint of the state and of the message set: a destination whose
     /// build disagrees refuses the actor.
     const SCHEMA: u64;
+    /// The version of the actor type (`#[mobile(version = N)]` on its impl
+    /// block; 1 unless declared). A destination accepts its own version and
+    /// the older ones it can upgrade ([`Versioned`]); a newer one is refused.
+    const VERSION: u32 = 1;
 
     /// Wraps a sink into the typed fire-and-forget methods.
     fn tell_with<S: MessageSink<Self>>(sink: S) -> Self::Tell<S>;
@@ -200,6 +204,28 @@ pub trait Actor: Mobile + Sized {
         let _ = ctx;
         async {}
     }
+}
+
+/// Version `V` of the actor type `Self`, as a node of this build accepts
+/// it: the state of that version and how it becomes the current actor.
+///
+/// Implemented by `#[mobile]`, never by hand: for the current version by
+/// `#[mobile(version = N)]` on the actor's impl block (the state is the actor
+/// itself), and for each older version by `#[mobile(previous_of = Actor,
+/// version = N)]` on the struct or enum that keeps that version's state,
+/// whose upgrade is `From<ThatState>` for the state of version `N + 1`,
+/// applied step by step up to the current version (before `on_arrive`).
+#[diagnostic::on_unimplemented(
+    message = "version {V} of the actor `{Self}` is declared nowhere",
+    label = "`{Self}` has no version {V}",
+    note = "an actor declares its current version on its impl block, `#[mobile(version = N)]` (1 if absent), and each older version it accepts on the type that keeps that version's state, `#[mobile(previous_of = {Self}, version = N)]`",
+    note = "the upgrades form a chain: version N upgrades to version N + 1 with `From`, so every version between the oldest accepted one and the current one must be declared"
+)]
+pub trait Versioned<const V: u32>: Actor {
+    /// The state of version `V` (the actor itself for its current version).
+    type State: Mobile;
+    /// Turns a state of version `V` into the current actor.
+    fn upgrade(state: Self::State) -> Self;
 }
 
 /// Mixes two fingerprints (used to combine the state's and the messages').

@@ -65,3 +65,25 @@ pub trait MigratableReplyError {}
 #[doc(hidden)]
 #[diagnostic::do_not_recommend]
 impl<T: Migratable> MigratableReplyError for T {}
+
+/// One step of an actor's upgrade chain: the state of version N becomes
+/// the state of version N + 1.
+#[diagnostic::on_unimplemented(
+    message = "no upgrade from `{Self}` to `{New}`, the state of the next version",
+    label = "this version has no path to the next one",
+    note = "a node rebuilds an actor that arrives in an older version by upgrading its state one version at a time, each with `From`",
+    note = "implement `From<{Self}> for {New}`, computing the fields the newer version adds"
+)]
+#[doc(hidden)]
+pub trait UpgradeStep<New> {
+    /// The upgrade.
+    fn upgrade_step(self) -> New;
+}
+
+#[doc(hidden)]
+#[diagnostic::do_not_recommend]
+impl<Old, New: From<Old>> UpgradeStep<New> for Old {
+    fn upgrade_step(self) -> New {
+        New::from(self)
+    }
+}

@@ -14,9 +14,45 @@ use crate::api::reply::ReplyTo;
 use crate::mailbox::entry::LocalBody;
 use crate::mailbox::envelope::Item;
 use crate::proto::error::{Error, ExitReason};
+use crate::proto::id::ActorId;
 use crate::proto::migration::QueuedWire;
 use crate::proto::observe::NodeEvent;
 use crate::proto::wire::WireBody;
+
+/// The error for a message this build cannot decode: a handler that this
+/// version of the actor type does not have (the caller runs another build)
+/// is named as such; anything else is the codec's error.
+pub(crate) fn undecodable<A: Actor>(actor: ActorId, error: Error) -> Error {
+    let Error::Codec(text) = &error else {
+        return error;
+    };
+    // serde's words for an enum variant the type does not have.
+    let handler = text
+        .split("unknown variant `")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next());
+    match handler {
+        Some(handler) => Error::UnknownHandler {
+            actor,
+            type_tag: A::TYPE_TAG.to_owned(),
+            version: A::VERSION,
+            handler: snake_case(handler),
+        },
+        None => error,
+    }
+}
+
+/// `SendMe` -> `send_me`: a handler's name from its message variant.
+fn snake_case(variant: &str) -> String {
+    let mut name = String::with_capacity(variant.len() + 4);
+    for (i, c) in variant.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            name.push('_');
+        }
+        name.extend(c.to_lowercase());
+    }
+    name
+}
 
 impl<A: Actor> Cell<A> {
     pub(super) async fn handle(&mut self, item: Queued<A>) {
@@ -58,7 +94,7 @@ impl<A: Actor> Cell<A> {
                     }
                     Err(error) => {
                         tracing::error!(%actor, %error, "a postponed message did not decode");
-                        reply.fail(error);
+                        reply.fail(undecodable::<A>(actor, error));
                         return;
                     }
                 }
@@ -84,7 +120,7 @@ impl<A: Actor> Cell<A> {
                                 }
                                 Err(error) => {
                                     tracing::warn!(%actor, %error, "a message did not decode; refused");
-                                    reply.fail(error);
+                                    reply.fail(undecodable::<A>(actor, error));
                                     return;
                                 }
                             }

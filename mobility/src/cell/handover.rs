@@ -272,6 +272,8 @@ impl<A: Actor> Cell<A> {
             type_tag: A::TYPE_TAG.to_owned(),
             schema: A::SCHEMA,
             epoch,
+            version: A::VERSION,
+            state_schema: <A as crate::api::actor::Mobile>::FINGERPRINT,
         };
         let encoded = crate::proto::wire::frame_of(&header).and_then(|mut frame| {
             let start = frame.len();

@@ -426,27 +426,24 @@ impl Node {
                 type_tag,
                 schema,
                 epoch,
+                version,
+                state_schema,
             } => {
                 let tag = type_tag.clone();
-                let result = match self.registry().get(&type_tag) {
-                    _ if self.shared.leaving.load(Ordering::Acquire) => {
-                        Err(MigrationFailure::Leaving)
-                    }
-                    None => Err(MigrationFailure::UnknownType {
-                        tag: type_tag,
-                        known: self.registry().tags(),
-                    }),
-                    Some(ty) if ty.schema() != schema => Err(MigrationFailure::SchemaMismatch {
-                        tag: type_tag,
-                        ours: schema,
-                        theirs: ty.schema(),
-                    }),
+                let accepted = if self.shared.leaving.load(Ordering::Acquire) {
+                    Err(MigrationFailure::Leaving)
+                } else {
+                    self.registry()
+                        .accept(&type_tag, version, schema, state_schema)
+                };
+                let result = match accepted {
+                    Err(failure) => Err(failure),
                     // A large snapshot is decoded on a blocking thread, so
                     // one big arrival does not hold up every other frame of
                     // its link. (Frames for that actor overtaking it change
                     // nothing: an abort that comes first closes the attempt,
                     // and its prepare is then refused.)
-                    Some(ty) if tail.len() >= LARGE_SNAPSHOT => {
+                    Ok(ty) if tail.len() >= LARGE_SNAPSHOT => {
                         let (node, from, tail) = (self.clone(), from.clone(), tail.clone());
                         self.runtime().spawn_blocking(move || {
                             let args = PrepareArgs {
@@ -461,7 +458,7 @@ impl Node {
                         });
                         return;
                     }
-                    Some(ty) => ty.prepare(
+                    Ok(ty) => ty.prepare(
                         self,
                         PrepareArgs {
                             from: from.clone(),

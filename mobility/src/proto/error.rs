@@ -150,6 +150,19 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// The actor's node runs a version of its type without this handler
+    /// (the caller's build has it): the message was not handled.
+    #[error("actor {actor} runs version {version} of actor type {type_tag:?}, which has no handler `{handler}`")]
+    UnknownHandler {
+        /// The actor.
+        actor: ActorId,
+        /// Its type tag.
+        type_tag: String,
+        /// The version of its type where it runs.
+        version: u32,
+        /// The handler asked for (its message variant).
+        handler: String,
+    },
     /// A value could not be encoded or decoded.
     #[error("{0}")]
     Codec(String),

@@ -76,6 +76,43 @@ pub enum MigrationFailure {
         /// The destination's fingerprint.
         theirs: u64,
     },
+    /// The actor arrives in a newer version of its type than the one the
+    /// destination's build runs (an older build cannot take it).
+    #[error("the actor is at version {ours} of actor type {tag:?}, newer than the destination's version {theirs}")]
+    NewerVersion {
+        /// The type tag.
+        tag: String,
+        /// The version sent.
+        ours: u32,
+        /// The destination's (current) version.
+        theirs: u32,
+    },
+    /// The actor arrives in an older version of its type that the
+    /// destination has no upgrade path from.
+    #[error("the destination runs version {theirs} of actor type {tag:?} and has no upgrade from version {ours} (it accepts versions {accepted:?})")]
+    NoUpgrade {
+        /// The type tag.
+        tag: String,
+        /// The version sent.
+        ours: u32,
+        /// The destination's (current) version.
+        theirs: u32,
+        /// Every version the destination accepts, oldest first.
+        accepted: Vec<u32>,
+    },
+    /// The destination accepts the actor's (older) version, but its build
+    /// has another shape of that version's state.
+    #[error("the destination has another schema of version {version} of actor type {tag:?} (ours {ours:016x}, theirs {theirs:016x})")]
+    VersionSchemaMismatch {
+        /// The type tag.
+        tag: String,
+        /// The version sent.
+        version: u32,
+        /// The fingerprint of the state sent.
+        ours: u64,
+        /// The destination's fingerprint of that version's state.
+        theirs: u64,
+    },
     /// The actor's name belongs to another actor at the destination.
     #[error("the name {0:?} is taken at the destination")]
     NameTaken(String),
@@ -262,6 +299,26 @@ impl<S> Snapshot<S> {
         nodes.sort();
         nodes.dedup();
         nodes
+    }
+
+    /// The same snapshot around its state turned into another (an older
+    /// version's state upgraded), or `f`'s error.
+    pub(crate) fn map_state<T, E>(
+        self,
+        f: impl FnOnce(S) -> Result<T, E>,
+    ) -> Result<Snapshot<T>, E> {
+        Ok(Snapshot {
+            state: f(self.state)?,
+            from: self.from,
+            name: self.name,
+            queue: self.queue,
+            tracker: self.tracker,
+            timers: self.timers,
+            next_timer: self.next_timer,
+            monitors: self.monitors,
+            postponed: self.postponed,
+            owed: self.owed,
+        })
     }
 
     /// The same snapshot around another state (e.g. `()`, to measure what

@@ -18,7 +18,19 @@ pub struct Hygienic {
     data: ::std::vec::Vec<Data>,
 }
 
-#[::mobility::mobile]
+/// The state of version 1, upgraded to version 2.
+#[::mobility::mobile(previous_of = Hygienic, version = 1)]
+pub struct HygienicV1 {
+    data: ::std::vec::Vec<Data>,
+}
+
+impl ::core::convert::From<HygienicV1> for Hygienic {
+    fn from(old: HygienicV1) -> Self {
+        Hygienic { data: old.data }
+    }
+}
+
+#[::mobility::mobile(version = 2)]
 impl Hygienic {
     /// A handler.
     pub fn len(&self) -> usize {

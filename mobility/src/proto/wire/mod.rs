@@ -13,6 +13,10 @@
 //!   confirms an abort (aborted), a source that began no such attempt leaves
 //!   a resolve unanswered, new refusals (destination failed, fenced) and an
 //!   actor reported down on a node declared failed (unreachable).
+//! - 5: versions of actor types: a prepare carries the actor's version and
+//!   the fingerprint of its state alone (both default to a version-1 actor
+//!   without it); new refusals (newer version, no upgrade, another schema of
+//!   an older version).
 
 mod compact;
 
@@ -24,7 +28,7 @@ use crate::proto::migration::MigrationFailure;
 
 /// Version of the protocol below; a link refuses peers of another version
 /// (the TCP handshake compares it as the runtime's `app_version`).
-pub(crate) const PROTOCOL_VERSION: u32 = 4;
+pub(crate) const PROTOCOL_VERSION: u32 = 5;
 
 /// One stream of messages toward an actor: the node that numbered them and a
 /// random id of the numbering cell (so a new cell never reuses old numbers).
@@ -125,8 +129,17 @@ pub(crate) enum PeerMsg {
     Prepare {
         actor: ActorId,
         type_tag: String,
+        /// Fingerprint of the state and messages (compared when both sides
+        /// run the same version).
         schema: u64,
         epoch: u64,
+        /// The actor type's version (`Actor::VERSION`).
+        #[serde(default = "version_one")]
+        version: u32,
+        /// Fingerprint of the state alone (`Mobile::FINGERPRINT`), compared
+        /// with the destination's declaration of an older version.
+        #[serde(default)]
+        state_schema: u64,
     },
     /// The destination's answer to `Prepare`.
     PrepareAck {
@@ -169,6 +182,11 @@ pub(crate) enum PeerMsg {
         request: u64,
         owner: Option<ActorId>,
     },
+}
+
+/// The version of an actor type that does not say (protocol 4 and before).
+fn version_one() -> u32 {
+    1
 }
 
 /// How many nodes a relayed frame may cross before it is dropped.

@@ -1,0 +1,93 @@
+//! A rolling upgrade, the new build: version 2 of the actor type
+//! `upgrade-demo.counter`, which adds a field. It accepts version 1 (see
+//! `upgrade_old`) and upgrades it before `on_arrive`; its own version 2
+//! cannot go to a node of the old build, which refuses it.
+
+#[path = "upgrade/driver.rs"]
+mod driver;
+
+use std::time::Duration;
+
+use mobility::prelude::*;
+
+/// The state of version 1, as `upgrade_old` sends it.
+#[mobile(previous_of = Counter, version = 1)]
+pub struct CounterV1 {
+    count: u64,
+}
+
+/// The upgrade: version 2 adds `origin`, computed from the old state.
+impl From<CounterV1> for Counter {
+    fn from(old: CounterV1) -> Self {
+        Counter {
+            count: old.count,
+            origin: format!("upgraded from version 1 at count {}", old.count),
+        }
+    }
+}
+
+/// Version 2: a count and where it comes from.
+#[mobile]
+pub struct Counter {
+    count: u64,
+    origin: String,
+}
+
+#[mobile(tag = "upgrade-demo.counter", version = 2)]
+impl Counter {
+    /// Adds `n` (a handler of both versions).
+    pub fn add(&mut self, n: u64) -> u64 {
+        self.count += n;
+        self.count
+    }
+
+    /// Holds the actor for `ms` milliseconds (so messages queue up).
+    pub async fn pause(&mut self, ms: u64) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+
+    /// What it is and where.
+    pub fn describe(&self, ctx: &mut Context<Self>) -> String {
+        format!(
+            "version 2 on {}, count {}, {}",
+            ctx.node().id(),
+            self.count,
+            self.origin
+        )
+    }
+
+    #[mobile(on_arrive)]
+    fn arrived(&mut self, ctx: &mut Context<Self>) {
+        println!(
+            "counter arrived on {}: count {}, {}",
+            ctx.node().id(),
+            self.count,
+            self.origin
+        );
+    }
+}
+
+impl driver::Demo for Counter {
+    const BUILD: u32 = 2;
+    fn fresh() -> Self {
+        Counter {
+            count: 100,
+            origin: "born in version 2".into(),
+        }
+    }
+    fn describe(handle: &Handle<Self>) -> driver::Reply<String> {
+        let handle = handle.clone();
+        Box::pin(async move { handle.describe().await })
+    }
+    fn pause(handle: &Handle<Self>) -> Result<(), Error> {
+        handle.tell().pause(300)
+    }
+    fn add_one(handle: &Handle<Self>) -> Result<(), Error> {
+        handle.tell().add(1)
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    driver::run::<Counter>().await
+}
