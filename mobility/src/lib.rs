@@ -127,6 +127,7 @@
 //! | no reply within the timeout | [`Error::Timeout`] (the request may still be handled) | |
 //! | no actor holds the name (or its actor ended) | [`Error::NameNotFound`] | |
 //! | a migration failed | [`Error::Migration`]: the step and why; the actor runs where it was | |
+//! | a handler the actor's version does not have | [`Error::UnknownHandler`] | |
 //! | this node is shut down | [`Error::NodeStopped`] | |
 //!
 //! A call with an explicit timeout ([`Handle::with_timeout`]) returns by
