@@ -23,7 +23,7 @@ use mobility_net::{Identity, NodeId, Secret};
 
 /// The runtime protocol version of `mobility` (the `app_version` its
 /// nodes put in their `Hello`), so recorded `Hello`s are taken.
-pub const APP_VERSION: u32 = 4;
+pub const APP_VERSION: u32 = mobility::fuzzing::PROTOCOL_VERSION;
 
 /// Cluster and secret of the seeds, and the clock certificates are checked at.
 pub const CLUSTER: &str = "fuzz";

@@ -10,6 +10,9 @@ use crate::api::timers::Timers;
 use crate::proto::migration::{QueuedWire, Snapshot};
 use crate::proto::wire::{self, PeerMsg, WireBody};
 
+/// The runtime protocol version nodes put in their `Hello` (`app_version`).
+pub const PROTOCOL_VERSION: u32 = wire::PROTOCOL_VERSION;
+
 /// A frame's header as decoded.
 #[derive(Debug)]
 pub struct PeerFrame(PeerMsg);
