@@ -351,6 +351,8 @@ pub struct Slow {
 #[mobile]
 impl Slow {
     pub fn take(&mut self, ms: u64) -> u64 {
+        // The handler's own work, the thing under test (a plain handler
+        // that blocks its thread): not a wait for anything.
         std::thread::sleep(Duration::from_millis(ms));
         self.handled += 1;
         self.handled

@@ -72,8 +72,14 @@ fn the_prometheus_example_serves_the_nodes_metrics_over_http() {
         .and_then(|rest| rest.strip_suffix("/metrics"))
         .unwrap_or_else(|| panic!("expected the metrics address, got {line:?}"))
         .to_owned();
-    // Keep reading its output, so that it never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
+    // Keep reading its output, so that it never blocks on a full pipe; each
+    // line says something happened (a move), worth a new scrape.
+    let (happened, news) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let _ = happened.send(line);
+        }
+    });
 
     // The example's actor type, tagged with its module path.
     let meter = r#"actor_type="prometheus::Meter""#;
@@ -108,8 +114,10 @@ fn the_prometheus_example_serves_the_nodes_metrics_over_http() {
             Instant::now() < deadline,
             "still zero or absent after {PATIENCE:?}: {missing:?}"
         );
-        // Pacing between two scrapes (the deadline above bounds the wait).
-        std::thread::sleep(Duration::from_millis(200));
+        // Scrape again once the example reports its next move.
+        let left = deadline.saturating_duration_since(Instant::now());
+        news.recv_timeout(left)
+            .unwrap_or_else(|e| panic!("no news from the example within {PATIENCE:?}: {e}"));
     };
     assert_eq!(
         value(&body, r#"mobility_cluster_members{node="a"}"#),

@@ -5,93 +5,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use common::process::ExampleProcess;
 
-const PATIENCE: Duration = Duration::from_secs(60);
-
-/// A running `tcp_node` whose stdout lines arrive on a channel.
-struct NodeProcess {
-    child: Child,
-    stdin: ChildStdin,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl NodeProcess {
-    fn start(args: &[&str]) -> NodeProcess {
-        let mut child = Command::new(common::example_binary("tcp_node"))
-            .args(args)
-            .env("MOBILITY_SECRET", "a secret both clusters share")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start tcp_node");
-        let stdin = child.stdin.take().expect("stdin");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        NodeProcess {
-            child,
-            stdin,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits for a line containing `text`; returns it.
-    fn wait_for(&mut self, text: &str) -> String {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(text) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!(
-                    "no line with {text:?} within {PATIENCE:?}; saw:\n{}",
-                    self.seen.join("\n")
-                ),
-            }
-        }
-    }
-
-    fn send(&mut self, command: &str) {
-        writeln!(self.stdin, "{command}").expect("write to the node's prompt");
-        self.stdin.flush().expect("flush");
-    }
-
-    fn quit(mut self) {
-        self.send("quit");
-        let deadline = Instant::now() + PATIENCE;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                assert!(status.success(), "node exited with {status}");
-                return;
-            }
-            let _ = self.lines.recv_timeout(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        panic!("node did not quit");
-    }
-}
-
-impl Drop for NodeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
+/// A `tcp_node` of another cluster than the others, on the shared secret.
+fn tcp_node(args: &[&str]) -> ExampleProcess {
+    ExampleProcess::start("tcp_node", "a secret both clusters share", args)
 }
 
 fn listen_addr(line: &str) -> String {
@@ -100,9 +18,9 @@ fn listen_addr(line: &str) -> String {
 
 #[test]
 fn send_me_moves_the_pinger_to_a_node_of_another_cluster() {
-    let mut b = NodeProcess::start(&["--port", "0", "--name", "node-b", "--cluster", "west"]);
+    let mut b = tcp_node(&["--port", "0", "--name", "node-b", "--cluster", "west"]);
     let b_addr = listen_addr(&b.wait_for("listening on"));
-    let mut a = NodeProcess::start(&[
+    let mut a = tcp_node(&[
         "--port",
         "0",
         "--name",
@@ -155,8 +73,7 @@ impl OnlyInTests {
 
 #[tokio::test]
 async fn a_node_without_the_type_refuses_it_and_the_actor_stays() {
-    let mut remote =
-        NodeProcess::start(&["--port", "0", "--name", "node-r", "--cluster", "remote"]);
+    let mut remote = tcp_node(&["--port", "0", "--name", "node-r", "--cluster", "remote"]);
     let remote_addr = listen_addr(&remote.wait_for("listening on"));
     let node = mobility::Node::builder()
         .id("local")

@@ -10,92 +10,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use common::process::ExampleProcess;
 
-const PATIENCE: Duration = Duration::from_secs(60);
-
-/// A running example whose stdout lines arrive on a channel.
-struct Process {
-    child: Child,
-    stdin: ChildStdin,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Process {
-    fn start(example: &str, args: &[&str]) -> Process {
-        let mut child = Command::new(common::example_binary(example))
-            .args(args)
-            .env("MOBILITY_SECRET", "the secret of both builds")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the example");
-        let stdin = child.stdin.take().expect("stdin");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Process {
-            child,
-            stdin,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits for a line containing `text`; returns it.
-    fn wait_for(&mut self, text: &str) -> String {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(text) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!(
-                    "no line with {text:?} within {PATIENCE:?}; saw:\n{}",
-                    self.seen.join("\n")
-                ),
-            }
-        }
-    }
-
-    fn send(&mut self, command: &str) {
-        writeln!(self.stdin, "{command}").expect("write to the prompt");
-        self.stdin.flush().expect("flush");
-    }
-
-    fn quit(mut self) {
-        self.send("quit");
-        let deadline = Instant::now() + PATIENCE;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                assert!(status.success(), "exited with {status}");
-                return;
-            }
-            let _ = self.lines.recv_timeout(Duration::from_millis(50));
-        }
-        panic!("did not quit");
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
+/// One of the two builds, on the secret both share.
+fn build(example: &str, args: &[&str]) -> ExampleProcess {
+    ExampleProcess::start(example, "the secret of both builds", args)
 }
 
 fn addr_of(line: &str) -> String {
@@ -104,10 +23,10 @@ fn addr_of(line: &str) -> String {
 
 #[test]
 fn old_to_new_upgrades_and_new_to_old_is_refused() {
-    let mut new = Process::start("upgrade_new", &["new", "--spawn"]);
+    let mut new = build("upgrade_new", &["new", "--spawn"]);
     let new_addr = addr_of(&new.wait_for("listening on"));
     new.wait_for("spawned the counter: version 2 on new, count 100");
-    let mut old = Process::start("upgrade_old", &["old", "--spawn"]);
+    let mut old = build("upgrade_old", &["old", "--spawn"]);
     let old_addr = addr_of(&old.wait_for("listening on"));
     old.wait_for("spawned the counter: version 1 on old, count 5");
 

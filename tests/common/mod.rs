@@ -107,6 +107,8 @@ where
     }
 }
 
+pub mod process;
+
 pub mod ledger {
     //! An actor that checks numbered messages: per sender, what came twice
     //! or early, and how many were handled.
