@@ -400,6 +400,17 @@ impl Membership {
         }
     }
 
+    /// Whether live member `id` (not this node) announced its leave,
+    /// without copying its values.
+    pub fn is_leaving(&self, id: &NodeId) -> bool {
+        self.inner
+            .shared
+            .read()
+            .peers
+            .get(id)
+            .is_some_and(|m| m.leaving)
+    }
+
     /// The value of `key` at one live member (this node included), without
     /// copying the member's other values.
     pub fn value(&self, id: &NodeId, key: &str) -> Option<String> {

@@ -219,8 +219,7 @@ impl Directory {
     /// its leave is not dialed (its link is parked, see `members.rs`).
     pub(crate) fn address_of(&self, node: &NodeId) -> Option<String> {
         let addr = self.membership.value(node, ADDR_KEY)?;
-        let leaving = self.membership.member(node).is_some_and(|m| m.leaving);
-        (!leaving).then_some(addr)
+        (!self.membership.is_leaving(node)).then_some(addr)
     }
 
     /// The live node hosting `actor`, with the epoch it hosts it at.

@@ -324,17 +324,9 @@ impl<S> Snapshot<S> {
     /// The same snapshot around another state (e.g. `()`, to measure what
     /// the state alone weighs).
     pub(crate) fn with_state<T>(self, state: T) -> Snapshot<T> {
-        Snapshot {
-            state,
-            from: self.from,
-            name: self.name,
-            queue: self.queue,
-            tracker: self.tracker,
-            timers: self.timers,
-            next_timer: self.next_timer,
-            monitors: self.monitors,
-            postponed: self.postponed,
-            owed: self.owed,
+        match self.map_state(|_| Ok::<T, std::convert::Infallible>(state)) {
+            Ok(snapshot) => snapshot,
+            Err(never) => match never {},
         }
     }
 }
