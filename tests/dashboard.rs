@@ -142,9 +142,21 @@ async fn the_state_endpoint_follows_the_mailbox_and_a_migration() {
     );
     assert_eq!(get(addr, "/no-such-page").expect("an answer").status, 404);
 
-    // Before: on a, with its type and name, among a's own actors.
-    let before = state_where("walker on a, hosted by a", addr, |s| {
-        lives_on(s, "walker") == Some(a.id().as_str()) && hosted(s, walker.id()).is_some()
+    // Before: on a, with its type and name, among a's own actors, and its
+    // spawn in the log (which a task of the dashboard collects: it may come
+    // a moment after the actor shows).
+    let spawned = |e: &Value| {
+        e["kind"] == "spawned"
+            && e["actor"] == walker.id().to_string()
+            && e["name"] == "walker"
+            && e["to"] == a.id().as_str()
+    };
+    let before = state_where("walker on a, hosted by a, its spawn logged", addr, |s| {
+        lives_on(s, "walker") == Some(a.id().as_str())
+            && hosted(s, walker.id()).is_some()
+            && s["events"]
+                .as_array()
+                .is_some_and(|events| events.iter().any(spawned))
     })
     .await;
     assert_eq!(before["node"], a.id().as_str());
@@ -162,10 +174,7 @@ async fn the_state_endpoint_follows_the_mailbox_and_a_migration() {
         .as_str()
         .is_some_and(|t| t.ends_with("Walker")));
     let events = before["events"].as_array().expect("events");
-    assert!(events.iter().any(|e| e["kind"] == "spawned"
-        && e["actor"] == walker.id().to_string()
-        && e["name"] == "walker"
-        && e["to"] == a.id().as_str()));
+    assert!(events.iter().any(spawned));
     assert!(events.iter().all(|e| e["kind"] != "departed"));
 
     // Its mailbox depth: three pings wait while it is held.
