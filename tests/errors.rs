@@ -49,11 +49,11 @@ async fn a_name_whose_actor_ended_is_unknown_on_every_member() {
     let unknown = Error::NameNotFound {
         name: "greeter".into(),
     };
-    // On its own node at once, and on b once the gossip says so.
-    assert_eq!(
-        a.lookup::<Greeter>("greeter").await.err(),
-        Some(unknown.clone())
-    );
+    // On its own node, and on b once the gossip says so.
+    eventually_async("a no longer finds the name", || async {
+        a.lookup::<Greeter>("greeter").await.err() == Some(unknown.clone())
+    })
+    .await;
     eventually_async("b no longer finds the name", || async {
         b.lookup::<Greeter>("greeter").await.err() == Some(unknown.clone())
     })

@@ -321,10 +321,13 @@ impl Node {
             d.find_name(name)
                 .map(|found| (d.locate(found.actor), found))
         });
-        // The directory may still list an actor that ended here moments ago.
+        // This node's own keys may still list an actor that ended here
+        // moments ago (what other members list is theirs to correct).
         let found = found.filter(|(_, f)| {
-            self.entry(&f.actor)
-                .is_none_or(|e| e.exit_reason().is_none())
+            f.node != *self.id()
+                || self
+                    .entry(&f.actor)
+                    .is_none_or(|e| e.is_hosting() || e.exit_reason().is_none())
         });
         if let Some((located, found)) = found {
             if found.type_tag != A::TYPE_TAG {
