@@ -5,6 +5,8 @@
 
 #[path = "upgrade/driver.rs"]
 mod driver;
+#[path = "upgrade/ledger.rs"]
+mod ledger;
 
 use std::time::Duration;
 
@@ -14,6 +16,7 @@ use mobility::prelude::*;
 #[mobile(previous_of = Counter, version = 1)]
 pub struct CounterV1 {
     count: u64,
+    ledger: ledger::Ledger,
 }
 
 /// The upgrade: version 2 adds `origin`, computed from the old state.
@@ -22,6 +25,7 @@ impl From<CounterV1> for Counter {
         Counter {
             count: old.count,
             origin: format!("upgraded from version 1 at count {}", old.count),
+            ledger: old.ledger,
         }
     }
 }
@@ -31,6 +35,7 @@ impl From<CounterV1> for Counter {
 pub struct Counter {
     count: u64,
     origin: String,
+    ledger: ledger::Ledger,
 }
 
 #[mobile(tag = "upgrade-demo.counter", version = 2)]
@@ -39,6 +44,16 @@ impl Counter {
     pub fn add(&mut self, n: u64) -> u64 {
         self.count += n;
         self.count
+    }
+
+    /// Records message `seq` of the load (a handler of both versions).
+    pub fn record(&mut self, seq: u64) {
+        self.ledger.record(seq);
+    }
+
+    /// What it saw of the load, its version and where it runs.
+    pub fn stats(&self, ctx: &mut Context<Self>) -> ledger::Stats {
+        (self.ledger, 2, ctx.node().id().to_string())
     }
 
     /// Holds the actor for `ms` milliseconds (so messages queue up).
@@ -73,6 +88,7 @@ impl driver::Demo for Counter {
         Counter {
             count: 100,
             origin: "born in version 2".into(),
+            ledger: ledger::Ledger::default(),
         }
     }
     fn describe(handle: &Handle<Self>) -> driver::Reply<String> {
@@ -84,6 +100,13 @@ impl driver::Demo for Counter {
     }
     fn add_one(handle: &Handle<Self>) -> Result<(), Error> {
         handle.tell().add(1)
+    }
+    fn record(handle: &Handle<Self>, seq: u64) -> Result<(), Error> {
+        handle.tell().record(seq)
+    }
+    fn stats(handle: &Handle<Self>) -> driver::Reply<ledger::Stats> {
+        let handle = handle.clone();
+        Box::pin(async move { handle.stats().await })
     }
 }
 

@@ -10,16 +10,19 @@
 
 #[path = "upgrade/driver.rs"]
 mod driver;
+#[path = "upgrade/ledger.rs"]
+mod ledger;
 
 use std::time::Duration;
 
 use mobility::prelude::*;
 
-/// Version 1: a count.
+/// Version 1: a count, and what it saw of the load.
 #[mobile]
 #[derive(Default)]
 pub struct Counter {
     count: u64,
+    ledger: ledger::Ledger,
 }
 
 #[mobile(tag = "upgrade-demo.counter")]
@@ -28,6 +31,16 @@ impl Counter {
     pub fn add(&mut self, n: u64) -> u64 {
         self.count += n;
         self.count
+    }
+
+    /// Records message `seq` of the load (a handler of both versions).
+    pub fn record(&mut self, seq: u64) {
+        self.ledger.record(seq);
+    }
+
+    /// What it saw of the load, its version and where it runs.
+    pub fn stats(&self, ctx: &mut Context<Self>) -> ledger::Stats {
+        (self.ledger, 1, ctx.node().id().to_string())
     }
 
     /// Holds the actor for `ms` milliseconds (so messages queue up).
@@ -49,7 +62,10 @@ impl Counter {
 impl driver::Demo for Counter {
     const BUILD: u32 = 1;
     fn fresh() -> Self {
-        Counter { count: 5 }
+        Counter {
+            count: 5,
+            ledger: ledger::Ledger::default(),
+        }
     }
     fn describe(handle: &Handle<Self>) -> driver::Reply<String> {
         let handle = handle.clone();
@@ -60,6 +76,13 @@ impl driver::Demo for Counter {
     }
     fn add_one(handle: &Handle<Self>) -> Result<(), Error> {
         handle.tell().add(1)
+    }
+    fn record(handle: &Handle<Self>, seq: u64) -> Result<(), Error> {
+        handle.tell().record(seq)
+    }
+    fn stats(handle: &Handle<Self>) -> driver::Reply<ledger::Stats> {
+        let handle = handle.clone();
+        Box::pin(async move { handle.stats().await })
     }
     fn retired(handle: &Handle<Self>) -> Option<driver::Reply<String>> {
         let handle = handle.clone();

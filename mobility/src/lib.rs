@@ -228,7 +228,7 @@ pub use api::reply::{DeferredReply, Reply};
 pub use mobility_macros::mobile;
 pub use mobility_net::membership::MemberEvent;
 pub use mobility_net::tcp::TcpConfig;
-pub use node::{ActorInfo, DrainReport, NamedActor, Node, NodeBuilder, NodeStats};
+pub use node::{ActorInfo, DrainReport, NamedActor, Node, NodeBuilder, NodeStats, TypeVersions};
 #[doc(hidden)]
 pub use node::{Fault, FaultDirection, FaultStep};
 pub use proto::error::{Error, ExitReason};

@@ -49,6 +49,7 @@ pub(crate) mod registry;
 mod shutdown;
 mod shutdown_hooks;
 mod tables;
+mod versions;
 #[cfg(test)]
 #[allow(dead_code)] // handlers the tests never call
 mod upgrade_tests;
@@ -59,6 +60,7 @@ pub use drain::DrainReport;
 #[doc(hidden)]
 pub use faults::{Direction as FaultDirection, Fault, Step as FaultStep};
 pub use observe::{ActorInfo, NamedActor};
+pub use versions::TypeVersions;
 
 /// Something waiting on an actor (a reply, a monitor report): failed if the
 /// node the actor lives on is lost.

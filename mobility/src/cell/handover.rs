@@ -138,6 +138,11 @@ impl<A: Actor> Cell<A> {
             let failure = MigrationFailure::AlreadyThere(dest.clone());
             return self.migration_failed(reply, dest.into(), invalid, failure);
         }
+        // A member that announced it would refuse this version (a rolling
+        // upgrade in progress): said now, before anything is frozen.
+        if let Some(failure) = self.node.version_refusal(&dest, A::TYPE_TAG, A::VERSION) {
+            return self.migration_failed(reply, dest.into(), invalid, failure);
+        }
         if !self.node.has_peer(&dest) {
             let failure = MigrationFailure::Unreachable(format!(
                 "destination {dest} is not linked to node {}",

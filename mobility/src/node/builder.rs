@@ -308,7 +308,7 @@ impl NodeBuilder {
         };
         let directory = match (&network, cluster_name) {
             (Some(network), Some((cluster, secret))) => Some(
-                start_directory(&id, network.local_addr(), cluster, secret, self.gossip).await?,
+                start_directory(&id, network.local_addr(), cluster, secret, self.gossip, registry).await?,
             ),
             _ => None,
         };
@@ -377,6 +377,7 @@ async fn start_directory(
     cluster: String,
     secret: Secret,
     gossip: Gossip,
+    registry: &Registry,
 ) -> Result<Directory, Error> {
     let interval = gossip.interval;
     let mut config = MembershipConfig::new(id.clone(), cluster, secret, tcp_addr);
@@ -390,6 +391,7 @@ async fn start_directory(
     Ok(Directory::start(
         membership,
         tcp_addr.to_string(),
+        super::versions::encode(&registry.type_versions()),
         interval,
         gossip.failure_timeout,
     )

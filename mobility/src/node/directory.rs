@@ -3,6 +3,7 @@
 //!
 //! Each node publishes only what it hosts, in its own gossip keys:
 //! - `addr`: where it listens for TCP links;
+//! - `types`: the version of each actor type it runs and accepts;
 //! - `a:<actor id>` = `<epoch>`: an actor active here;
 //! - `n:<name>` = `<actor id> <type tag>`: a name held by an actor here.
 //!
@@ -116,13 +117,16 @@ impl std::fmt::Debug for Directory {
 }
 
 impl Directory {
-    /// Publishes this node's TCP address and starts the ordered publisher.
+    /// Publishes this node's TCP address and the actor types it runs
+    /// (`types`, see `versions.rs`) and starts the ordered publisher.
     pub(crate) async fn start(
         membership: Membership,
         tcp_addr: String,
+        types: String,
         gossip_interval: Duration,
         failure_timeout: Duration,
     ) -> Directory {
+        membership.set(super::versions::TYPES_KEY, &types).await;
         membership.set(ADDR_KEY, &tcp_addr).await;
         let (publish, mut queue) = mpsc::unbounded_channel();
         let publisher = membership.clone();
@@ -220,6 +224,11 @@ impl Directory {
     pub(crate) fn address_of(&self, node: &NodeId) -> Option<String> {
         let addr = self.membership.value(node, ADDR_KEY)?;
         (!self.membership.is_leaving(node)).then_some(addr)
+    }
+
+    /// What member `node` published under `key`.
+    pub(crate) fn value_of(&self, node: &NodeId, key: &str) -> Option<String> {
+        self.membership.value(node, key)
     }
 
     /// The live node hosting `actor`, with the epoch it hosts it at.

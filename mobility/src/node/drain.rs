@@ -1,6 +1,7 @@
 //! Graceful leave: every actor of the node moves to other members, spread
 //! evenly and a few at a time; then the node leaves the cluster and stops.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use super::versions::{self, TypeVersions};
 use super::Node;
 use crate::mailbox::entry::{ErasedEntry, Route};
 use crate::proto::error::Error;
@@ -37,6 +39,10 @@ impl Node {
     /// this node is leaving, lets the forwarders it leaves behind go quiet,
     /// then shuts the node down.
     ///
+    /// In a cluster of mixed builds (a rolling upgrade), an actor goes only
+    /// to members that announced they take its version
+    /// ([`Node::type_versions`]): its own, or an older one they upgrade.
+    ///
     /// If an actor cannot be placed, the node stays up and in the cluster
     /// with that actor still running here, and the error
     /// ([`Error::DrainIncomplete`]) says which actors and why; those that
@@ -64,11 +70,37 @@ impl Node {
                     .collect(),
             });
         }
-        self.drain_with(move || {
-            placement(&mut load)
-                .into_iter()
-                .map(Destination::Node)
-                .collect()
+        // What each member announced it takes (a rolling upgrade may be in
+        // progress): an actor goes only where its version is taken.
+        let announced: HashMap<NodeId, Option<Vec<TypeVersions>>> = load
+            .iter()
+            .map(|(node, _)| (node.clone(), self.type_versions(node)))
+            .collect();
+        let registry = self.registry();
+        self.drain_with(move |entry| {
+            let tag = entry.type_tag();
+            let version = registry.get(tag).map_or(0, |t| t.version());
+            let mut refused = Vec::new();
+            let order = placement(&mut load, |node| {
+                match announced.get(node).and_then(Option::as_deref) {
+                    // Said nothing (an older build): tried, it decides.
+                    None => true,
+                    Some(types) => match versions::refusal(types, tag, version) {
+                        None => true,
+                        Some(why) => {
+                            refused.push(format!("{node}: {why}"));
+                            false
+                        }
+                    },
+                }
+            });
+            if order.is_empty() {
+                return Err(format!(
+                    "no member takes version {version} of {tag:?} ({})",
+                    refused.join("; ")
+                ));
+            }
+            Ok(order.into_iter().map(Destination::Node).collect())
         })
         .await
     }
@@ -82,14 +114,15 @@ impl Node {
     pub async fn drain_to(&self, to: impl Into<Destination>) -> Result<DrainReport, Error> {
         self.check_running()?;
         let to = to.into();
-        self.drain_with(move || vec![to.clone()]).await
+        self.drain_with(move |_| Ok(vec![to.clone()])).await
     }
 
     /// Moves every hosted actor to the first destination of `order` (asked
-    /// once per actor) that takes it, a few at a time; then leaves.
+    /// once per actor: where to try it, or why it has nowhere to go) that
+    /// takes it, a few at a time; then leaves.
     async fn drain_with(
         &self,
-        mut order: impl FnMut() -> Vec<Destination>,
+        mut order: impl FnMut(&dyn ErasedEntry) -> Result<Vec<Destination>, String>,
     ) -> Result<DrainReport, Error> {
         let started = Instant::now();
         self.shared.leaving.store(true, Ordering::Release);
@@ -103,7 +136,13 @@ impl Node {
         let permits = Arc::new(Semaphore::new(DRAIN_CONCURRENCY));
         let mut moves = JoinSet::new();
         for entry in actors {
-            let order = order();
+            let order = match order(&*entry) {
+                Ok(order) => order,
+                Err(why) => {
+                    failed.push((entry.actor(), why));
+                    continue;
+                }
+            };
             let permits = Arc::clone(&permits);
             moves.spawn(async move {
                 let _permit = permits.acquire_owned().await;
@@ -204,14 +243,21 @@ impl Node {
     }
 }
 
-/// The members to try for one actor, least loaded first; the first one is
-/// counted as taking it.
-fn placement(load: &mut [(NodeId, usize)]) -> Vec<NodeId> {
+/// The members to try for one actor, among those `eligible`, least loaded
+/// first; the first one is counted as taking it.
+fn placement(
+    load: &mut [(NodeId, usize)],
+    mut eligible: impl FnMut(&NodeId) -> bool,
+) -> Vec<NodeId> {
     load.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
-    if let Some(first) = load.first_mut() {
-        first.1 += 1;
-    }
-    load.iter().map(|(node, _)| node.clone()).collect()
+    let mut order = load.iter_mut().filter(|(node, _)| eligible(node));
+    let Some(first) = order.next() else {
+        return Vec::new();
+    };
+    first.1 += 1;
+    let mut nodes = vec![first.0.clone()];
+    nodes.extend(order.map(|(node, _)| node.clone()));
+    nodes
 }
 
 /// Moves one actor to the first destination of `order` that takes it.
@@ -243,10 +289,24 @@ mod tests {
     fn placement_spreads_evenly_and_orders_fallbacks() {
         let id = |s: &str| NodeId::new(s).unwrap();
         let mut load = vec![(id("b"), 2), (id("c"), 0), (id("d"), 0)];
-        let picks: Vec<NodeId> = (0..6).map(|_| placement(&mut load)[0].clone()).collect();
+        let picks: Vec<NodeId> = (0..6)
+            .map(|_| placement(&mut load, |_| true)[0].clone())
+            .collect();
         let names: Vec<&str> = picks.iter().map(NodeId::as_str).collect();
         assert_eq!(names, ["c", "d", "c", "d", "b", "c"]);
-        let order = placement(&mut load);
+        let order = placement(&mut load, |_| true);
         assert_eq!(order.len(), 3, "every member is a fallback");
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn placement_skips_members_that_do_not_take_the_actor() {
+        let id = |s: &str| NodeId::new(s).unwrap();
+        let mut load = vec![(id("old"), 0), (id("new1"), 3), (id("new2"), 5)];
+        let order = placement(&mut load, |n| n.as_str() != "old");
+        let names: Vec<&str> = order.iter().map(NodeId::as_str).collect();
+        assert_eq!(names, ["new1", "new2"], "the old member is never tried");
+        assert_eq!(load[0], (id("old"), 0), "nor counted");
+        assert!(placement(&mut load, |_| false).is_empty());
     }
 }

@@ -135,6 +135,15 @@ impl CellHost for NodeShared {
         self.node().is_cluster_node(node)
     }
 
+    fn version_refusal(
+        &self,
+        dest: &NodeId,
+        tag: &str,
+        version: u32,
+    ) -> Option<MigrationFailure> {
+        self.node().version_refusal(dest, tag, version)
+    }
+
     fn resolve<'a>(
         &'a self,
         dest: &'a Destination,

@@ -30,6 +30,9 @@ pub struct ActorInfo {
     pub messages_handled: u64,
     /// Its epoch: how many times it migrated.
     pub epoch: u64,
+    /// The version of its type it runs: this build's (its state was
+    /// upgraded on arrival if it came from an older one).
+    pub version: u32,
     entry: Arc<dyn ErasedEntry>,
 }
 
@@ -54,6 +57,7 @@ impl fmt::Debug for ActorInfo {
             .field("mailbox_depth", &self.mailbox_depth)
             .field("messages_handled", &self.messages_handled)
             .field("epoch", &self.epoch)
+            .field("version", &self.version)
             .finish()
     }
 }
@@ -71,6 +75,13 @@ pub struct NamedActor {
     pub type_tag: String,
     /// The member hosting it now.
     pub node: NodeId,
+    /// The version of its type that member runs, as it announced
+    /// ([`Node::type_versions`]); during a rolling upgrade, names of one
+    /// type may be served by different versions. A [`Node::lookup`] finds
+    /// the actor whatever its version: a handler both versions have works
+    /// across them, and one the serving version lacks answers
+    /// [`Error::UnknownHandler`].
+    pub version: Option<u32>,
 }
 
 impl Node {
@@ -87,6 +98,7 @@ impl Node {
             .iter()
             .map(|(name, id)| (*id, name.clone()))
             .collect();
+        let registry = self.registry();
         let mut actors: Vec<ActorInfo> = hosted
             .into_iter()
             .map(|entry| {
@@ -100,6 +112,7 @@ impl Node {
                     mailbox_depth: activity.depth(),
                     messages_handled: activity.handled(),
                     epoch: entry.current_route().epoch,
+                    version: registry.get(entry.type_tag()).map_or(0, |t| t.version()),
                     entry,
                 }
             })
@@ -131,6 +144,7 @@ impl Node {
                 .names()
                 .into_iter()
                 .map(|(name, entry)| NamedActor {
+                    version: self.version_on(&entry.node, &entry.type_tag),
                     name,
                     actor: entry.actor,
                     type_tag: entry.type_tag,
@@ -147,6 +161,7 @@ impl Node {
                     actor: actor.id,
                     type_tag: actor.type_tag.to_owned(),
                     node: self.id().clone(),
+                    version: Some(actor.version),
                 })
             })
             .collect();

@@ -65,6 +65,11 @@ impl ActorType {
         self.tag
     }
 
+    /// The version of the type this build runs.
+    pub(crate) fn version(&self) -> u32 {
+        self.version
+    }
+
     /// This node's mailbox for an actor of this type (see
     /// [`Host::mailbox_for`](crate::api::Host::mailbox_for)).
     pub(crate) fn mailbox(
@@ -345,6 +350,14 @@ impl Registry {
                 }
             }
         }
+    }
+
+    /// The older versions of type `tag` this build upgrades, ascending.
+    pub(crate) fn older_versions(&self, tag: &str) -> Vec<u32> {
+        self.older
+            .get(tag)
+            .map(|v| v.keys().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Every known tag, sorted (for error messages).
