@@ -80,3 +80,87 @@ fn old_to_new_upgrades_and_new_to_old_is_refused() {
     old.quit();
     new.quit();
 }
+
+/// A member of the cluster `rolling` (see `examples/upgrade/driver.rs`).
+fn member(example: &str, name: &str, join: Option<&str>, spawn: bool) -> ExampleProcess {
+    let mut args = vec![name, "--cluster"];
+    if let Some(seed) = join {
+        args.extend(["--join", seed]);
+    }
+    if spawn {
+        args.push("--spawn");
+    }
+    build(example, &args)
+}
+
+#[test]
+fn a_member_of_the_new_build_never_sends_its_actors_to_an_old_one() {
+    let mut old = member("upgrade_old", "old", None, false);
+    let seed = addr_of(&old.wait_for("listening on"));
+    let mut new = member("upgrade_new", "new", Some(&seed), true);
+    new.wait_for("spawned the counter: version 2 on new");
+    new.send("spawn 2 named");
+    new.wait_for("spawned 2 counters");
+
+    // The old member announced it runs version 1: a move of version 2 there
+    // fails before anything is frozen, naming both versions.
+    new.send("migrate old");
+    let refused = new.wait_for("migration failed");
+    assert!(
+        refused.contains("version 2") && refused.contains("version 1"),
+        "{refused}"
+    );
+    assert!(refused.contains("validate"), "refused before the freeze: {refused}");
+
+    // Draining with only an old member left: nothing can go, and the drain
+    // says why for each actor; the node stays up and serving.
+    new.send("drain");
+    let incomplete = new.wait_for("drain incomplete");
+    assert!(
+        incomplete.contains("no member takes version 2")
+            && incomplete.contains("old: ")
+            && incomplete.contains("version 1"),
+        "{incomplete}"
+    );
+    old.send("load named-0 named-1");
+    old.wait_for("load running");
+    old.wait_for("load: sent");
+    old.send("tally");
+    let placed = old.wait_for("placed:");
+    assert!(placed.contains("2 at version 2 on new"), "{placed}");
+    let tally = old.wait_for("tally:");
+    assert!(
+        tally.contains("duplicated 0, out of order 0, lost 0, refused 0, unanswered 0"),
+        "{tally}"
+    );
+    new.send("describe");
+    let line = new.wait_for("describe");
+    assert!(line.contains("version 2 on new, count 100"), "{line}");
+
+    // With a member of the new build, the same drain completes, every actor
+    // to it.
+    let mut newer = member("upgrade_new", "newer", Some(&seed), false);
+    newer.wait_for("listening on");
+    new.send("drain");
+    let drained = new.wait_for("drained:");
+    assert!(drained.contains("moved 3 actors") && drained.contains("(3 to newer)"), "{drained}");
+    old.quit();
+    newer.quit();
+}
+
+#[test]
+fn a_rolling_upgrade_under_load_loses_nothing() {
+    let mut conductor = build("rolling_upgrade", &[]);
+    conductor.wait_for("draining old1");
+    conductor.wait_for("draining new1");
+    conductor.wait_for("draining old3");
+    let placed = conductor.wait_for("placed:");
+    assert!(!placed.contains("version 1") && !placed.contains(" on old"), "{placed}");
+    let tally = conductor.wait_for("tally:");
+    assert!(
+        tally.contains("duplicated 0, out of order 0, lost 0, refused 0, unanswered 0"),
+        "{tally}"
+    );
+    conductor.wait_for("every counter runs version 2 on a new node");
+    conductor.wait_success();
+}

@@ -77,6 +77,11 @@ impl ExampleProcess {
     /// Types `quit` and waits for a clean exit.
     pub fn quit(mut self) {
         self.send("quit");
+        self.wait_success();
+    }
+
+    /// Waits for the process to exit on its own, successfully.
+    pub fn wait_success(mut self) {
         let deadline = Instant::now() + PATIENCE;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
