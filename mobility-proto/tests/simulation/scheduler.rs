@@ -13,6 +13,11 @@ use crate::{Faults, Node, NODES};
 impl Sim {
     pub(crate) fn step(&mut self, faults: Faults, healing: bool) -> bool {
         self.now += Duration::from_millis(1);
+        // A rolling upgrade's own step (mixed schedules only: a uniform
+        // schedule draws what it always drew).
+        if self.versions.mixed && !healing && self.rng.chance(10) {
+            return self.roll();
+        }
         let roll = self.rng.below(100);
         match roll {
             0..=44 => self.deliver(false),
@@ -159,12 +164,15 @@ impl Sim {
         let k = client.next;
         client.next += 1;
         client.outstanding = Some(k);
+        self.unanswered.insert((n, k));
+        let kind = self.request_kind(n);
         self.on_request(
             n,
             Request {
                 client: n,
                 k,
                 hops: 0,
+                kind,
             },
         );
         true
@@ -184,6 +192,12 @@ impl Sim {
     pub(crate) fn start_migration(&mut self) -> bool {
         let n = self.rng.below(NODES) as Node;
         let dest = self.rng.below(NODES) as Node;
+        self.migrate(n, dest)
+    }
+
+    /// Node `n` begins moving the actor to `dest`, if it hosts it.
+    pub(crate) fn migrate(&mut self, n: Node, dest: Node) -> bool {
+        let dest_version = self.nodes[dest as usize].version;
         let dest = self.peer(dest);
         if !self.can_act(n) || self.nodes[n as usize].heard_failed.contains(&dest) {
             return false;
@@ -204,6 +218,8 @@ impl Sim {
             source: n,
             dest: dest.0,
             epoch,
+            sent: state.version,
+            dest_version,
             answer: None,
         });
         self.log(|| format!("n{n} migrates to n{}/{} (epoch {epoch})", dest.0, dest.1));
@@ -310,8 +326,10 @@ impl Sim {
     /// Restarts node `n` (crashed, or fenced) as a new incarnation that
     /// knows nothing; the others see it join.
     pub(crate) fn restart(&mut self, n: Node) {
-        self.log(|| format!("n{n} restarts"));
+        let version = self.restart_version(n);
+        self.log(|| format!("n{n} restarts at v{version}"));
         let node = &mut self.nodes[n as usize];
+        node.version = version;
         node.machine = None;
         node.state = None;
         node.aside.clear();
@@ -365,6 +383,7 @@ impl Sim {
         }
         for _ in 0..20_000 {
             self.step(faults, true);
+            self.check_step();
             // Fenced nodes and clients that learn: everything settles.
             for n in 0..NODES as Node {
                 self.can_act(n);

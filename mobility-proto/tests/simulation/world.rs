@@ -6,14 +6,17 @@ use std::time::Duration;
 
 use mobility_proto::handover::{Action, Admission, Frame, Handover, Outcome, Phase, Route};
 
+use crate::versions::{Kind, Version, VersionTally, Versions};
 use crate::{Machine, Node, Peer, ProtoFrame, Refusal, Rng, NODES, TIMING};
 
-/// The actor's state: how many messages it handled (its version) and the
-/// last request number handled per client.
-#[derive(Debug, Clone, Default)]
+/// The actor's state: how many messages it handled (its place in the
+/// history), the last request number handled per client, and the version
+/// of the code it was last upgraded to.
+#[derive(Debug, Clone)]
 pub(crate) struct State {
-    pub(crate) version: u64,
+    pub(crate) count: u64,
     pub(crate) last: BTreeMap<Node, u64>,
+    pub(crate) version: Version,
 }
 
 #[derive(Debug, Clone)]
@@ -21,6 +24,19 @@ pub(crate) struct Request {
     pub(crate) client: Node,
     pub(crate) k: u64,
     pub(crate) hops: u8,
+    pub(crate) kind: Kind,
+}
+
+/// What a caller hears.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// Its handler ran.
+    Handled,
+    /// The actor is down (or unreachable): claims nothing more.
+    Down,
+    /// The actor's version (this one) has no such handler: an error reply
+    /// from the actor, in its turn.
+    NoHandler { version: Version },
 }
 
 /// A frame with the incarnations of its sender and receiver.
@@ -38,7 +54,7 @@ pub(crate) enum Msg {
     Req(Request),
     Reply {
         k: u64,
-        handled: bool,
+        answer: Answer,
     },
 }
 
@@ -63,6 +79,8 @@ pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_millis(400);
 #[derive(Debug)]
 pub(crate) struct SimNode {
     pub(crate) incarnation: u32,
+    /// The version of the actor's code this incarnation runs.
+    pub(crate) version: Version,
     pub(crate) alive: bool,
     pub(crate) stalled: bool,
     pub(crate) fenced: bool,
@@ -85,6 +103,9 @@ pub(crate) struct Migrate {
     pub(crate) source: Node,
     pub(crate) dest: Node,
     pub(crate) epoch: u64,
+    /// The state's version sent, and the destination's when it began.
+    pub(crate) sent: Version,
+    pub(crate) dest_version: Version,
     pub(crate) answer: Option<Outcome<Peer, Refusal>>,
 }
 
@@ -97,10 +118,18 @@ pub(crate) struct Sim {
     pub(crate) links: BTreeMap<(Node, Node), VecDeque<InFlight>>,
     pub(crate) partitioned: BTreeSet<(Node, Node)>,
     /// (node, incarnation) declared failed by the cluster.
-    pub(crate) downed: HashSet<(Node, u32)>,
+    pub(crate) downed: BTreeSet<(Node, u32)>,
     /// Latest activation announced: the directory's view.
     pub(crate) directory: Option<Route<Peer>>,
-    pub(crate) history: Vec<(u64, Node, u64)>,
+    /// Every request the actor took, in order: its place, client, number,
+    /// and the actor's version then.
+    pub(crate) history: Vec<(u64, Node, u64, Version)>,
+    /// Requests sent whose caller heard no reply yet.
+    pub(crate) unanswered: HashSet<(Node, u64)>,
+    /// The highest version the actor ran at.
+    pub(crate) top_version: Version,
+    pub(crate) versions: Versions,
+    pub(crate) tally: VersionTally,
     pub(crate) handled: HashSet<(Node, u64)>,
     pub(crate) told_down: HashSet<(Node, u64)>,
     pub(crate) activations: HashSet<(Node, u64)>,
@@ -113,7 +142,7 @@ pub(crate) struct Sim {
 }
 
 impl Sim {
-    pub(crate) fn new(seed: u64, tracing: bool) -> Self {
+    pub(crate) fn new(seed: u64, tracing: bool, versions: Versions) -> Self {
         let nodes = (0..NODES as Node)
             .map(|n| {
                 let machine = if n == 0 {
@@ -130,11 +159,16 @@ impl Sim {
                 };
                 SimNode {
                     incarnation: 0,
+                    version: versions.born[n as usize],
                     alive: true,
                     stalled: false,
                     fenced: false,
                     machine: Some(machine),
-                    state: (n == 0).then(State::default),
+                    state: (n == 0).then(|| State {
+                        count: 0,
+                        last: BTreeMap::new(),
+                        version: versions.born[0],
+                    }),
                     aside: Vec::new(),
                     captured: Vec::new(),
                     notices: VecDeque::new(),
@@ -149,12 +183,16 @@ impl Sim {
             nodes,
             links: BTreeMap::new(),
             partitioned: BTreeSet::new(),
-            downed: HashSet::new(),
+            downed: BTreeSet::new(),
             directory: Some(Route {
                 node: (0, 0),
                 epoch: 0,
             }),
             history: Vec::new(),
+            unanswered: HashSet::new(),
+            top_version: versions.born[0],
+            versions,
+            tally: VersionTally::default(),
             handled: HashSet::new(),
             told_down: HashSet::new(),
             activations: HashSet::from([(0, 0)]),
@@ -309,20 +347,20 @@ impl Sim {
                                 request.client,
                                 Msg::Reply {
                                     k: request.k,
-                                    handled: false,
+                                    answer: Answer::Down,
                                 },
                             );
                         }
                     }
                 }
                 Action::Answer(answer) => {
-                    if let Some(m) = self
+                    if let Some(index) = self
                         .migrates
-                        .iter_mut()
-                        .rev()
-                        .find(|m| m.source == n && m.answer.is_none())
+                        .iter()
+                        .rposition(|m| m.source == n && m.answer.is_none())
                     {
-                        m.answer = Some(answer);
+                        self.migrates[index].answer = Some(answer);
+                        self.check_answer(index);
                     }
                 }
             }
@@ -346,7 +384,7 @@ impl Sim {
                         request.client,
                         Msg::Reply {
                             k: request.k,
-                            handled: false,
+                            answer: Answer::Down,
                         },
                     )
                 }
@@ -359,7 +397,7 @@ impl Sim {
                 request.client,
                 Msg::Reply {
                     k: request.k,
-                    handled: false,
+                    answer: Answer::Down,
                 },
             );
         }
@@ -382,16 +420,19 @@ impl Sim {
             if last.is_some_and(|last| request.k <= last) {
                 return; // a duplicate, dropped
             }
-            let version = state.version;
-            state.version += 1;
+            let place = state.count;
+            state.count += 1;
             state.last.insert(request.client, request.k);
-            self.check_handle(n, version, &request);
+            // The actor's code answers: a handler its version lacks is an
+            // error reply, never silence.
+            let answer = request.kind.answer(state.version);
+            self.check_handle(n, place, &request, answer);
             self.send(
                 n,
                 request.client,
                 Msg::Reply {
                     k: request.k,
-                    handled: true,
+                    answer,
                 },
             );
         } else if machine.is_frozen() {
@@ -404,7 +445,7 @@ impl Sim {
                 request.client,
                 Msg::Reply {
                     k: request.k,
-                    handled: false,
+                    answer: Answer::Down,
                 },
             );
         }
@@ -414,11 +455,12 @@ impl Sim {
         let now = self.now;
         match msg {
             Msg::Req(request) => self.on_request(n, request),
-            Msg::Reply { k, handled } => {
+            Msg::Reply { k, answer } => {
+                self.unanswered.remove(&(n, k));
                 let client = &mut self.nodes[n as usize].client;
                 if client.outstanding == Some(k) {
                     client.outstanding = None;
-                    if !handled {
+                    if answer == Answer::Down {
                         self.told_down.insert((n, k));
                         assert!(
                             !self.handled.contains(&(n, k)),
@@ -446,9 +488,15 @@ impl Sim {
                 });
                 match machine.admit_prepare(&from, epoch) {
                     Admission::Restore => {
-                        machine.restored(&from, epoch, Ok(()), now, arbitrated);
-                        if matches!(machine.phase(), Phase::Prepared { .. }) {
-                            let node = &mut self.nodes[n as usize];
+                        let mut state = state;
+                        let restored = self.arrive(n, &mut state);
+                        let refused = restored.is_err();
+                        let node = &mut self.nodes[n as usize];
+                        let machine = node.machine.as_mut().expect("admitted above");
+                        machine.restored(&from, epoch, restored, now, arbitrated);
+                        if refused {
+                            self.check_refused_here(n, epoch);
+                        } else if matches!(machine.phase(), Phase::Prepared { .. }) {
                             node.state = Some(state);
                             // The captured queue comes first.
                             let mut aside = queue;
