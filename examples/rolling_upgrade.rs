@@ -90,9 +90,10 @@ impl Proc {
         let deadline = Instant::now() + PATIENCE;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = self.lines.recv_timeout(left).map_err(|_| {
-                format!("{} did not say {text:?} within {PATIENCE:?}", self.name)
-            })?;
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .map_err(|_| format!("{} did not say {text:?} within {PATIENCE:?}", self.name))?;
             if !line.starts_with("load: sent") && !line.starts_with("counter arrived") {
                 println!("  [{}] {line}", self.name);
             }

@@ -110,7 +110,10 @@ fn a_member_of_the_new_build_never_sends_its_actors_to_an_old_one() {
         refused.contains("version 2") && refused.contains("version 1"),
         "{refused}"
     );
-    assert!(refused.contains("validate"), "refused before the freeze: {refused}");
+    assert!(
+        refused.contains("validate"),
+        "refused before the freeze: {refused}"
+    );
 
     // Draining with only an old member left: nothing can go, and the drain
     // says why for each actor; the node stays up and serving.
@@ -143,7 +146,10 @@ fn a_member_of_the_new_build_never_sends_its_actors_to_an_old_one() {
     newer.wait_for("listening on");
     new.send("drain");
     let drained = new.wait_for("drained:");
-    assert!(drained.contains("moved 3 actors") && drained.contains("(3 to newer)"), "{drained}");
+    assert!(
+        drained.contains("moved 3 actors") && drained.contains("(3 to newer)"),
+        "{drained}"
+    );
     old.quit();
     newer.quit();
 }
@@ -155,7 +161,10 @@ fn a_rolling_upgrade_under_load_loses_nothing() {
     conductor.wait_for("draining new1");
     conductor.wait_for("draining old3");
     let placed = conductor.wait_for("placed:");
-    assert!(!placed.contains("version 1") && !placed.contains(" on old"), "{placed}");
+    assert!(
+        !placed.contains("version 1") && !placed.contains(" on old"),
+        "{placed}"
+    );
     let tally = conductor.wait_for("tally:");
     assert!(
         tally.contains("duplicated 0, out of order 0, lost 0, refused 0, unanswered 0"),

@@ -49,10 +49,10 @@ pub(crate) mod registry;
 mod shutdown;
 mod shutdown_hooks;
 mod tables;
-mod versions;
 #[cfg(test)]
 #[allow(dead_code)] // handlers the tests never call
 mod upgrade_tests;
+mod versions;
 
 use builder::Config;
 pub use builder::NodeBuilder;

@@ -81,7 +81,11 @@ impl<A: Actor> Cell<A> {
                         (LocalBody::User(msg), ReplyTo::nobody(actor))
                     }
                     Err(error) => {
-                        tracing::error!(%actor, %error, "a timer message did not decode");
+                        // A timer set by an older version for a handler this
+                        // one dropped: nobody waits on it, so it is dropped
+                        // with a warning that names the handler.
+                        let error = undecodable::<A>(actor, error);
+                        tracing::warn!(%actor, %error, "a timer's message was dropped");
                         return;
                     }
                 }

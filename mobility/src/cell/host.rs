@@ -30,8 +30,7 @@ pub(crate) trait CellHost: Router {
     fn is_cluster_node(&self, node: &NodeId) -> bool;
     /// Why `dest` would refuse an actor of type `tag` at `version`, as it
     /// announced the types it takes (`None`: it takes it, or did not say).
-    fn version_refusal(&self, dest: &NodeId, tag: &str, version: u32)
-        -> Option<MigrationFailure>;
+    fn version_refusal(&self, dest: &NodeId, tag: &str, version: u32) -> Option<MigrationFailure>;
     /// The node id a destination names, dialing it if needed.
     fn resolve<'a>(
         &'a self,

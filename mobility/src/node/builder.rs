@@ -308,7 +308,15 @@ impl NodeBuilder {
         };
         let directory = match (&network, cluster_name) {
             (Some(network), Some((cluster, secret))) => Some(
-                start_directory(&id, network.local_addr(), cluster, secret, self.gossip, registry).await?,
+                start_directory(
+                    &id,
+                    network.local_addr(),
+                    cluster,
+                    secret,
+                    self.gossip,
+                    registry,
+                )
+                .await?,
             ),
             _ => None,
         };

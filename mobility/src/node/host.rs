@@ -135,12 +135,7 @@ impl CellHost for NodeShared {
         self.node().is_cluster_node(node)
     }
 
-    fn version_refusal(
-        &self,
-        dest: &NodeId,
-        tag: &str,
-        version: u32,
-    ) -> Option<MigrationFailure> {
+    fn version_refusal(&self, dest: &NodeId, tag: &str, version: u32) -> Option<MigrationFailure> {
         self.node().version_refusal(dest, tag, version)
     }
 

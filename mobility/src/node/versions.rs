@@ -195,12 +195,20 @@ mod tests {
         assert_eq!(refusal(&types, "counter", 2), None);
         assert!(matches!(
             refusal(&types, "counter", 3),
-            Some(MigrationFailure::NewerVersion { ours: 3, theirs: 2, .. })
+            Some(MigrationFailure::NewerVersion {
+                ours: 3,
+                theirs: 2,
+                ..
+            })
         ));
         let old_only = vec![ty("counter", 3, &[2, 3])];
         assert!(matches!(
             refusal(&old_only, "counter", 1),
-            Some(MigrationFailure::NoUpgrade { ours: 1, theirs: 3, .. })
+            Some(MigrationFailure::NoUpgrade {
+                ours: 1,
+                theirs: 3,
+                ..
+            })
         ));
         assert!(matches!(
             refusal(&types, "other", 1),
