@@ -149,6 +149,64 @@ impl fmt::Debug for HandlerType {
 
 inventory::collect!(HandlerType);
 
+/// An older shape of a registered handler type, which this build upgrades
+/// when a manager arrives holding a handler in it (a rolling upgrade).
+/// Submitted by [`event_handler_upgrade!`](crate::event_handler_upgrade).
+#[doc(hidden)]
+pub struct OlderHandler {
+    event: fn() -> TypeId,
+    tag: &'static str,
+    rust_name: &'static str,
+    fingerprint: u64,
+    decode: DecodeFn,
+}
+
+impl OlderHandler {
+    /// The registration of `Old`, an older state of handler type `H`,
+    /// upgraded with `From` (used by the macro).
+    pub const fn of<Old: Mobile, H: RegisteredHandler<E> + From<Old>, E: Event>(
+        rust_name: &'static str,
+    ) -> Self {
+        OlderHandler {
+            event: TypeId::of::<E>,
+            tag: H::TAG,
+            rust_name,
+            fingerprint: Old::FINGERPRINT,
+            decode: decode_older::<Old, H, E>,
+        }
+    }
+}
+
+impl fmt::Debug for OlderHandler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OlderHandler")
+            .field("tag", &self.tag)
+            .field("rust_name", &self.rust_name)
+            .finish()
+    }
+}
+
+inventory::collect!(OlderHandler);
+
+/// Decodes an older state `Old` and upgrades it into `H` (a panic in the
+/// upgrade refuses the manager's move, like a handler that cannot be
+/// rebuilt).
+fn decode_older<Old: Mobile, H: RegisteredHandler<E> + From<Old>, E: Event>(
+    bytes: &[u8],
+) -> Result<Box<dyn Any + Send>, String> {
+    let old: Old = mobility_net::decode(bytes).map_err(|e| e.to_string())?;
+    let handler = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| H::from(old))).map_err(
+        |panic| {
+            format!(
+                "its upgrade panicked: {}",
+                crate::cell::panic_message(&*panic)
+            )
+        },
+    )?;
+    let erased: Box<dyn ErasedHandler<E>> = Box::new(handler);
+    Ok(Box::new(erased))
+}
+
 /// Decodes a handler of type `H`, boxed as `Box<dyn ErasedHandler<E>>`
 /// inside a `Box<dyn Any>`.
 fn decode_handler<H: RegisteredHandler<E>, E: Event>(
@@ -211,13 +269,24 @@ fn rebuild<E: Event>(wire: &HandlerWire) -> Result<Box<dyn ErasedHandler<E>>, St
             E::TAG
         ));
     };
-    if ty.fingerprint != wire.fingerprint {
-        return Err(format!(
-            "event handler type {:?} has another schema here (ours {:016x}, theirs {:016x})",
-            wire.tag, ty.fingerprint, wire.fingerprint
-        ));
-    }
-    let boxed = (ty.decode)(&wire.state)
+    let decode = if ty.fingerprint == wire.fingerprint {
+        ty.decode
+    } else {
+        // An older shape this build upgrades, if one was registered.
+        let older = inventory::iter::<OlderHandler>().find(|old| {
+            (old.event)() == key.0 && old.tag == wire.tag && old.fingerprint == wire.fingerprint
+        });
+        match older {
+            Some(older) => older.decode,
+            None => {
+                return Err(format!(
+                    "event handler type {:?} has another schema here (ours {:016x}, theirs {:016x}) and no upgrade from it (event_handler_upgrade!)",
+                    wire.tag, ty.fingerprint, wire.fingerprint
+                ))
+            }
+        }
+    };
+    let boxed = decode(&wire.state)
         .map_err(|e| format!("event handler {:?} does not decode: {e}", wire.tag))?;
     boxed
         .downcast::<Box<dyn ErasedHandler<E>>>()
@@ -738,6 +807,22 @@ macro_rules! event_manager {
     };
 }
 
+/// Registers `Old`, an older state of handler type `H` for events `E`, so a
+/// manager arriving from a build that still has `Old` as `H` keeps that
+/// handler, upgraded with `impl From<Old> for H` before the manager runs:
+/// `mobility::event_handler_upgrade!(Old => H, E);`. `Old` is a `#[mobile]`
+/// type with the fields `H` had in the older build (its fingerprint is
+/// matched against the arriving handler's). One per older shape; each
+/// upgrades straight to the current `H`.
+#[macro_export]
+macro_rules! event_handler_upgrade {
+    ($old:ty => $handler:ty, $event:ty) => {
+        $crate::__private::inventory::submit! {
+            $crate::events::OlderHandler::of::<$old, $handler, $event>(::core::stringify!($old))
+        }
+    };
+}
+
 /// Registers handler type `H` for events `E`: `mobility::event_handler!(H, E);`
 /// (or `mobility::event_handler!(H, E, tag = "...")`). `H` must be a
 /// `#[mobile]` type implementing [`EventHandler<E>`]; only registered types
@@ -763,3 +848,7 @@ macro_rules! event_handler {
         }
     };
 }
+
+#[cfg(test)]
+#[path = "events_upgrade_tests.rs"]
+mod upgrade_tests;
