@@ -61,6 +61,11 @@ impl Counter {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
 
+    /// Where it comes from (a handler version 1 does not have).
+    pub fn label(&self) -> String {
+        self.origin.clone()
+    }
+
     /// What it is and where.
     pub fn describe(&self, ctx: &mut Context<Self>) -> String {
         format!(
@@ -103,6 +108,10 @@ impl driver::Demo for Counter {
     }
     fn record(handle: &Handle<Self>, seq: u64) -> Result<(), Error> {
         handle.tell().record(seq)
+    }
+    fn label(handle: &Handle<Self>) -> Option<driver::Reply<String>> {
+        let handle = handle.clone();
+        Some(Box::pin(async move { handle.label().await }))
     }
     fn stats(handle: &Handle<Self>) -> driver::Reply<ledger::Stats> {
         let handle = handle.clone();

@@ -125,6 +125,18 @@ fn a_member_of_the_new_build_never_sends_its_actors_to_an_old_one() {
             && incomplete.contains("version 1"),
         "{incomplete}"
     );
+    // A handler only version 2 has, called from the new build on an actor
+    // that still runs version 1: a clear error naming both.
+    old.send("spawn 1 oldie");
+    old.wait_for("spawned 1 counters");
+    new.send("label oldie-0");
+    let line = new.wait_for("label");
+    assert!(
+        line.contains("label failed")
+            && line.contains("version 1")
+            && line.contains("no handler `label`"),
+        "{line}"
+    );
     old.send("load named-0 named-1");
     old.wait_for("load running");
     old.wait_for("load: sent");

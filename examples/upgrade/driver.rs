@@ -11,7 +11,8 @@
 //!
 //! `NAME --cluster [--join HOST:PORT]`: a member of the cluster `rolling`.
 //! Commands: `spawn N PREFIX` (counters named `PREFIX-0` ..), `load NAME..`
-//! (sends each counter numbered messages until `tally`), `tally` (stops the
+//! (sends each counter numbered messages until `tally`), `label NAME` (a
+//! handler only version 2 has, called by name), `tally` (stops the
 //! load and checks what every counter handled), `drain` (moves this node's
 //! actors to the members that take their version, then leaves and exits).
 //!
@@ -48,6 +49,11 @@ pub trait Demo: Actor + Sized {
     fn record(handle: &Handle<Self>, seq: u64) -> Result<(), Error>;
     /// Asks what the counter saw of the load.
     fn stats(handle: &Handle<Self>) -> Reply<Stats>;
+    /// Calls the handler that version 2 added (`None` in a build without it).
+    fn label(handle: &Handle<Self>) -> Option<Reply<String>> {
+        let _ = handle;
+        None
+    }
     /// Calls the handler that version 2 removed (`None` in a build without it).
     fn retired(handle: &Handle<Self>) -> Option<Reply<String>> {
         let _ = handle;
@@ -127,6 +133,18 @@ pub async fn run<A: Demo>() -> Result<(), Box<dyn std::error::Error>> {
                 }
                 load = Some(start_load(counters));
                 println!("load running");
+            }
+            ["label", name] => {
+                let handle = node
+                    .lookup_within::<A>(name, Duration::from_secs(30))
+                    .await?;
+                match A::label(&handle) {
+                    Some(call) => match call.await {
+                        Ok(text) => println!("label: {text}"),
+                        Err(e) => println!("label failed: {e}"),
+                    },
+                    None => println!("this build has no label handler"),
+                }
             }
             ["tally"] => match load.take() {
                 Some(load) => tally(load).await,
