@@ -110,6 +110,12 @@
 //! with the same schema, or an older version of the actor that it upgrades:
 //! see [`Versioned`]) and anything outside the actor.
 //!
+//! During a rolling upgrade, members of one cluster run different builds:
+//! each announces the versions it runs and upgrades
+//! ([`Node::type_versions`]), and [`Node::drain`] places an actor only on
+//! members that take its version. The README's "Evolving an actor" says
+//! which changes need a new version and what happens to messages.
+//!
 //! # Errors
 //!
 //! Every call returns `Result<_, `[`Error`]`>`. One situation, one answer,
