@@ -151,6 +151,11 @@ pub struct NodeStats {
     /// Messages from other nodes this node sent on toward an actor that
     /// had moved (each one a hop a corrected sender no longer makes).
     pub forwarded_messages: u64,
+    /// Bytes of gossip datagrams sent so far (0 outside a cluster): the
+    /// cost of the membership and of the directory it replicates.
+    pub gossip_bytes_sent: u64,
+    /// Bytes of gossip datagrams received so far.
+    pub gossip_bytes_received: u64,
 }
 
 /// A running mobility node. Cheap to clone; every clone is the same node.
@@ -639,10 +644,17 @@ impl Node {
             .values()
             .filter(|e| !e.is_hosting() && e.exit_reason().is_none())
             .count();
+        let (gossip_bytes_sent, gossip_bytes_received) = self
+            .shared
+            .directory
+            .as_ref()
+            .map_or((0, 0), |d| d.gossip_bytes());
         NodeStats {
             hosted,
             forwarders,
             forwarded_messages: self.shared.forwarded.load(Ordering::Relaxed),
+            gossip_bytes_sent,
+            gossip_bytes_received,
         }
     }
 

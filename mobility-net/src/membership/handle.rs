@@ -508,6 +508,16 @@ impl Membership {
         self.inner.stats.unverified()
     }
 
+    /// Bytes of gossip datagrams this node sent and received so far (UDP
+    /// payloads as sealed, probes and refused datagrams included): what the
+    /// membership and the state it replicates cost on the network.
+    pub fn gossip_bytes(&self) -> (u64, u64) {
+        (
+            self.inner.stats.bytes_sent(),
+            self.inner.stats.bytes_received(),
+        )
+    }
+
     /// Leaves gracefully: publishes `status = leaving` (peers report
     /// [`MemberEvent::Left`], not `Failed`), waits until that state has gone
     /// out to every live peer (at most 10 gossip intervals), then shuts

@@ -226,6 +226,11 @@ impl Directory {
         (!self.membership.is_leaving(node)).then_some(addr)
     }
 
+    /// Bytes of gossip sent and received by this node.
+    pub(crate) fn gossip_bytes(&self) -> (u64, u64) {
+        self.membership.gossip_bytes()
+    }
+
     /// What member `node` published under `key`.
     pub(crate) fn value_of(&self, node: &NodeId, key: &str) -> Option<String> {
         self.membership.value(node, key)

@@ -169,6 +169,30 @@ impl Node {
         named
     }
 
+    /// The named actor `name` as this node's copy of the directory has it
+    /// now (what [`directory_snapshot`](Node::directory_snapshot) lists for
+    /// that name, without listing the others): which actor holds it and
+    /// which member hosts it.
+    pub fn directory_entry(&self, name: &str) -> Option<NamedActor> {
+        let Some(directory) = &self.shared.directory else {
+            return self
+                .directory_snapshot()
+                .into_iter()
+                .find(|n| n.name == name);
+        };
+        let found = directory.find_name(name)?;
+        let node = directory
+            .locate(found.actor)
+            .map_or(found.node, |(node, _)| node);
+        Some(NamedActor {
+            version: self.version_on(&node, &found.type_tag),
+            name: name.to_owned(),
+            actor: found.actor,
+            type_tag: found.type_tag,
+            node,
+        })
+    }
+
     /// Tells the observers (if any) what happened.
     pub(crate) fn emit(&self, event: NodeEvent) {
         self.shared.meters.record(&event, self.registry());

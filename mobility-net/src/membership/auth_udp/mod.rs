@@ -104,6 +104,9 @@ pub(super) struct TransportStats {
     unverified: AtomicU64,
     /// Probes sent.
     probes_sent: AtomicU64,
+    /// Bytes of datagrams sent and received (UDP payloads, as sealed).
+    bytes_sent: AtomicU64,
+    bytes_received: AtomicU64,
     /// Per destination: how many messages carrying a delta (SYN-ACK, ACK)
     /// were sent there. `leave` waits on it to know its "leaving" status has
     /// gone out to its peers.
@@ -121,6 +124,14 @@ impl TransportStats {
 
     pub(super) fn unverified(&self) -> u64 {
         self.unverified.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn bytes_sent(&self) -> u64 {
+        self.bytes_sent.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn bytes_received(&self) -> u64 {
+        self.bytes_received.load(Ordering::Relaxed)
     }
 
     #[cfg(test)]
@@ -289,8 +300,9 @@ impl AuthUdpSocket {
         );
         seal::finish_seal(&self.key, &mut self.send_buf);
         match self.socket.try_send_to(&self.send_buf, refused.sender) {
-            Ok(_) => {
+            Ok(sent) => {
                 self.stats.probes_sent.fetch_add(1, Ordering::Relaxed);
+                self.stats.bytes_sent.fetch_add(sent as u64, Ordering::Relaxed);
             }
             Err(err) => {
                 tracing::debug!(to = %refused.sender, error = %err, "gossip probe not sent")
@@ -342,6 +354,9 @@ impl AuthUdpSocket {
             }
             Err(err) => return Err(anyhow::Error::new(err).context("gossip socket recv failed")),
         };
+        self.stats
+            .bytes_received
+            .fetch_add(len as u64, Ordering::Relaxed);
         if len > MAX_DATAGRAM {
             self.refuse(from, len, &"oversized");
             return Ok(None);
@@ -431,7 +446,8 @@ impl Socket for AuthUdpSocket {
             return Ok(());
         }
         match self.socket.send_to(&self.send_buf, to).await {
-            Ok(_) => {
+            Ok(sent) => {
+                self.stats.bytes_sent.fetch_add(sent as u64, Ordering::Relaxed);
                 if carries_delta {
                     self.stats.delta_sent(to);
                 }
