@@ -183,7 +183,17 @@ pub async fn remote_flood(
     }
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let count = remote_call(r, 0).await?;
+        let count = remote_call(r, 0).await.map_err(|e| {
+            let failed = FAILURES.load(Ordering::Relaxed) - failed_before;
+            let first = FIRST_FAILURE
+                .lock()
+                .expect("lock")
+                .clone()
+                .unwrap_or_default();
+            format!(
+                "after {n} tells, the swarm failed to send {failed} ({first}), then the flush {e}"
+            )
+        })?;
         if count >= expected {
             return Ok(count);
         }
