@@ -103,9 +103,11 @@ async fn swarm(dial: Option<Multiaddr>) -> Result<String, Error> {
                 SwarmEvent::Behaviour(remote::Event::Messaging(
                     remote::messaging::Event::OutboundFailure { error, .. },
                 )) => {
-                    if FAILURES.fetch_add(1, Ordering::Relaxed) == 0 {
-                        *FIRST_FAILURE.lock().expect("lock") = Some(error.to_string());
-                    }
+                    FAILURES.fetch_add(1, Ordering::Relaxed);
+                    FIRST_FAILURE
+                        .lock()
+                        .expect("lock")
+                        .get_or_insert_with(|| error.to_string());
                 }
                 SwarmEvent::OutgoingConnectionError { error, .. } => {
                     eprintln!("kameo swarm: dial failed: {error}");

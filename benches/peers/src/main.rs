@@ -9,11 +9,11 @@
 //!   spawned task, one call at a time;
 //! - local fire-and-forget: 1,000,000 messages, then one request to flush;
 //! - spawn time and resident memory per idle actor: each system in a child
-//!   process of its own (`peers --child spawn SYSTEM N`), RSS from
+//!   process of its own (`mobility-peers --child spawn SYSTEM N`), RSS from
 //!   /proc/self/statm before and after spawning N actors;
 //! - remote request/reply and fire-and-forget (100,000 messages) over
 //!   loopback TCP, each system's server in a child process of its own
-//!   (`peers --child serve SYSTEM`), the client in this one.
+//!   (`mobility-peers --child serve SYSTEM`), the client in this one.
 //!
 //! Run: `cargo run --release --manifest-path benches/peers/Cargo.toml`
 //! (`-- --quick` for a short smoke run).
@@ -423,7 +423,7 @@ fn child_serve(sys: &str) {
         std::io::stdout().flush().expect("flush");
         tokio::task::spawn_blocking(|| {
             let mut s = String::new();
-            while std::io::stdin().read_line(&mut s).map_or(false, |n| n > 0) {
+            while std::io::stdin().read_line(&mut s).is_ok_and(|n| n > 0) {
                 s.clear();
             }
         })
@@ -581,11 +581,11 @@ fn remote(cfg: &Config) -> Vec<Row> {
         (Work::Flood, cfg.remote_flood),
     ];
     // Warm up (a figure that fails here is n/a from the start).
-    for sys in 0..4 {
+    for (sys, name) in SYSTEMS.iter().enumerate() {
         for (i, (work, n)) in works.iter().enumerate() {
             if rows[i].na[sys].is_none() {
                 if let Err(e) = rt.block_on(remote_work(r.clone(), sys, *work, n / 10)) {
-                    eprintln!("{}: {e}", SYSTEMS[sys]);
+                    eprintln!("{name}: {e}");
                     rows[i].na(sys, &e);
                 }
             }
@@ -629,6 +629,6 @@ fn child(args: &[String]) {
     match args {
         [what, sys, n] if what == "spawn" => child_spawn(sys, n.parse().expect("N")),
         [what, sys] if what == "serve" => child_serve(sys),
-        _ => panic!("usage: peers --child spawn SYSTEM N | --child serve SYSTEM"),
+        _ => panic!("usage: mobility-peers --child spawn SYSTEM N | --child serve SYSTEM"),
     }
 }
