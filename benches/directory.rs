@@ -18,8 +18,8 @@
 //!
 //! These are limits, measured here and never in timed tests. Not criterion:
 //! each figure is one scale experiment (medians of repeated short ones where
-//! it can). Run: `cargo bench --bench directory` (`-- --quick` for 10,000
-//! actors instead of 100,000).
+//! it can). Run: `cargo bench --bench directory` (100,000 actors; `--
+//! --actors N` for another number).
 
 use std::time::{Duration, Instant};
 
@@ -244,8 +244,12 @@ async fn run(actors: usize) {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
-    let actors = if quick { 10_000 } else { 100_000 };
+    let args: Vec<String> = std::env::args().collect();
+    let actors = args
+        .iter()
+        .position(|a| a == "--actors")
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .unwrap_or(100_000);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
