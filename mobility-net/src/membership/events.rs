@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use crate::NodeId;
 
@@ -52,8 +53,9 @@ pub struct Member {
 pub(super) struct Observed {
     /// The peer's start generation.
     pub(super) generation: u64,
-    /// What it publishes.
-    pub(super) member: Member,
+    /// What it publishes (shared: a snapshot's members are copied out of
+    /// chitchat once, then only their `Arc`s are passed around).
+    pub(super) member: Arc<Member>,
 }
 
 /// What is known of the latest incarnation of a node id.
@@ -65,7 +67,7 @@ struct Incarnation {
     /// Declared failed: this incarnation is never live again.
     failed: bool,
     /// As last seen live (kept while failures are held).
-    member: Option<Member>,
+    member: Option<Arc<Member>>,
 }
 
 /// Remembers, per node id, its latest incarnation and whether it is live and
@@ -86,7 +88,7 @@ impl Tracker {
     pub(super) fn update(
         &mut self,
         observed: Vec<Observed>,
-    ) -> (Vec<MemberEvent>, BTreeMap<NodeId, Member>) {
+    ) -> (Vec<MemberEvent>, BTreeMap<NodeId, Arc<Member>>) {
         self.update_holding(observed, false)
     }
 
@@ -102,7 +104,7 @@ impl Tracker {
         &mut self,
         observed: Vec<Observed>,
         hold: bool,
-    ) -> (Vec<MemberEvent>, BTreeMap<NodeId, Member>) {
+    ) -> (Vec<MemberEvent>, BTreeMap<NodeId, Arc<Member>>) {
         // Latest live incarnation of each id.
         let mut latest: BTreeMap<NodeId, Observed> = BTreeMap::new();
         for peer in observed {
@@ -171,7 +173,7 @@ impl Tracker {
             if known.live && !live.contains_key(id) {
                 if hold {
                     if let Some(member) = &known.member {
-                        live.insert(id.clone(), member.clone());
+                        live.insert(id.clone(), Arc::clone(member));
                     }
                     continue;
                 }
@@ -200,13 +202,13 @@ mod tests {
     fn peer(name: &str, generation: u64, leaving: bool) -> Observed {
         Observed {
             generation,
-            member: Member {
+            member: Arc::new(Member {
                 id: id(name),
                 gossip_addr: SocketAddr::from(([127, 0, 0, 1], 7000)),
                 values: BTreeMap::new(),
                 leaving,
                 sees: Vec::new(),
-            },
+            }),
         }
     }
 

@@ -1,7 +1,7 @@
 //! [`Membership`]: a running chitchat instance on the encrypted
 //! transport, its live members and their events.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
@@ -100,7 +100,7 @@ struct View {
     /// Whether this node announced its leave.
     leaving: bool,
     /// Live peers (latest incarnation of each id).
-    peers: BTreeMap<NodeId, Member>,
+    peers: BTreeMap<NodeId, Arc<Member>>,
     tracker: Tracker,
     /// Shut down: no more snapshots are applied.
     stopped: bool,
@@ -133,7 +133,7 @@ impl Shared {
             return Vec::new();
         }
         let hold = standing == Standing::Validating;
-        let before = self.voters(view.peers.values());
+        let before = self.voters(view.peers.values().map(|m| &**m));
         let (mut events, mut peers) = view.tracker.update_holding(observed, hold);
         let mut failed = view.tracker.take_failed();
         if !failed.is_empty() && !self.keeps_running(&before, &peers, &failed) {
@@ -185,7 +185,7 @@ impl Shared {
     fn keeps_running(
         &self,
         before: &BTreeSet<NodeId>,
-        peers: &BTreeMap<NodeId, Member>,
+        peers: &BTreeMap<NodeId, Arc<Member>>,
         failed: &[(NodeId, u64)],
     ) -> bool {
         let Some(window) = self.quorum_window else {
@@ -198,7 +198,7 @@ impl Shared {
             .unwrap_or_else(PoisonError::into_inner);
         recent.retain(|(_, at)| now.duration_since(*at) < window);
         let recently: BTreeSet<NodeId> = recent.iter().map(|(id, _)| id.clone()).collect();
-        let after = self.voters(peers.values());
+        let after = self.voters(peers.values().map(|m| &**m));
         recent.extend(failed.iter().map(|(id, _)| (id.clone(), now)));
         super::quorum::keeps_running(before, &recently, &after)
     }
@@ -384,7 +384,7 @@ impl Membership {
     /// [`leave`](Membership::leave), only this node.
     pub fn members(&self) -> Vec<Member> {
         let view = self.inner.shared.read();
-        let mut members: Vec<Member> = view.peers.values().cloned().collect();
+        let mut members: Vec<Member> = view.peers.values().map(|m| (**m).clone()).collect();
         members.push(self.myself(&view));
         members.sort_by(|a, b| a.id.cmp(&b.id));
         members
@@ -396,7 +396,7 @@ impl Membership {
         if *id == self.inner.id {
             Some(self.myself(&view))
         } else {
-            view.peers.get(id).cloned()
+            view.peers.get(id).map(|m| (**m).clone())
         }
     }
 
@@ -615,11 +615,34 @@ fn generation() -> u64 {
         .unwrap_or(0)
 }
 
+/// The members last copied out of chitchat, per incarnation, with the
+/// version of the node state they were copied at: a peer whose state did
+/// not change since is not copied again (each copy costs as much as the
+/// peer publishes, an entry per actor it hosts).
+type Copied = HashMap<(Arc<str>, u64), (u64, Arc<Member>)>;
+
 /// The live peers of a chitchat snapshot (any incarnation of `me` excluded).
-fn observe(snapshot: &BTreeMap<ChitchatId, NodeState>, me: &NodeId) -> Vec<Observed> {
-    snapshot
+fn observe(
+    snapshot: &BTreeMap<ChitchatId, NodeState>,
+    me: &NodeId,
+    copied: &mut Copied,
+) -> Vec<Observed> {
+    let mut fresh: Copied = HashMap::with_capacity(snapshot.len());
+    let observed = snapshot
         .iter()
         .filter_map(|(chitchat_id, state)| {
+            let key = (chitchat_id.node_id.clone(), chitchat_id.generation_id);
+            let version = state.max_version();
+            if let Some((seen, member)) = copied.get(&key) {
+                if *seen == version {
+                    let member = Arc::clone(member);
+                    fresh.insert(key, (version, Arc::clone(&member)));
+                    return Some(Observed {
+                        generation: chitchat_id.generation_id,
+                        member,
+                    });
+                }
+            }
             let id = match NodeId::new(&chitchat_id.node_id) {
                 Ok(id) => id,
                 Err(err) => {
@@ -645,18 +668,22 @@ fn observe(snapshot: &BTreeMap<ChitchatId, NodeState>, me: &NodeId) -> Vec<Obser
                     values.insert(key.to_owned(), value.to_owned());
                 }
             }
+            let member = Arc::new(Member {
+                id,
+                gossip_addr: chitchat_id.gossip_advertise_addr,
+                values,
+                leaving,
+                sees,
+            });
+            fresh.insert(key, (version, Arc::clone(&member)));
             Some(Observed {
                 generation: chitchat_id.generation_id,
-                member: Member {
-                    id,
-                    gossip_addr: chitchat_id.gossip_advertise_addr,
-                    values,
-                    leaving,
-                    sees,
-                },
+                member,
             })
         })
-        .collect()
+        .collect();
+    *copied = fresh;
+    observed
 }
 
 /// Applies every snapshot of chitchat's live nodes until told to stop (or
@@ -668,8 +695,9 @@ async fn watch_live_nodes(
     chitchat: Arc<Mutex<Chitchat>>,
     me: NodeId,
 ) {
+    let mut copied = Copied::new();
     loop {
-        let observed = observe(&live.borrow_and_update(), &me);
+        let observed = observe(&live.borrow_and_update(), &me, &mut copied);
         let failed = shared.apply(observed);
         publish_downs(&shared, &chitchat, failed).await;
         publish_seen(&shared, &chitchat).await;

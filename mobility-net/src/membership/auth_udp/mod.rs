@@ -302,7 +302,9 @@ impl AuthUdpSocket {
         match self.socket.try_send_to(&self.send_buf, refused.sender) {
             Ok(sent) => {
                 self.stats.probes_sent.fetch_add(1, Ordering::Relaxed);
-                self.stats.bytes_sent.fetch_add(sent as u64, Ordering::Relaxed);
+                self.stats
+                    .bytes_sent
+                    .fetch_add(sent as u64, Ordering::Relaxed);
             }
             Err(err) => {
                 tracing::debug!(to = %refused.sender, error = %err, "gossip probe not sent")
@@ -447,7 +449,9 @@ impl Socket for AuthUdpSocket {
         }
         match self.socket.send_to(&self.send_buf, to).await {
             Ok(sent) => {
-                self.stats.bytes_sent.fetch_add(sent as u64, Ordering::Relaxed);
+                self.stats
+                    .bytes_sent
+                    .fetch_add(sent as u64, Ordering::Relaxed);
                 if carries_delta {
                     self.stats.delta_sent(to);
                 }
