@@ -616,17 +616,10 @@ impl Node {
     /// The live members of this node's cluster that are not leaving, this
     /// node included, sorted (only this node if it does not listen).
     pub fn members(&self) -> Vec<NodeId> {
-        let mut members: Vec<NodeId> = match &self.shared.directory {
-            Some(directory) => directory
-                .members()
-                .into_iter()
-                .filter(|m| !m.leaving)
-                .map(|m| m.id)
-                .collect(),
+        match &self.shared.directory {
+            Some(directory) => directory.staying(),
             None => vec![self.id().clone()],
-        };
-        members.sort();
-        members
+        }
     }
 
     /// Membership events (a member joined, left, failed), each sent once the

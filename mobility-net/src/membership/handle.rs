@@ -390,6 +390,25 @@ impl Membership {
         members
     }
 
+    /// The ids of the live members that have not announced a leave (this
+    /// node included unless it is leaving), sorted: what
+    /// [`members`](Membership::members) lists, without copying anyone's
+    /// values (each member publishes an entry per actor it hosts).
+    pub fn staying_ids(&self) -> Vec<NodeId> {
+        let view = self.inner.shared.read();
+        let mut ids: Vec<NodeId> = view
+            .peers
+            .values()
+            .filter(|m| !m.leaving)
+            .map(|m| m.id.clone())
+            .collect();
+        if !view.leaving {
+            ids.push(self.inner.id.clone());
+        }
+        ids.sort();
+        ids
+    }
+
     /// One live member (this node included), if it is live.
     pub fn member(&self, id: &NodeId) -> Option<Member> {
         let view = self.inner.shared.read();

@@ -317,12 +317,17 @@ impl Directory {
 
     /// Who decides name claims now: the smallest live member not leaving.
     pub(crate) fn coordinator(&self) -> NodeId {
-        self.members()
+        self.membership
+            .staying_ids()
             .into_iter()
-            .filter(|m| !m.leaving)
-            .map(|m| m.id)
-            .min()
+            .next()
             .unwrap_or_else(|| self.membership.id().clone())
+    }
+
+    /// The live members not leaving, this node included (unless it is),
+    /// sorted: ids only, nothing copied of what they publish.
+    pub(crate) fn staying(&self) -> Vec<NodeId> {
+        self.membership.staying_ids()
     }
 
     /// As coordinator: grants `name` to `actor` of node `node`, or says which
@@ -343,21 +348,23 @@ impl Directory {
             }
         }
         let mut claims = lock(&self.claims);
-        claims.retain(|claimed, claim| claim.holds(claimed, &self.membership));
-        match claims.get(name) {
-            Some(claim) if claim.actor != actor => Err(claim.actor),
-            _ => {
-                claims.insert(
-                    name.to_owned(),
-                    Claim {
-                        actor,
-                        node: node.clone(),
-                        at: Instant::now(),
-                    },
-                );
-                Ok(())
+        // Only this name's claim matters here (checking them all made each
+        // claim cost as much as the claims pending: a burst of spawns was
+        // quadratic); `sweep_claims` drops the lapsed ones every round.
+        if let Some(claim) = claims.get(name) {
+            if claim.actor != actor && claim.holds(name, &self.membership) {
+                return Err(claim.actor);
             }
         }
+        claims.insert(
+            name.to_owned(),
+            Claim {
+                actor,
+                node: node.clone(),
+                at: Instant::now(),
+            },
+        );
+        Ok(())
     }
 
     /// This node leaves the cluster gracefully.
