@@ -81,7 +81,6 @@ pub(crate) struct Cell<A: Actor> {
     node: NodeRef,
     entry: Arc<Entry<A>>,
     rx: mpsc::UnboundedReceiver<Envelope<A>>,
-    control: mpsc::UnboundedReceiver<Control<A>>,
     stream: Origin,
     next_seq: u64,
     mode: Mode<A>,
@@ -107,6 +106,8 @@ impl<A: Actor> Drop for Cell<A> {
         // leave it in the slot: the actor holds a handle to the entry that
         // holds the slot.
         self.entry.idle.close();
+        // Its control queue has no reader any more.
+        self.entry.control.close();
     }
 }
 
@@ -124,7 +125,6 @@ impl<A: Actor> Cell<A> {
         node: NodeRef,
         entry: Arc<Entry<A>>,
         rx: mpsc::UnboundedReceiver<Envelope<A>>,
-        control: mpsc::UnboundedReceiver<Control<A>>,
         start: Start<A>,
         stream: Origin,
     ) -> Self {
@@ -146,7 +146,6 @@ impl<A: Actor> Cell<A> {
             node,
             entry,
             rx,
-            control,
             stream,
             next_seq: 0,
             mode,
@@ -239,7 +238,7 @@ impl<A: Actor> Cell<A> {
                     // carrying a commit, say).
                     if self.has_queued() {
                         tokio::task::consume_budget().await;
-                        while let Ok(control) = self.control.try_recv() {
+                        while let Some(control) = self.entry.control.try_recv() {
                             self.on_control(control).await;
                         }
                     }
@@ -256,7 +255,7 @@ impl<A: Actor> Cell<A> {
             };
             // Control first; receiving spends the task's budget.
             let event = std::future::poll_fn(|cx| {
-                if let Poll::Ready(Some(control)) = self.control.poll_recv(cx) {
+                if let Poll::Ready(control) = self.entry.control.poll_recv(cx) {
                     return Poll::Ready(Event::Control(control));
                 }
                 if let Poll::Ready(Some(envelope)) = self.rx.poll_recv(cx) {
