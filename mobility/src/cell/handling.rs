@@ -134,7 +134,7 @@ impl<A: Actor> Cell<A> {
                             hosted.monitors.push((numbered.origin.node, id));
                             return;
                         }
-                        WireBody::Migrate(dest) => LocalBody::Migrate(dest),
+                        WireBody::Migrate(dest) => LocalBody::Migrate(Box::new(dest)),
                         WireBody::Noop => return,
                     };
                     (body, reply)
@@ -208,7 +208,7 @@ impl<A: Actor> Cell<A> {
                 };
                 self.exit(hosted, ExitReason::Stopped, Some(reply)).await;
             }
-            LocalBody::Migrate(dest) => self.start_migration(dest, reply).await,
+            LocalBody::Migrate(dest) => self.start_migration(*dest, reply).await,
         }
     }
 

@@ -443,7 +443,7 @@ impl<A: Actor> Cell<A> {
                     hops: 0,
                 }
             }
-            Envelope::Wire(envelope) => Numbered::from_wire(envelope),
+            Envelope::Wire(envelope) => Numbered::from_wire(*envelope),
         }
     }
 

@@ -211,9 +211,9 @@ impl<A: Actor> ErasedEntry for Entry<A> {
     }
 
     fn deliver(&self, envelope: WireEnvelope) -> Result<(), WireEnvelope> {
-        match self.put(Envelope::Wire(envelope)) {
+        match self.put(Envelope::Wire(Box::new(envelope))) {
             Ok(()) => Ok(()),
-            Err(mpsc::error::SendError(Envelope::Wire(envelope))) => Err(envelope),
+            Err(mpsc::error::SendError(Envelope::Wire(envelope))) => Err(*envelope),
             // We sent a `Wire` envelope, so that is what comes back.
             Err(mpsc::error::SendError(Envelope::Local { .. })) => Ok(()),
         }
