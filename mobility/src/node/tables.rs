@@ -84,7 +84,7 @@ impl Node {
             stream,
         );
         self.cell_started();
-        let task = self.spawn_task(cell.run());
+        let task = self.spawn_task(Box::new(cell).run());
         if !task.is_finished() {
             lock(&self.shared.cell_tasks).insert(id, task.abort_handle());
         }
