@@ -272,12 +272,8 @@ impl<A: Actor> Cell<A> {
         match started {
             Ok(()) => {
                 let state_machine = hosted.ctx.state_machine;
-                self.node.announce_hosting(
-                    self.entry.id,
-                    0,
-                    hosted.name.as_deref(),
-                    A::TYPE_TAG,
-                );
+                self.node
+                    .announce_hosting(self.entry.id, 0, hosted.name.as_deref(), A::TYPE_TAG);
                 self.node.emit(NodeEvent::Spawned {
                     actor: self.entry.id,
                     type_tag: A::TYPE_TAG,

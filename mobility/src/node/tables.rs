@@ -76,13 +76,7 @@ impl Node {
             activity: Activity::new(&self.shared.meters.of_type(A::TYPE_TAG)),
         });
         write(&self.shared.entries).insert(id, entry.clone());
-        let cell = Cell::new(
-            self.cell_host(),
-            entry.clone(),
-            rx,
-            start,
-            stream,
-        );
+        let cell = Cell::new(self.cell_host(), entry.clone(), rx, start, stream);
         self.cell_started();
         let task = self.spawn_task(Box::new(cell).run());
         if !task.is_finished() {
