@@ -235,7 +235,7 @@ impl<A: Actor> Handle<A> {
     /// is the same call.
     pub async fn migrate(&self, dest: Destination) -> Result<MigrationReport, Error> {
         let core = self.core().clone().with_migration_timeout();
-        core.system::<Result<MigrationReport, Error>>(LocalBody::Migrate(dest))
+        core.system::<Result<MigrationReport, Error>>(LocalBody::Migrate(Box::new(dest)))
             .await?
     }
 

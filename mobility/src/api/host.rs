@@ -21,7 +21,8 @@ pub(crate) enum LocalBody<M> {
     User(M),
     Stop,
     Monitor(u64),
-    Migrate(Destination),
+    /// Boxed: rare, and it would size every message slot of a mailbox.
+    Migrate(Box<Destination>),
 }
 
 /// The node, as handles, contexts and replies see it.

@@ -134,7 +134,7 @@ impl<A: Actor> Cell<A> {
                             hosted.monitors.push((numbered.origin.node, id));
                             return;
                         }
-                        WireBody::Migrate(dest) => LocalBody::Migrate(dest),
+                        WireBody::Migrate(dest) => LocalBody::Migrate(Box::new(dest)),
                         WireBody::Noop => return,
                     };
                     (body, reply)
@@ -173,7 +173,7 @@ impl<A: Actor> Cell<A> {
                     else {
                         return;
                     };
-                    self.exit(hosted, reason, None).await;
+                    Box::pin(self.exit(hosted, reason, None)).await;
                     return;
                 }
                 let Mode::Hosting(hosted) = &mut self.mode else {
@@ -197,7 +197,7 @@ impl<A: Actor> Cell<A> {
                     }
                 }
                 if before.is_some() && hosted.state.state_key() != before {
-                    self.enter_state(false).await;
+                    Box::pin(self.enter_state(false)).await;
                 }
                 self.after_handler().await;
             }
@@ -206,9 +206,9 @@ impl<A: Actor> Cell<A> {
                 let Mode::Hosting(hosted) = std::mem::replace(&mut self.mode, Mode::Stopped) else {
                     return;
                 };
-                self.exit(hosted, ExitReason::Stopped, Some(reply)).await;
+                Box::pin(self.exit(hosted, ExitReason::Stopped, Some(reply))).await;
             }
-            LocalBody::Migrate(dest) => self.start_migration(dest, reply).await,
+            LocalBody::Migrate(dest) => Box::pin(self.start_migration(*dest, reply)).await,
         }
     }
 
@@ -234,7 +234,7 @@ impl<A: Actor> Cell<A> {
                 let Mode::Hosting(hosted) = std::mem::replace(&mut self.mode, Mode::Stopped) else {
                     return;
                 };
-                self.exit(hosted, reason, None).await;
+                Box::pin(self.exit(hosted, reason, None)).await;
                 return;
             }
             hosted.ctx.postpone_requested = false;
@@ -255,10 +255,10 @@ impl<A: Actor> Cell<A> {
             let Mode::Hosting(hosted) = std::mem::replace(&mut self.mode, Mode::Stopped) else {
                 return;
             };
-            self.exit(hosted, ExitReason::Stopped, None).await;
+            Box::pin(self.exit(hosted, ExitReason::Stopped, None)).await;
         } else if let Some(dest) = hosted.ctx.migrate_requested.take() {
             let actor = hosted.ctx.id();
-            self.start_migration(dest, ReplyTo::nobody(actor)).await;
+            Box::pin(self.start_migration(dest, ReplyTo::nobody(actor))).await;
         }
     }
 

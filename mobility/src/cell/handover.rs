@@ -200,7 +200,7 @@ impl<A: Actor> Cell<A> {
             captured_held: captured.held,
             arrived: Vec::new(),
         }));
-        self.pending = Some(Pending {
+        self.pending = Some(Box::new(Pending {
             reply,
             dest: dest.clone(),
             epoch,
@@ -217,7 +217,7 @@ impl<A: Actor> Cell<A> {
             first_follows: false,
             first_message: None,
             confirmed: false,
-        });
+        }));
         if let Err(error) = self.node.send_frame(&dest, frame) {
             tracing::warn!(%actor, to = %dest, %error, "prepare could not be sent");
             self.handover.prepare_not_sent(Failure::LinkDown);

@@ -81,7 +81,6 @@ pub(crate) struct Cell<A: Actor> {
     node: NodeRef,
     entry: Arc<Entry<A>>,
     rx: mpsc::UnboundedReceiver<Envelope<A>>,
-    control: mpsc::UnboundedReceiver<Control<A>>,
     stream: Origin,
     next_seq: u64,
     mode: Mode<A>,
@@ -90,8 +89,9 @@ pub(crate) struct Cell<A: Actor> {
     handover: Machine,
     /// The machine's time origin.
     clock: tokio::time::Instant,
-    /// A migration this node began, until its caller has the answer.
-    pending: Option<Pending>,
+    /// A migration this node began, until its caller has the answer
+    /// (boxed: 448 B that most cells never use).
+    pending: Option<Box<Pending>>,
     /// The peer the node's table says this cell owes a word.
     owed_to: Option<NodeId>,
     /// When this cell last forwarded a message (or began forwarding).
@@ -107,6 +107,8 @@ impl<A: Actor> Drop for Cell<A> {
         // leave it in the slot: the actor holds a handle to the entry that
         // holds the slot.
         self.entry.idle.close();
+        // Its control queue has no reader any more.
+        self.entry.control.close();
     }
 }
 
@@ -124,7 +126,6 @@ impl<A: Actor> Cell<A> {
         node: NodeRef,
         entry: Arc<Entry<A>>,
         rx: mpsc::UnboundedReceiver<Envelope<A>>,
-        control: mpsc::UnboundedReceiver<Control<A>>,
         start: Start<A>,
         stream: Origin,
     ) -> Self {
@@ -146,7 +147,6 @@ impl<A: Actor> Cell<A> {
             node,
             entry,
             rx,
-            control,
             stream,
             next_seq: 0,
             mode,
@@ -172,50 +172,14 @@ impl<A: Actor> Cell<A> {
         )
     }
 
-    pub(crate) async fn run(mut self) {
+    /// The cell's life. Its state machine lives in every actor's task for
+    /// as long as the actor: what runs rarely (the start, control messages,
+    /// timers, a borrower's leftovers) is boxed so as not to size it. The
+    /// cell is boxed too: an async fn keeps its argument and the moved
+    /// local apart, which would hold the cell twice.
+    pub(crate) async fn run(mut self: Box<Self>) {
         if let Some((state, name)) = self.starting.take() {
-            let mut ctx = self.new_context(Timers::default());
-            ctx.state_machine = state.state_key().is_some();
-            let mut hosted = Box::new(Hosted {
-                state,
-                ctx,
-                tracker: Tracker::default(),
-                queue: VecDeque::new(),
-                monitors: Vec::new(),
-                name,
-                epoch: 0,
-                postponed: Vec::new(),
-                event_timeout_queued: false,
-                panicked: None,
-            });
-            let started = AssertUnwindSafe(hosted.state.on_start(&mut hosted.ctx))
-                .catch_unwind()
-                .await;
-            match started {
-                Ok(()) => {
-                    let state_machine = hosted.ctx.state_machine;
-                    self.node.announce_hosting(
-                        self.entry.id,
-                        0,
-                        hosted.name.as_deref(),
-                        A::TYPE_TAG,
-                    );
-                    self.node.emit(NodeEvent::Spawned {
-                        actor: self.entry.id,
-                        type_tag: A::TYPE_TAG,
-                        name: hosted.name.clone(),
-                    });
-                    self.mode = Mode::Hosting(hosted);
-                    if state_machine {
-                        self.enter_state(true).await;
-                    }
-                    self.after_handler().await;
-                }
-                Err(panic) => {
-                    self.exit(hosted, ExitReason::Panicked(panic_message(&*panic)), None)
-                        .await
-                }
-            }
+            Box::pin(self.start(state, name)).await;
         }
         let mut alarm = Alarm::default();
         loop {
@@ -239,8 +203,8 @@ impl<A: Actor> Cell<A> {
                     // carrying a commit, say).
                     if self.has_queued() {
                         tokio::task::consume_budget().await;
-                        while let Ok(control) = self.control.try_recv() {
-                            self.on_control(control).await;
+                        while let Some(control) = self.entry.control.try_recv() {
+                            Box::pin(self.on_control(control)).await;
                         }
                     }
                     continue;
@@ -256,7 +220,7 @@ impl<A: Actor> Cell<A> {
             };
             // Control first; receiving spends the task's budget.
             let event = std::future::poll_fn(|cx| {
-                if let Poll::Ready(Some(control)) = self.control.poll_recv(cx) {
+                if let Poll::Ready(control) = self.entry.control.poll_recv(cx) {
                     return Poll::Ready(Event::Control(control));
                 }
                 if let Poll::Ready(Some(envelope)) = self.rx.poll_recv(cx) {
@@ -271,19 +235,61 @@ impl<A: Actor> Cell<A> {
             // Whatever woke the cell, it takes the actor back first.
             let attention = lent && self.take_back_idle_actor().await;
             match event {
-                Event::Control(control) => self.on_control(control).await,
+                Event::Control(control) => Box::pin(self.on_control(control)).await,
                 Event::Envelope(envelope) => self.on_envelope(envelope),
-                Event::Wakeup => self.on_wakeup().await,
+                Event::Wakeup => Box::pin(self.on_wakeup()).await,
                 Event::Attention => {}
             }
             // After the event: a message it brought was sent while or after
             // the borrower ran, and must queue before anything a stop or a
             // move does with the mailbox.
             if attention {
-                self.after_borrower().await;
+                Box::pin(self.after_borrower()).await;
             }
         }
-        self.finish();
+        (*self).finish();
+    }
+
+    /// Starts a freshly spawned actor: `on_start`, then its first state.
+    async fn start(&mut self, state: A, name: Option<String>) {
+        let mut ctx = self.new_context(Timers::default());
+        ctx.state_machine = state.state_key().is_some();
+        let mut hosted = Box::new(Hosted {
+            state,
+            ctx,
+            tracker: Tracker::default(),
+            queue: VecDeque::new(),
+            monitors: Vec::new(),
+            name,
+            epoch: 0,
+            postponed: Vec::new(),
+            event_timeout_queued: false,
+            panicked: None,
+        });
+        let started = AssertUnwindSafe(hosted.state.on_start(&mut hosted.ctx))
+            .catch_unwind()
+            .await;
+        match started {
+            Ok(()) => {
+                let state_machine = hosted.ctx.state_machine;
+                self.node
+                    .announce_hosting(self.entry.id, 0, hosted.name.as_deref(), A::TYPE_TAG);
+                self.node.emit(NodeEvent::Spawned {
+                    actor: self.entry.id,
+                    type_tag: A::TYPE_TAG,
+                    name: hosted.name.clone(),
+                });
+                self.mode = Mode::Hosting(hosted);
+                if state_machine {
+                    self.enter_state(true).await;
+                }
+                self.after_handler().await;
+            }
+            Err(panic) => {
+                self.exit(hosted, ExitReason::Panicked(panic_message(&*panic)), None)
+                    .await
+            }
+        }
     }
 
     /// Lends the idle actor to this node's callers while the cell waits
@@ -444,7 +450,7 @@ impl<A: Actor> Cell<A> {
                     hops: 0,
                 }
             }
-            Envelope::Wire(envelope) => Numbered::from_wire(envelope),
+            Envelope::Wire(envelope) => Numbered::from_wire(*envelope),
         }
     }
 

@@ -17,6 +17,7 @@ pub(crate) use crate::api::host::LocalBody;
 use crate::api::host::{Host, Mailbox};
 use crate::api::reply::{ReplyResult, ReplySender, ReplyTo};
 use crate::mailbox::activity::Activity;
+use crate::mailbox::control::ControlQueue;
 use crate::mailbox::direct::DirectSend;
 use crate::mailbox::envelope::{Control, Envelope, NetControl};
 use crate::mailbox::host::{Lent, Router};
@@ -38,7 +39,7 @@ pub(crate) struct Entry<A: Actor> {
     /// Whether the actor is active on this node right now.
     pub(crate) hosting: AtomicBool,
     pub(crate) tx: mpsc::UnboundedSender<Envelope<A>>,
-    pub(crate) control: mpsc::UnboundedSender<Control<A>>,
+    pub(crate) control: ControlQueue<Control<A>>,
     pub(crate) node: Weak<dyn Router>,
     /// The node's clock for request timeouts.
     pub(crate) deadlines: Arc<Deadlines>,
@@ -210,9 +211,9 @@ impl<A: Actor> ErasedEntry for Entry<A> {
     }
 
     fn deliver(&self, envelope: WireEnvelope) -> Result<(), WireEnvelope> {
-        match self.put(Envelope::Wire(envelope)) {
+        match self.put(Envelope::Wire(Box::new(envelope))) {
             Ok(()) => Ok(()),
-            Err(mpsc::error::SendError(Envelope::Wire(envelope))) => Err(envelope),
+            Err(mpsc::error::SendError(Envelope::Wire(envelope))) => Err(*envelope),
             // We sent a `Wire` envelope, so that is what comes back.
             Err(mpsc::error::SendError(Envelope::Local { .. })) => Ok(()),
         }

@@ -20,8 +20,9 @@ pub(crate) enum Envelope<A: Actor> {
         reply: Option<ReplySender>,
         counted: bool,
     },
-    /// From another node: numbered and encoded.
-    Wire(WireEnvelope),
+    /// From another node: numbered and encoded. Boxed: every actor's
+    /// mailbox allocates 32 slots up front, each as large as the variant.
+    Wire(Box<WireEnvelope>),
 }
 
 /// A message with its place in its stream.
@@ -82,7 +83,7 @@ impl<A: Actor> Numbered<A> {
                     },
                     LocalBody::Stop => WireBody::Stop,
                     LocalBody::Monitor(id) => WireBody::Monitor(id),
-                    LocalBody::Migrate(dest) => WireBody::Migrate(dest),
+                    LocalBody::Migrate(dest) => WireBody::Migrate(*dest),
                 };
                 (
                     body,

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::mailbox::activity::Activity;
+use crate::mailbox::control::ControlQueue;
 use crate::mailbox::host::Router;
 
 impl Node {
@@ -48,7 +49,6 @@ impl Node {
         start: Start<A>,
     ) -> Arc<Entry<A>> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let (control_tx, control_rx) = mpsc::unbounded_channel();
         let hosting = matches!(start, Start::Host { .. });
         let stream = Origin::fresh(self.id());
         // An actor elsewhere: local senders send directly from the start.
@@ -66,7 +66,7 @@ impl Node {
             route: Mutex::new(route),
             hosting: AtomicBool::new(hosting),
             tx,
-            control: control_tx,
+            control: ControlQueue::new(),
             node: Arc::downgrade(&self.shared) as std::sync::Weak<dyn Router>,
             deadlines: self.shared.deadlines.clone(),
             direct_on: AtomicBool::new(direct.is_some()),
@@ -76,16 +76,9 @@ impl Node {
             activity: Activity::new(&self.shared.meters.of_type(A::TYPE_TAG)),
         });
         write(&self.shared.entries).insert(id, entry.clone());
-        let cell = Cell::new(
-            self.cell_host(),
-            entry.clone(),
-            rx,
-            control_rx,
-            start,
-            stream,
-        );
+        let cell = Cell::new(self.cell_host(), entry.clone(), rx, start, stream);
         self.cell_started();
-        let task = self.spawn_task(cell.run());
+        let task = self.spawn_task(Box::new(cell).run());
         if !task.is_finished() {
             lock(&self.shared.cell_tasks).insert(id, task.abort_handle());
         }
@@ -107,7 +100,6 @@ impl Node {
         if node == *self.id() || self.shared.stopped.load(Ordering::Acquire) {
             // It was here and is gone: a slot whose every message says so.
             let (tx, rx) = mpsc::unbounded_channel();
-            let (control, _) = mpsc::unbounded_channel();
             drop(rx);
             let exit = OnceLock::new();
             let _ = exit.set(ExitReason::NoSuchActor);
@@ -121,7 +113,7 @@ impl Node {
                 route: Mutex::new(Route { node, epoch }),
                 hosting: AtomicBool::new(false),
                 tx,
-                control,
+                control: ControlQueue::closed(),
                 node: Arc::downgrade(&self.shared) as std::sync::Weak<dyn Router>,
                 deadlines: self.shared.deadlines.clone(),
                 direct: Mutex::new(None),

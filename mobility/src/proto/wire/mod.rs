@@ -39,12 +39,13 @@ pub(crate) struct Origin {
 }
 
 impl Origin {
-    /// A new stream numbered by `node` (a random id, so its numbers are
-    /// never taken for those of an earlier stream).
+    /// A new stream numbered by `node` (an id unique in this process and
+    /// unpredictable across processes, so its numbers are never taken for
+    /// those of an earlier stream).
     pub(crate) fn fresh(node: &NodeId) -> Origin {
         Origin {
             node: node.clone(),
-            stream: crate::proto::id::random_u64(),
+            stream: crate::proto::id::unique_u64(),
         }
     }
 }
