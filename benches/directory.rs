@@ -261,5 +261,9 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    runtime.block_on(async move { tokio::spawn(run(actors, drained)).await.expect("bench task") });
+    runtime.block_on(async move {
+        tokio::spawn(run(actors, drained))
+            .await
+            .expect("bench task")
+    });
 }
