@@ -169,6 +169,7 @@ async fn the_state_endpoint_follows_the_mailbox_and_a_migration() {
     assert_eq!(members, [a.id().as_str(), b.id().as_str()]);
     let info = hosted(&before, walker.id()).expect("hosted");
     assert_eq!(info["type_tag"], <Walker as Actor>::TYPE_TAG);
+    assert_eq!(info["version"], <Walker as Actor>::VERSION);
     assert_eq!(info["name"], "walker");
     assert!(info["rust_type"]
         .as_str()

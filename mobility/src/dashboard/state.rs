@@ -201,6 +201,8 @@ struct Named {
     actor: String,
     type_tag: String,
     node: String,
+    /// The version of its type the hosting member runs, as it announced.
+    version: Option<u32>,
 }
 
 /// An actor active on this node.
@@ -213,6 +215,8 @@ struct Hosted {
     mailbox_depth: usize,
     messages_handled: u64,
     epoch: u64,
+    /// The version of its type it runs (this build's).
+    version: u32,
 }
 
 impl Snapshot {
@@ -242,6 +246,7 @@ impl Snapshot {
                     actor: named.actor.to_string(),
                     type_tag: named.type_tag,
                     node: named.node.to_string(),
+                    version: named.version,
                 })
                 .collect(),
             actors: node
@@ -255,6 +260,7 @@ impl Snapshot {
                     mailbox_depth: actor.mailbox_depth,
                     messages_handled: actor.messages_handled,
                     epoch: actor.epoch,
+                    version: actor.version,
                 })
                 .collect(),
             events,
