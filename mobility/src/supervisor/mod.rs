@@ -446,11 +446,22 @@ impl Shared {
             .and_then(|slot| slot.handle.clone())
     }
 
-    fn set_running(&self, i: usize, handle: Arc<dyn Any + Send + Sync>, actor: Option<ActorId>) {
+    /// Child `i` runs as `handle`; a restart is counted in the same step,
+    /// so whoever sees the new incarnation sees its restart counted too.
+    fn set_running(
+        &self,
+        i: usize,
+        handle: Arc<dyn Any + Send + Sync>,
+        actor: Option<ActorId>,
+        restart: bool,
+    ) {
         {
             let mut children = crate::sync::lock(&self.children);
             children[i].handle = Some(handle);
             children[i].actor = actor;
+            if restart {
+                children[i].restarts += 1;
+            }
         }
         self.started.send_modify(|n| *n += 1);
     }
@@ -459,10 +470,6 @@ impl Shared {
         let mut children = crate::sync::lock(&self.children);
         children[i].handle = None;
         children[i].actor = None;
-    }
-
-    fn count_restart(&self, i: usize) {
-        crate::sync::lock(&self.children)[i].restarts += 1;
     }
 
     fn set_removed(&self, i: usize) {

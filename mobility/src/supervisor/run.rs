@@ -94,7 +94,7 @@ impl Run {
     /// child cannot start does not start).
     pub(crate) async fn start_all(&mut self) -> Result<(), StartError> {
         for i in 0..self.children.len() {
-            if let Err(error) = self.start_child(i).await {
+            if let Err(error) = self.start_child(i, false).await {
                 self.stop_all().await;
                 return Err(StartError {
                     child: self.children[i].spec.id.clone(),
@@ -207,30 +207,29 @@ impl Run {
                 if self.children[j].removed || self.children[j].stop.is_some() {
                     continue;
                 }
-                match self.start_child(j).await {
-                    Ok(()) => self.shared.count_restart(j),
-                    Err(error) => {
-                        tracing::warn!(node = %self.node.id(), child = %self.children[j].spec.id,
-                            %error, "supervisor: restart failed");
-                        // A failed start is a failure of that child, counted
-                        // against the intensity like any other.
-                        failures.push_back((j, ChildExit::StartFailed(error)));
-                        break;
-                    }
+                if let Err(error) = self.start_child(j, true).await {
+                    tracing::warn!(node = %self.node.id(), child = %self.children[j].spec.id,
+                        %error, "supervisor: restart failed");
+                    // A failed start is a failure of that child, counted
+                    // against the intensity like any other.
+                    failures.push_back((j, ChildExit::StartFailed(error)));
+                    break;
                 }
             }
         }
         None
     }
 
-    /// Starts a new incarnation of child `i` and watches it.
-    async fn start_child(&mut self, i: usize) -> Result<(), Error> {
+    /// Starts a new incarnation of child `i` (a restart if `restart`) and
+    /// watches it.
+    async fn start_child(&mut self, i: usize, restart: bool) -> Result<(), Error> {
         let running = self.start_incarnation(i).await?;
         let child = &mut self.children[i];
         child.incarnation += 1;
         child.stop = Some(running.stop);
         child.last_actor = running.actor;
-        self.shared.set_running(i, running.handle, running.actor);
+        self.shared
+            .set_running(i, running.handle, running.actor, restart);
         let (ended, incarnation, exit) = (self.ended_tx.clone(), child.incarnation, running.exit);
         self.node.spawn_task(async move {
             let _ = ended.send((i, incarnation, exit.await));
