@@ -21,6 +21,8 @@
 //! it can). Run: `cargo bench --bench directory` (100,000 actors; `--
 //! --actors N` for another number).
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use mobility::prelude::*;
@@ -41,17 +43,6 @@ impl Idle {
     pub fn get(&self) -> u64 {
         self.n
     }
-}
-
-/// Resident memory of this process, in bytes.
-fn rss() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
 }
 
 async fn member(id: &str, seed: Option<String>) -> Node {
@@ -106,13 +97,13 @@ async fn run(actors: usize, drained: usize) {
 
     // The actors' own cost on a node of no cluster, to subtract.
     let lone = Node::builder().id("lone").start().await.expect("lone node");
-    let before = rss();
+    let before = common::resident_bytes();
     for i in 0..actors {
         lone.spawn_named(format!("idle-{i}"), Idle::default())
             .await
             .expect("spawn");
     }
-    let own_cost = rss().saturating_sub(before);
+    let own_cost = common::resident_bytes().saturating_sub(before);
     // Kept alive to the end: memory it freed would be reused by the
     // cluster and hide the directory's cost.
     println!(
@@ -133,7 +124,7 @@ async fn run(actors: usize, drained: usize) {
     );
 
     // Memory: the host spawns them; every other member learns them.
-    let base = rss();
+    let base = common::resident_bytes();
     let started = Instant::now();
     for i in 0..actors {
         nodes[0]
@@ -149,7 +140,7 @@ async fn run(actors: usize, drained: usize) {
             .all(|n| n.directory_entry(&last).is_some() && n.directory_entry("idle-0").is_some())
     })
     .await;
-    let cluster_cost = rss().saturating_sub(base);
+    let cluster_cost = common::resident_bytes().saturating_sub(base);
     let directory_cost = cluster_cost.saturating_sub(own_cost);
     let per_remote = directory_cost as f64 / (actors as f64 * (MEMBERS - 1) as f64);
     println!(

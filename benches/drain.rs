@@ -1,4 +1,4 @@
-//! Draining a node, and many idle actors on one node. Each figure is
+//! Draining a node. Each figure is
 //! measured next to its baseline in the same run and the same runtime (one
 //! multi-thread tokio runtime, 2 workers).
 //!
@@ -16,20 +16,15 @@
 //!   the work of creating them where they land, without moving anything.
 //!   Their difference is what the moves themselves cost. The printed lines
 //!   also give the drain's `took` split into the moves and the leave.
-//! - `idle_1000000` (run once, not by criterion; `DRAIN_BENCH_IDLE=N`
-//!   changes the count, `0` skips it): in a child process of its own (so
-//!   that the allocator's reuse of freed memory does not flatter either
-//!   side), spawns N idle `Counter` actors on one node and reads the time
-//!   and the resident memory (`/proc/self/statm`, before and after) per
-//!   actor; the baseline, in another child, is N idle tokio tasks each
-//!   holding an `mpsc` receiver. Figures go to stderr.
+//!
+//! Idle actors, up to 1,000,000 on one node: `benches/idle.rs`.
 //!
 //! Run: `cargo bench --bench drain`; `DRAIN_BENCH_ONCE=N` runs one round
 //! of a drain of N actors and prints it (for profiles and quick figures).
 
 mod common;
 
-use common::{small, Counter, Small};
+use common::{small, Small};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode};
@@ -164,98 +159,7 @@ fn drain_group(c: &mut Criterion, rt: &Runtime, n: usize) {
     group.finish();
 }
 
-// ---------------------------------------------------------------------------
-// Idle actors, each side in a child process.
-
-fn resident_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("statm");
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("resident pages");
-    pages * 4096
-}
-
-fn idle_child(which: &str, n: usize) {
-    let which = which.to_owned();
-    let rt = runtime();
-    rt.block_on(async {
-        tokio::spawn(async move {
-            let before = resident_bytes();
-            let started = Instant::now();
-            match which.as_str() {
-                "actors" => {
-                    let node = Node::builder().id("idle").start().await.expect("node");
-                    let mut handles: Vec<Handle<Counter>> = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        handles.push(node.spawn(Counter::default()).await.expect("spawn"));
-                    }
-                    let took = started.elapsed();
-                    let after = resident_bytes();
-                    report("mobility actors", n, took, before, after);
-                    std::mem::forget(handles);
-                    std::mem::forget(node);
-                }
-                _ => {
-                    let mut senders = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        let (tx, mut rx) = tokio::sync::mpsc::channel::<u64>(16);
-                        tokio::spawn(async move { while rx.recv().await.is_some() {} });
-                        senders.push(tx);
-                    }
-                    tokio::task::yield_now().await;
-                    let took = started.elapsed();
-                    let after = resident_bytes();
-                    report("tokio tasks + mpsc receiver", n, took, before, after);
-                    std::mem::forget(senders);
-                }
-            }
-        })
-        .await
-        .expect("idle task");
-    });
-    std::process::exit(0);
-}
-
-fn report(what: &str, n: usize, took: Duration, before: u64, after: u64) {
-    eprintln!(
-        "IDLE {what}: {n} in {took:?} ({:.2} us each); resident {} MB -> {} MB, {} B each",
-        took.as_secs_f64() * 1e6 / n as f64,
-        before >> 20,
-        after >> 20,
-        after.saturating_sub(before) / n as u64
-    );
-}
-
-fn idle(n: usize) {
-    eprintln!("idle_{n}: each side in a child process");
-    for which in ["tokio", "actors"] {
-        let out = std::process::Command::new(std::env::current_exe().expect("exe"))
-            .env("DRAIN_BENCH_CHILD", which)
-            .env("DRAIN_BENCH_IDLE", n.to_string())
-            .output()
-            .expect("child runs");
-        for line in String::from_utf8_lossy(&out.stderr).lines() {
-            if line.starts_with("IDLE") {
-                eprintln!("  {line}");
-            }
-        }
-        if !out.status.success() {
-            eprintln!("  {which}: child failed: {}", out.status);
-        }
-    }
-}
-
 fn main() {
-    let idle_n: usize = std::env::var("DRAIN_BENCH_IDLE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
-    if let Ok(which) = std::env::var("DRAIN_BENCH_CHILD") {
-        idle_child(&which, idle_n);
-        return;
-    }
     let rt = runtime();
     // `DRAIN_BENCH_ONCE=N`: one round of a drain of N actors, printed, no
     // criterion (for profiles and quick before/after figures).
@@ -272,8 +176,5 @@ fn main() {
         drain_group(&mut c, &rt, 100_000);
     }
     drop(rt);
-    if idle_n > 0 {
-        idle(idle_n);
-    }
     c.final_summary();
 }

@@ -56,17 +56,6 @@ fn spawn_raw() -> mpsc::UnboundedSender<u64> {
     tx
 }
 
-/// Resident bytes of this process.
-fn resident() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("statm");
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .expect("resident pages");
-    pages * 4096
-}
-
 /// In a child: spawns `count` idle actors of `kind` from a spawned task
 /// and prints resident bytes per actor.
 fn child(kind: &str, count: usize) {
@@ -79,7 +68,7 @@ fn child(kind: &str, count: usize) {
             let mut raws = Vec::with_capacity(count);
             // Let the node settle before the first reading.
             tokio::time::sleep(Duration::from_millis(100)).await;
-            let before = resident();
+            let before = common::resident_bytes();
             let started = Instant::now();
             for _ in 0..count {
                 if mobility {
@@ -91,7 +80,7 @@ fn child(kind: &str, count: usize) {
             let took = started.elapsed();
             // Every task has run to its first wait.
             tokio::time::sleep(Duration::from_millis(500)).await;
-            let after = resident();
+            let after = common::resident_bytes();
             std::mem::forget((handles, raws, node));
             (before, after, took)
         })
