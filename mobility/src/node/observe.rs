@@ -140,11 +140,19 @@ impl Node {
     /// cluster lists its own named actors.
     pub fn directory_snapshot(&self) -> Vec<NamedActor> {
         if let Some(directory) = &self.shared.directory {
+            // Each member's announcement decoded once, not once per name.
+            let mut announced: HashMap<NodeId, Option<Vec<crate::node::TypeVersions>>> =
+                HashMap::new();
             return directory
                 .names()
                 .into_iter()
                 .map(|(name, entry)| NamedActor {
-                    version: self.version_on(&entry.node, &entry.type_tag),
+                    version: announced
+                        .entry(entry.node.clone())
+                        .or_insert_with(|| self.type_versions(&entry.node))
+                        .as_deref()
+                        .and_then(|types| types.iter().find(|t| t.tag == entry.type_tag))
+                        .map(|t| t.runs),
                     name,
                     actor: entry.actor,
                     type_tag: entry.type_tag,
