@@ -122,11 +122,13 @@ async fn state_where(what: &str, addr: SocketAddr, check: impl Fn(&Value) -> boo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_state_endpoint_follows_the_mailbox_and_a_migration() {
     let (a, b) = cluster("state").await;
+    // The page logs the events from when it is served on: the spawn comes
+    // after (its event may be emitted before `spawn_named` returns).
+    let dashboard = a.serve_dashboard("127.0.0.1:0").await.expect("serves");
     let walker = a
         .spawn_named("walker", Walker::default())
         .await
         .expect("spawn");
-    let dashboard = a.serve_dashboard("127.0.0.1:0").await.expect("serves");
     let addr = dashboard.addr();
     assert_eq!(dashboard.url(), format!("http://{addr}/"));
 
